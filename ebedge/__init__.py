@@ -1,0 +1,3 @@
+"""ebedge: energy benchmarking of Early-Bird ticket training on edge devices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,175 @@
+"""The `ebedge` command: parses, calls the library, prints. Nothing else lives here."""
+import json
+import os
+import sys
+
+import click
+
+from ebedge import __version__
+from ebedge.errors import EbedgeError
+from ebedge.settings import METHODS, RETRAIN_MODES
+
+
+class Group(click.Group):
+    """Turns library errors into one line and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super(Group, self).invoke(ctx)
+        except (EbedgeError, ValueError) as exc:
+            raise click.ClickException(str(exc))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="ebedge")
+def main():
+    """Energy benchmarks of Early-Bird ticket training (EB Train) on edge devices."""
+
+
+def _parse_meter_options(pairs):
+    """`NAME.KEY=VALUE` strings -> {name: {key: value}} (numbers parsed where they are numbers)."""
+    out = {}
+    for pair in pairs:
+        try:
+            target, value = pair.split("=", 1)
+            name, key = target.split(".", 1)
+        except ValueError:
+            raise EbedgeError("--meter-option wants METER.KEY=VALUE, got %r" % pair)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+@main.command()
+@click.option("--method", default="eb", show_default=True, help="one of: " + ", ".join(METHODS))
+@click.option("--model", default="vgg16", show_default=True,
+              help="vgg16, vgg11, preresnet101, preresnet164, resnet18, resnet50")
+@click.option("--dataset", default="synthetic", show_default=True,
+              help="synthetic, cifar10, cifar100, imagefolder")
+@click.option("--data-dir", default=None, help="dataset root (CIFAR files or train/ + test/ tree)")
+@click.option("--download", is_flag=True, help="download CIFAR into --data-dir if missing")
+@click.option("--prune-ratio", "prune_ratio", multiple=True, type=float,
+              help="p; repeat for several detectors (the first is pruned at) [default: 0.5]")
+@click.option("--epochs", type=int, help="search schedule length [default: 160]")
+@click.option("--retrain-epochs", type=int, help="retrain length [default: remaining epochs]")
+@click.option("--batch-size", type=int, help="[default: 256]")
+@click.option("--lr", type=float, help="initial learning rate [default: 0.1]")
+@click.option("--sparsity", type=float, help="L1 strength on BN scales, the paper's s [default: 1e-4]")
+@click.option("--epsilon", type=float, help="Early-Bird mask-distance threshold [default: 0.1]")
+@click.option("--keep-searching", is_flag=True, default=None,
+              help="keep training after the ticket is drawn (for study)")
+@click.option("--retrain", type=click.Choice(RETRAIN_MODES), help="[default: finetune]")
+@click.option("--width", type=float, help="channel multiplier for small runs [default: 1]")
+@click.option("--limit-train", type=int, help="use a seeded random subset of N training images")
+@click.option("--limit-test", type=int, help="use a seeded random subset of N test images")
+@click.option("--seed", type=int, help="[default: 1]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--workers", type=int, help="data-loader workers [default: 0]")
+@click.option("--meter", "meter_names", multiple=True,
+              help="meter to record (repeatable; 'auto' = best available)")
+@click.option("--meter-option", multiple=True, help="METER.KEY=VALUE driver option, e.g. wattsup.port=/dev/ttyUSB0")
+@click.option("--meter-interval", type=float, help="sampling interval in seconds")
+@click.option("--idle-seconds", type=float, help="idle power window before and after [default: 0]")
+@click.option("--allow", is_flag=True, default=None,
+              help="record power-mode/clock changes mid-run instead of refusing")
+@click.option("--cooldown", "cooldown_temp_c", type=float,
+              help="wait until every thermal zone is below this many degrees C first")
+@click.option("--out", type=click.Path(file_okay=False), help="run directory [default: results/<id>]")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="continue the run in this directory from its last checkpoint")
+@click.option("--overwrite", is_flag=True, help="replace a run already in --out")
+@click.option("--quiet", is_flag=True, help="no progress output")
+def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
+          resume_dir, out, overwrite, quiet, **options):
+    """Search, draw the ticket, prune and retrain; writes a run directory."""
+    from ebedge.runner import execute
+    if resume_dir:
+        summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
+        out = resume_dir
+    else:
+        settings = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
+                        download=download, prune_ratio=list(prune_ratio) or None,
+                        meters=list(meter_names) or None,
+                        meter_options=_parse_meter_options(meter_option) or None)
+        if data_dir is not None and not os.path.isdir(data_dir) and not download:
+            raise EbedgeError("data directory not found: %s" % data_dir)
+        from ebedge.runner import default_out
+        from ebedge.settings import resolve
+        out = out or default_out(resolve(settings))
+        summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
+    click.echo(_one_line(summary))
+    click.echo("results: %s" % out)
+
+
+def _one_line(summary):
+    energy = summary.get("energy")
+    text = "%s %s: test acc %.2f%%, EB epoch %s, train %.4g PFLOPs, %.1fs" % (
+        summary["method"], summary["model"], 100 * (summary.get("test_acc") or 0),
+        summary.get("eb_epoch"), (summary.get("train_flops_total") or 0) / 1e15,
+        summary.get("runtime_s", 0))
+    if energy:
+        text += ", train energy %.4g kJ (%s, %s)" % (energy["kj"].get("train_total", 0.0),
+                                                    energy["method"], energy["meter"])
+    return text
+
+
+@main.command()
+@click.option("--model", default="vgg16", show_default=True)
+@click.option("--dataset", default="cifar10", show_default=True,
+              help="cifar10, cifar100 (50,000 images), imagenet (1,281,167), or synthetic")
+@click.option("--epochs", default=160, show_default=True, type=int)
+@click.option("--images", type=int, help="training images per epoch [default: the dataset's]")
+@click.option("--prune-ratio", type=float, help="count the network pruned at p by a uniform mask")
+@click.option("--width", default=1.0, show_default=True, type=float)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
+    """Forward MACs/FLOPs, parameters and training FLOPs (FLOPs = 2 x MACs, step = 3 x forward)."""
+    from ebedge.flops import training_cost
+    result = training_cost(model, dataset, epochs, images=images, prune_ratio=prune_ratio,
+                           width=width)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    click.echo("model %s on %s (%d classes, %d images x %d epochs)" % (
+        model, dataset, result["num_classes"], result["images"], epochs))
+    click.echo("  params          %14d" % result["params"])
+    click.echo("  forward MACs    %14.4g per image" % result["forward_macs"])
+    click.echo("  forward FLOPs   %14.4g per image" % result["forward_flops"])
+    click.echo("  training FLOPs  %14.4g (%.4g PFLOPs)" % (result["train_flops"],
+                                                         result["train_flops"] / 1e15))
+
+
+@main.command()
+@click.option("--out", default=os.path.join("results", "default"), show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, default=True, show_default=True,
+              help="replace an earlier default run in --out")
+@click.option("--quiet", is_flag=True)
+def run(out, overwrite, quiet):
+    """The built-in default: EB Train and dense training side by side on the synthetic set."""
+    from ebedge.defaults import run_default
+    from ebedge.summary_table import side_by_side
+    summaries = run_default(out, overwrite=overwrite, quiet=quiet)
+    click.echo(side_by_side([s for _, s in summaries]))
+    click.echo("results: %s" % out)
+
+
+def _attach_optional_commands():
+    from ebedge.cli_meters import meters_group
+    main.add_command(meters_group)
+    from ebedge.cli_bench import bench_command
+    main.add_command(bench_command)
+    from ebedge.cli_report import report_command
+    main.add_command(report_command)
+
+
+_attach_optional_commands()
+
+if __name__ == "__main__":
+    main()

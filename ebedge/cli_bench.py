@@ -1,0 +1,61 @@
+"""`ebedge bench`: run a suite file cell by cell (the lead attaches bench_command to the main group)."""
+import functools
+import os
+
+import click
+
+from ebedge.errors import EbedgeError
+
+BENCHMARKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def suite_path(suite):
+    """SUITE as given if it is a file, else the shipped benchmarks/<SUITE>.toml (so `ebedge bench quick` works)."""
+    if os.path.isfile(suite):
+        return suite
+    shipped = os.path.join(BENCHMARKS_DIR, suite if suite.endswith(".toml") else suite + ".toml")
+    if os.path.isfile(shipped):
+        return shipped
+    raise EbedgeError("suite not found: %s (neither a file nor a suite in %s)" % (suite, BENCHMARKS_DIR))
+
+
+def _describe(settings):
+    ratio = "-" if settings["method"] == "dense" else ",".join("%g" % p for p in settings["prune_ratio"])
+    return "%s %s %s p=%s epochs=%d seed=%d" % (settings["model"], settings["dataset"], settings["method"], ratio,
+                                                settings["epochs"], settings["seed"])
+
+
+@click.command("bench")
+@click.argument("suite", default="quick")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Directory for the cells' run directories  [default: results/<suite name>/]")
+@click.option("--dry-run", is_flag=True, help="List the cells and exit; nothing runs.")
+@click.option("--quiet", is_flag=True, help="Only one line per cell, no per-epoch output.")
+def bench_command(suite, out_dir, dry_run, quiet):
+    """Run the suite SUITE (a .toml file, or the name of one in benchmarks/; default: quick).
+
+    Cells already complete in the output directory are skipped and interrupted ones resumed,
+    so running the same command again finishes an interrupted suite.
+    """
+    from ebedge.suite import load_suite, run_suite
+
+    try:
+        loaded = load_suite(suite_path(suite))
+    except EbedgeError as exc:
+        raise click.ClickException(str(exc))
+    out_dir = out_dir or os.path.join("results", loaded.name)
+    cells = loaded.cells()
+    if dry_run:
+        click.echo("suite %s: %d cells -> %s" % (loaded.name, len(cells), out_dir))
+        for cell in cells:
+            click.echo("  %-40s %s" % (cell.cell_id, _describe(cell.settings)))
+        return
+    # The runner (and torch) load only when something is to run.
+    from ebedge.runner import execute
+
+    results = run_suite(loaded, out_dir, functools.partial(execute, quiet=quiet), progress=click.echo)
+    failed = [cell_id for cell_id, status in results if status.startswith("failed")]
+    click.echo("suite %s: %d cells, %d failed -> %s" % (loaded.name, len(results), len(failed),
+                                                        os.path.abspath(out_dir)))
+    if failed:
+        raise click.ClickException("%d of %d cells failed: %s" % (len(failed), len(results), ", ".join(failed)))

@@ -1,0 +1,176 @@
+"""`ebedge meters ...`: list, record, replay and simulate power meters (thin over the library)."""
+import csv
+import os
+import sys
+import time
+
+import click
+
+import meters
+from ebedge import recording
+from meters import tegrastats
+from meters.base import TOTAL
+from meters.sim import registry
+from meters.sim.profile import PowerProfile
+
+
+def _option_value(text):
+    """`--option` values: numbers become numbers, everything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_options(pairs):
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter("expected KEY=VALUE, got %r" % pair, param_hint="--option")
+        out[key.strip()] = _option_value(value)
+    return out
+
+
+def _print_total(rows, out=None):
+    total = [r for r in rows if r["rail"] == TOTAL]
+    for r in total or rows:
+        click.echo("%s %s/%s: %.3f J over %.3f s (%s W avg, covered %.1f%%, max gap %.3f s)" % (
+            r["phase"], r["meter"], r["rail"], r["energy_j"], r["duration_s"],
+            "%.3f" % r["avg_power_w"] if r["avg_power_w"] is not None else "-",
+            100 * r["covered_frac"], r["max_gap_s"]), file=out)
+
+
+@click.group("meters")
+def meters_group():
+    """Power meters: what this machine has, recording, replaying logs, simulators."""
+
+
+@meters_group.command("list")
+def list_cmd():
+    """Every known meter, whether this machine has it, and why not."""
+    for name, ok, reason in meters.detect():
+        click.echo("%-12s %-13s %s" % (name, "available" if ok else "unavailable", reason))
+
+
+@meters_group.command("record", context_settings={"ignore_unknown_options": True})
+@click.option("--meter", "meter_name", default=None, help="Driver name (default: best available).")
+@click.option("--port", default=None, help="Serial device for external meters.")
+@click.option("--interval", type=float, default=None, help="Sampling interval in seconds.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Driver option, e.g. root=/tmp/sys or executable=/path/tegrastats.")
+@click.option("--duration", type=float, default=None, help="Record for this many seconds.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for samples.csv and energy.csv.")
+@click.option("--run-id", default=None, help="run_id column (default: the --out folder name).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, command):
+    """Sample a meter for --duration seconds or while COMMAND runs (after --)."""
+    if (duration is None) == (not command):
+        raise click.UsageError("give either --duration S or -- COMMAND ...")
+    name = meter_name or meters.best_available()
+    kwargs = _parse_options(options)
+    if port is not None:
+        kwargs["port"] = port
+    if interval is not None:
+        kwargs["interval_s"] = interval
+    try:
+        meter = meters.create(name, **kwargs)
+        rec = recording.record(meter, out_dir, duration_s=duration, command=list(command) or None,
+                               run_id=run_id)
+    except (meters.MeterError, ValueError) as exc:
+        raise click.ClickException(str(exc))
+    except TypeError as exc:  # an option the driver does not take
+        raise click.ClickException("meter %s: %s" % (name, exc))
+    if rec.meter_error:
+        click.echo("warning: %s" % rec.meter_error, err=True)
+    if rec.total_row() is None and rec.meter_info.get("total_error"):
+        click.echo("warning: no total rail: %s" % rec.meter_info["total_error"], err=True)
+    _print_total(rec.rows)
+    sys.exit(rec.exit_code or 0)
+
+
+@meters_group.command("replay")
+@click.argument("kind", type=click.Choice(["tegrastats"]))
+@click.argument("log", type=click.File("r"))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write samples.csv and energy.csv here.")
+@click.option("--interval", type=float, default=1.0, show_default=True,
+              help="Seconds between lines (the --interval tegrastats ran with).")
+@click.option("--use-date", is_flag=True, help="Time lines by their date prefix (1 s resolution).")
+@click.option("--csv", "csv_out", default=None, type=click.File("w"),
+              help="Write line,rail,power_w rows here ('-' for stdout).")
+@click.option("--run-id", default=None, help="run_id column (default: the --out folder name).")
+def replay_cmd(kind, log, out_dir, interval, use_date, csv_out, run_id):
+    """Turn a recorded tegrastats log into samples and energy; bad lines go to stderr."""
+    if out_dir is None and csv_out is None:
+        raise click.UsageError("give --out DIR and/or --csv FILE")
+    bad = []
+
+    def on_error(exc):
+        bad.append(exc)
+        click.echo("%s: %s" % (log.name, exc), err=True)
+
+    records = list(tegrastats.replay_records(log, interval_s=interval, use_date_prefix=use_date,
+                                             on_error=on_error))
+    samples = [s for _, line_samples in records for s in line_samples]
+    if csv_out is not None:
+        w = csv.writer(csv_out, lineterminator="\n")
+        w.writerow(("line", "rail", "power_w"))
+        for lineno, line_samples in records:
+            for s in line_samples:
+                w.writerow((lineno, s.rail, s.power_w))
+    if out_dir is not None:
+        if not samples:
+            raise click.ClickException("%s: no usable tegrastats lines" % log.name)
+        if not os.path.isdir(out_dir):
+            os.makedirs(out_dir)
+        rid = run_id or os.path.basename(os.path.normpath(os.path.abspath(out_dir)))
+        writer = recording.SampleWriter(os.path.join(out_dir, "samples.csv"), rid)
+        writer.write(samples)
+        writer.close()
+        t0 = min(s.t_mono for s in samples)
+        t1 = max(s.t_mono for s in samples)
+        rows = recording.write_energy(out_dir, samples, [("replay", 0, t0, t1, None, None)], rid)
+        _print_total(rows, out=sys.stderr if csv_out is not None and csv_out.name == "<stdout>"
+                     else None)
+    if bad:
+        click.echo("%d bad line(s) skipped" % len(bad), err=True)
+
+
+@meters_group.command("simulate")
+@click.argument("kind")
+@click.option("--power-profile", "spec", default=None,
+              help="W:S or A-B:S segments, comma-separated (default: 20 s of steps and ramps).")
+@click.option("--duration", type=float, default=None,
+              help="Seconds to keep the simulator running (default: until Ctrl-C).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Simulator option, e.g. board=orin or root=/tmp/sys.")
+def simulate_cmd(kind, spec, duration, options):
+    """Start simulator KIND and print how to point a meter at it."""
+    try:
+        profile = PowerProfile.parse(spec) if spec else PowerProfile.default()
+        handle = registry.start(kind, profile, **_parse_options(options))
+    except (ValueError, meters.MeterError) as exc:
+        raise click.ClickException(str(exc))
+    except TypeError as exc:
+        raise click.ClickException("simulator %s: %s" % (kind, exc))
+    for key, value in handle.info:
+        click.echo("%s=%s" % (key, value))
+    sys.stdout.flush()
+    if not getattr(handle, "runs", True):
+        return
+    try:
+        end = time.monotonic() + duration if duration is not None else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2 if end is None else max(0.0, min(0.2, end - time.monotonic())))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+
+
+if __name__ == "__main__":
+    meters_group()

@@ -1,0 +1,179 @@
+"""Datasets: CIFAR-10/100 (torchvision), any ImageFolder tree, and a built-in synthetic set.
+
+The synthetic set exists so that the default run and the tests need no files and no network:
+ten classes of smooth random colour patterns (one prototype per class, drawn from the seed),
+each sample a shifted, partly mixed and noisy copy of its prototype. A small VGG separates them
+well above chance in a few epochs but not instantly, so accuracy curves and Early-Bird masks
+behave like they do on real data.
+"""
+import os
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ebedge.errors import EbedgeError
+
+DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
+
+# Per-dataset normalisation. CIFAR-10 uses the statistics of the official Early-Bird code.
+CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+SYNTHETIC_TRAIN = 2000
+SYNTHETIC_TEST = 500
+
+
+class DataBundle(object):
+    """What training needs to know about a dataset."""
+
+    def __init__(self, name, train, test, num_classes, input_size):
+        self.name = name
+        self.train = train
+        self.test = test
+        self.num_classes = num_classes
+        self.input_size = input_size  # (C, H, W)
+
+
+class SyntheticImages(Dataset):
+    """Deterministic 10-class 32x32 RGB images; the same seed gives the same images."""
+
+    def __init__(self, size, seed=0, split_offset=0, num_classes=10, transform=None):
+        gen = torch.Generator().manual_seed(int(seed))
+        coarse = torch.rand(num_classes, 3, 4, 4, generator=gen)
+        self.prototypes = F.interpolate(coarse, size=(32, 32), mode="bilinear",
+                                        align_corners=False)
+        sample_gen = torch.Generator().manual_seed(int(seed) * 1000003 + 7 + split_offset)
+        self.labels = torch.randint(0, num_classes, (size,), generator=sample_gen)
+        others = torch.randint(0, num_classes, (size,), generator=sample_gen)
+        shifts = torch.randint(-4, 5, (size, 2), generator=sample_gen)
+        mix = 0.5 * torch.rand(size, 1, 1, 1, generator=sample_gen)
+        noise = 0.15 * torch.randn(size, 3, 32, 32, generator=sample_gen)
+        images = (1 - mix) * self.prototypes[self.labels] + mix * self.prototypes[others] + noise
+        for i in range(size):
+            images[i] = torch.roll(images[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])),
+                                   dims=(1, 2))
+        self.images = images.clamp_(0.0, 1.0)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+def _cifar_transforms(stats, augment, tensor_input=False):
+    from torchvision import transforms
+    steps = []
+    if augment:
+        steps += [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    if not tensor_input:
+        steps.append(transforms.ToTensor())
+    steps.append(transforms.Normalize(*stats))
+    return transforms.Compose(steps)
+
+
+def _imagenet_transforms(train):
+    from torchvision import transforms
+    if train:
+        steps = [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()]
+    else:
+        steps = [transforms.Resize(256), transforms.CenterCrop(224)]
+    return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(*IMAGENET_STATS)])
+
+
+def _limited(dataset, limit, seed):
+    """A seeded random subset of `limit` items (the whole set when limit is None or larger)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if limit <= 0:
+        raise EbedgeError("limits must be positive, got %d" % limit)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(int(seed)))
+    return Subset(dataset, sorted(order[:limit].tolist()))
+
+
+def _imagefolder(data_dir, augment):
+    from torchvision import datasets
+    from PIL import Image
+    if not data_dir or not os.path.isdir(data_dir):
+        raise EbedgeError("data directory not found: %s" % data_dir)
+    train_dir = os.path.join(data_dir, "train")
+    test_dir = next((os.path.join(data_dir, d) for d in ("test", "val")
+                     if os.path.isdir(os.path.join(data_dir, d))), None)
+    if not os.path.isdir(train_dir) or test_dir is None:
+        raise EbedgeError("%s must hold train/ and test/ (or val/) class-per-folder subtrees"
+                          % data_dir)
+    probe = datasets.ImageFolder(train_dir)
+    if not probe.samples:
+        raise EbedgeError("no images found under %s" % train_dir)
+    with Image.open(probe.samples[0][0]) as first:
+        small = max(first.size) <= 64
+    if small:  # CIFAR-like images: CIFAR pipeline at 32x32
+        train_tf = _cifar_transforms(CIFAR10_STATS, augment)
+        test_tf = _cifar_transforms(CIFAR10_STATS, False)
+        input_size = (3, 32, 32)
+    else:
+        train_tf = _imagenet_transforms(augment)
+        test_tf = _imagenet_transforms(False)
+        input_size = (3, 224, 224)
+    train = datasets.ImageFolder(train_dir, transform=train_tf)
+    test = datasets.ImageFolder(test_dir, transform=test_tf)
+    if test.classes != train.classes:
+        raise EbedgeError("%s: train/ and %s/ hold different classes"
+                          % (data_dir, os.path.basename(test_dir)))
+    return train, test, len(train.classes), input_size
+
+
+def _cifar(name, data_dir, download, augment):
+    from torchvision import datasets
+    cls, stats, classes = ((datasets.CIFAR10, CIFAR10_STATS, 10) if name == "cifar10"
+                           else (datasets.CIFAR100, CIFAR100_STATS, 100))
+    if not data_dir:
+        raise EbedgeError("%s needs --data-dir (add --download to fetch it there)" % name)
+    if not download and not os.path.isdir(data_dir):
+        raise EbedgeError("data directory not found: %s (add --download to fetch %s)"
+                          % (data_dir, name))
+    try:
+        train = cls(data_dir, train=True, download=download,
+                    transform=_cifar_transforms(stats, augment))
+        test = cls(data_dir, train=False, download=download,
+                   transform=_cifar_transforms(stats, False))
+    except RuntimeError as exc:  # torchvision's "Dataset not found or corrupted"
+        raise EbedgeError("%s in %s: %s" % (name, data_dir, exc))
+    return train, test, classes, (3, 32, 32)
+
+
+def load_dataset(name, data_dir=None, download=False, seed=0, limit_train=None, limit_test=None,
+                 augment=True):
+    """Build the train and test sets of `name` (one of DATASETS) as a DataBundle."""
+    if name == "synthetic":
+        train = SyntheticImages(SYNTHETIC_TRAIN, seed=seed, split_offset=0,
+                                transform=_cifar_transforms(((0.5,) * 3, (0.25,) * 3), augment,
+                                                            tensor_input=True))
+        test = SyntheticImages(SYNTHETIC_TEST, seed=seed, split_offset=1,
+                               transform=_cifar_transforms(((0.5,) * 3, (0.25,) * 3), False,
+                                                           tensor_input=True))
+        classes, input_size = 10, (3, 32, 32)
+    elif name in ("cifar10", "cifar100"):
+        train, test, classes, input_size = _cifar(name, data_dir, download, augment)
+    elif name == "imagefolder":
+        train, test, classes, input_size = _imagefolder(data_dir, augment)
+    else:
+        raise EbedgeError("unknown dataset %r; choose one of: %s" % (name, ", ".join(DATASETS)))
+    return DataBundle(name, _limited(train, limit_train, seed), _limited(test, limit_test, seed + 1),
+                      classes, input_size)
+
+
+def make_loaders(bundle, batch_size, workers=0, seed=0, test_batch_size=256):
+    """Seeded shuffling for training, fixed order for testing."""
+    gen = torch.Generator().manual_seed(int(seed))
+    train = DataLoader(bundle.train, batch_size=batch_size, shuffle=True, num_workers=workers,
+                       generator=gen, drop_last=False)
+    test = DataLoader(bundle.test, batch_size=test_batch_size, shuffle=False,
+                      num_workers=workers)
+    return train, test

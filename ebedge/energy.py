@@ -1,0 +1,259 @@
+"""Joules from meter samples: trapezoid over real timestamps, per phase, with gaps and idle.
+
+Rules (DESIGN.md, MLPerf Power practice):
+- Integrate the instantaneous power with the trapezoid rule on each sample's `t_mono`; a phase
+  edge that falls between two samples is interpolated linearly, so a phase shorter than the
+  sample interval still gets its share.
+- An interval between two samples longer than `gap_factor` x the nominal period is a gap: it is
+  excluded (never zero-filled, never bridged) and reported through `covered_frac` and `max_gap_s`.
+  `energy_j` is the energy of the covered part; `avg_power_w` is that energy over covered time.
+  Samples whose power is None or NaN are missing readings and so widen the gap around them.
+- `meter_energy_j` is the meter's own cumulative counter over the window, interpolated at the
+  edges (clamped to the span the counter samples cover), reported beside our integral.
+- uncertainty_pct = accuracy_pct (the meter's accuracy class, 0 when unknown)
+                    + 100 x (1 - covered_frac)          (energy we could not see, at most)
+  A plain, conservative sum: the two terms are not independent enough to add in quadrature.
+
+Each (meter, rail) series is sorted once and turned into prefix sums, so a window costs two
+bisections plus its two edge intervals, whatever its length.
+"""
+import bisect
+import math
+
+ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "energy_j",
+                  "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
+                  "rate_hz", "max_gap_s", "covered_frac", "uncertainty_pct")
+
+
+class WindowEnergy(object):
+    """What one meter's rail says about one window (or the union of several)."""
+
+    __slots__ = ("energy_j", "duration_s", "covered_s", "avg_power_w", "n_samples", "rate_hz",
+                 "max_gap_s", "covered_frac", "meter_energy_j", "uncertainty_pct")
+
+    def __init__(self, energy_j, duration_s, covered_s, n_samples, max_gap_s, meter_energy_j,
+                 accuracy_pct):
+        self.energy_j = energy_j
+        self.duration_s = duration_s
+        self.covered_s = covered_s
+        self.n_samples = n_samples
+        self.max_gap_s = max_gap_s
+        self.meter_energy_j = meter_energy_j
+        self.avg_power_w = energy_j / covered_s if covered_s > 0 else None
+        self.rate_hz = n_samples / duration_s if duration_s > 0 else None
+        self.covered_frac = min(1.0, covered_s / duration_s) if duration_s > 0 else 0.0
+        self.uncertainty_pct = (accuracy_pct or 0.0) + 100.0 * (1.0 - self.covered_frac)
+
+    def as_dict(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __repr__(self):
+        return "WindowEnergy(%.6g J over %.6g s, covered %.4f, %d samples)" % (
+            self.energy_j, self.duration_s, self.covered_frac, self.n_samples)
+
+
+class _Series(object):
+    """One meter+rail, sorted, with prefix sums of energy and covered time over intervals."""
+
+    def __init__(self, samples, nominal_interval_s=None, gap_factor=3.0):
+        pts = sorted((s.t_mono, s.power_w) for s in samples if _valid(s.power_w))
+        self.t = [t for t, _ in pts]
+        self.p = [float(p) for _, p in pts]
+        dts = [b - a for a, b in zip(self.t, self.t[1:])]
+        self.dt = dts
+        if nominal_interval_s is None:
+            nominal_interval_s = _median(dts) if dts else 0.0
+        self.gap_s = gap_factor * nominal_interval_s
+        self.is_gap = [dt > self.gap_s for dt in dts]
+        self.e_cum = [0.0]
+        self.c_cum = [0.0]
+        e = c = 0.0
+        for i, dt in enumerate(dts):
+            if not self.is_gap[i]:
+                e += (self.p[i] + self.p[i + 1]) * 0.5 * dt
+                c += dt
+            self.e_cum.append(e)
+            self.c_cum.append(c)
+        counter = sorted((s.t_mono, s.meter_energy_j) for s in samples
+                         if s.meter_energy_j is not None)
+        self.ct = [t for t, _ in counter]
+        self.ce = [float(e) for _, e in counter]
+
+    def _part(self, i, lo, hi):
+        """(joules, seconds) of interval i restricted to [lo, hi], linearly interpolated."""
+        if self.is_gap[i] or hi <= lo:
+            return 0.0, 0.0
+        t0, t1, p0, p1 = self.t[i], self.t[i + 1], self.p[i], self.p[i + 1]
+        slope = (p1 - p0) / (t1 - t0)
+        pa = p0 + slope * (lo - t0)
+        pb = p0 + slope * (hi - t0)
+        return (pa + pb) * 0.5 * (hi - lo), hi - lo
+
+    def window(self, a, b):
+        """(energy_j, covered_s, n_samples, max_gap_s, meter_energy_j) over [a, b]."""
+        t, n = self.t, len(self.t)
+        i0 = bisect.bisect_left(t, a)        # first sample at or after a
+        i1 = bisect.bisect_right(t, b) - 1   # last sample at or before b
+        if n == 0:
+            return 0.0, 0.0, 0, b - a, None
+        if i0 > i1:  # no sample inside: the window lies within one interval (or outside all)
+            j = i0 - 1
+            if 0 <= j < n - 1:
+                e, c = self._part(j, a, b)
+                gap = self.dt[j]
+            else:
+                e = c = 0.0
+                gap = b - a
+            return e, c, 0, gap, self._counter(a, b)
+        e = self.e_cum[i1] - self.e_cum[i0]
+        c = self.c_cum[i1] - self.c_cum[i0]
+        gaps = self.dt[i0:i1]
+        if i0 > 0:
+            pe, pc = self._part(i0 - 1, a, t[i0])
+            e += pe
+            c += pc
+            gaps.append(self.dt[i0 - 1])
+        else:
+            gaps.append(t[0] - a)
+        if i1 < n - 1:
+            pe, pc = self._part(i1, t[i1], b)
+            e += pe
+            c += pc
+            gaps.append(self.dt[i1])
+        else:
+            gaps.append(b - t[-1])
+        # count samples in [a, b), so that back-to-back windows never count one twice
+        return e, c, bisect.bisect_left(t, b) - i0, max(gaps), self._counter(a, b)
+
+    def _counter(self, a, b):
+        if not self.ct:
+            return None
+        return self._counter_at(b) - self._counter_at(a)
+
+    def _counter_at(self, x):
+        ct, ce = self.ct, self.ce
+        if x <= ct[0]:
+            return ce[0]
+        if x >= ct[-1]:
+            return ce[-1]
+        k = bisect.bisect_right(ct, x)
+        ta, tb = ct[k - 1], ct[k]
+        return ce[k - 1] + (ce[k] - ce[k - 1]) * (x - ta) / (tb - ta)
+
+
+def _valid(p):
+    return p is not None and not (isinstance(p, float) and (math.isnan(p) or math.isinf(p)))
+
+
+def _median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
+
+
+def _check_one_series(samples):
+    keys = {(s.meter, s.rail) for s in samples}
+    if len(keys) > 1:
+        raise ValueError("integrate() takes one meter+rail, got %s; use by_phase()" %
+                         ", ".join("%s/%s" % k for k in sorted(keys)))
+
+
+def _combine(series, windows, accuracy_pct):
+    e = c = dur = 0.0
+    n = 0
+    max_gap = 0.0
+    meter_e = None
+    for a, b in windows:
+        if b < a:
+            raise ValueError("window ends before it starts: %r > %r" % (a, b))
+        we, wc, wn, wg, wm = series.window(a, b)
+        e += we
+        c += wc
+        n += wn
+        dur += b - a
+        max_gap = max(max_gap, wg)
+        if wm is not None:
+            meter_e = (meter_e or 0.0) + wm
+    return WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct)
+
+
+def integrate(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0, accuracy_pct=None):
+    """WindowEnergy of ONE meter+rail over [t0, t1] (host monotonic seconds).
+
+    `nominal_interval_s` defaults to the median sample spacing; `accuracy_pct` is the meter's
+    accuracy class (percent of reading) for the uncertainty.
+    """
+    samples = list(samples)
+    _check_one_series(samples)
+    series = _Series(samples, nominal_interval_s, gap_factor)
+    return _combine(series, [(t0, t1)], accuracy_pct)
+
+
+def idle_power(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0):
+    """Average power (W) of one meter+rail in an idle window; None if nothing covered it."""
+    return integrate(samples, t0, t1, nominal_interval_s, gap_factor).avg_power_w
+
+
+def _phase_fields(p):
+    if isinstance(p, (tuple, list)):
+        return p[0], p[2], p[3]
+    return p.phase, p.t_start_mono, p.t_end_mono
+
+
+def _meter_facts(meter):
+    """(method, accuracy_pct) from the driver registry; a name it does not know is measured."""
+    try:
+        from meters import base
+        cls = base.get(meter)
+        return cls.method, cls.accuracy_pct
+    except Exception:  # replayed or foreign meter names are still integrated
+        return "measured", None
+
+
+def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=None,
+             gap_factor=3.0, accuracy_pct=None, method=None):
+    """energy.csv rows (dicts keyed by ENERGY_COLUMNS), one per (phase, meter, rail).
+
+    `phases`: objects or tuples with phase, epoch, t_start_mono, t_end_mono; entries sharing a
+    phase name (its epochs) are summed into one row, in first-seen order. `idle_power_w`: watts
+    for every series, or {(meter, rail): watts}; net = gross - idle x covered seconds (covered,
+    so that gross and idle describe the same time). `accuracy_pct`/`method` override what the
+    meter registry says, as a value or {meter: value}.
+    """
+    groups = {}
+    for s in samples:
+        groups.setdefault((s.meter, s.rail), []).append(s)
+    windows = {}
+    order = []
+    for p in phases:
+        name, a, b = _phase_fields(p)
+        if name not in windows:
+            windows[name] = []
+            order.append(name)
+        windows[name].append((a, b))
+    rows = []
+    for key in sorted(groups):
+        meter, rail = key
+        series = _Series(groups[key], nominal_interval_s, gap_factor)
+        reg_method, reg_acc = _meter_facts(meter)
+        acc = _pick(accuracy_pct, meter, reg_acc)
+        meth = _pick(method, meter, reg_method)
+        idle = _pick(idle_power_w, key, None)
+        for name in order:
+            w = _combine(series, windows[name], acc)
+            net = w.energy_j - idle * w.covered_s if idle is not None else None
+            rows.append({
+                "run_id": run_id, "phase": name, "meter": meter, "rail": rail, "method": meth,
+                "duration_s": w.duration_s, "energy_j": w.energy_j, "energy_kj": w.energy_j / 1000.0,
+                "avg_power_w": w.avg_power_w, "idle_power_w": idle, "net_energy_j": net,
+                "n_samples": w.n_samples, "rate_hz": w.rate_hz, "max_gap_s": w.max_gap_s,
+                "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct})
+    return rows
+
+
+def _pick(value, key, default):
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        return value.get(key, default)
+    return value

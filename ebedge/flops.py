@@ -1,0 +1,107 @@
+"""Analytic per-layer MACs and FLOPs, and the training-FLOPs convention that reproduces the paper.
+
+Conventions (the ones that reproduce Early-Bird Table 2, see docs/reference/eb-train.md section 5):
+  MACs          conv: k*k*Cin/groups * Cout*Hout*Wout; linear: in*out; biases not counted;
+  FLOPs         = 2 x MACs (what torch.utils.flop_counter reports);
+  training step = 3 x forward (backward ~ 2 x forward), so train FLOPs = 3 * forward FLOPs * images * epochs.
+BN, ReLU, pooling and other elementwise work is reported per layer as `other_ops` and kept out of
+MACs/FLOPs. Shapes come from one forward pass of a zero image through hooks on the leaf modules;
+everything else is a formula, so the count works on any torch the device has (1.10 included).
+"""
+import torch
+import torch.nn as nn
+
+from ebedge import models
+
+TRAIN_STEP_FACTOR = 3
+FLOPS_PER_MAC = 2
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def _macs_and_other(module, inp, out):
+    """(MACs, other elementwise ops) of one call, per image."""
+    out_numel = out[0].numel()
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return kh * kw * (module.in_channels // module.groups) * out_numel, 0
+    if isinstance(module, nn.Linear):
+        return module.in_features * (out_numel // module.out_features) * module.out_features, 0
+    if isinstance(module, _NORMS):
+        return 0, 2 * out_numel
+    if isinstance(module, (nn.ReLU, nn.ReLU6)):
+        return 0, out_numel
+    if isinstance(module, _POOLS):
+        kh, kw = _pair(module.kernel_size)
+        return 0, kh * kw * out_numel
+    if isinstance(module, _ADAPTIVE_POOLS):
+        return 0, inp[0].numel()
+    return 0, 0
+
+
+def layer_macs(model, input_size):
+    """One dict per leaf-module call: name, type, macs, other_ops, params, out_shape (batch of 1)."""
+    rows, handles = [], []
+
+    def hook(name):
+        def record(module, inp, out):
+            macs, other = _macs_and_other(module, inp, out)
+            rows.append({"name": name, "type": type(module).__name__, "macs": int(macs),
+                         "other_ops": int(other), "params": sum(p.numel() for p in module.parameters(False)),
+                         "out_shape": tuple(out.shape[1:])})
+        return record
+
+    for name, module in model.named_modules():
+        if not list(module.children()):
+            handles.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1,) + tuple(input_size), device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return rows
+
+
+def forward_macs(model, input_size):
+    """Multiply-accumulates of one forward pass of one image (conv + linear only)."""
+    return sum(row["macs"] for row in layer_macs(model, input_size))
+
+
+def forward_flops(model, input_size):
+    return FLOPS_PER_MAC * forward_macs(model, input_size)
+
+
+def train_flops(forward_flops_per_image, images, epochs):
+    """Training FLOPs: a step costs 3 x forward, over `images` per epoch for `epochs` epochs."""
+    return TRAIN_STEP_FACTOR * forward_flops_per_image * images * epochs
+
+
+def summary(model, input_size, images, epochs):
+    """forward_macs, forward_flops, params and train_flops of `model` in one dict."""
+    macs = forward_macs(model, input_size)
+    return {"forward_macs": macs, "forward_flops": FLOPS_PER_MAC * macs, "params": count_params(model),
+            "train_flops": train_flops(FLOPS_PER_MAC * macs, images, epochs)}
+
+
+def flops_from_cfg(name, cfg=None, num_classes=10, width=1.0, input_size=None):
+    """summary-style dict (without training terms) of build_model(name, num_classes, cfg, width)."""
+    model = models.build_model(name, num_classes, cfg=cfg, width=width)
+    size = input_size if input_size is not None else models.input_size(name)
+    macs = forward_macs(model, size)
+    return {"forward_macs": macs, "forward_flops": FLOPS_PER_MAC * macs, "params": count_params(model)}

@@ -1,0 +1,192 @@
+"""What every method recipe runs on: data, device, phase marks, the epoch loop, checkpoints.
+
+A method is a short function over a `MethodContext`. The context owns the parts that must be
+identical across methods for energy and FLOPs to compare like for like: phase marks (with a
+device synchronisation at each edge), evaluation attributed to `eval`, training FLOPs of every
+epoch, one checkpoint per epoch, and resuming a stage where it stopped.
+"""
+import contextlib
+import logging
+import random
+import sys
+import time
+
+import click
+import numpy as np
+import torch
+
+from ebedge import flops
+from ebedge.data import load_dataset, make_loaders
+from ebedge.models import build_model
+from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
+                          set_lr, synchronize, train_epoch)
+
+log = logging.getLogger("ebedge")
+
+
+def _now():
+    return time.monotonic(), time.time()
+
+
+class MethodContext(object):
+    def __init__(self, settings, rundir, resume=None, quiet=False, on_mark=None):
+        self.settings = settings
+        self.rundir = rundir
+        self.resume = resume  # the last checkpoint dict when resuming, else None
+        self.quiet = quiet
+        self.on_mark = on_mark  # called at every phase edge (e.g. the runner's guards)
+        self.device = pick_device(settings["device"])
+        seed_everything(settings["seed"])
+        self.data = load_dataset(settings["dataset"], settings["data_dir"], settings["download"],
+                                 seed=settings["seed"], limit_train=settings["limit_train"],
+                                 limit_test=settings["limit_test"])
+        self.train_loader, self.test_loader = make_loaders(
+            self.data, settings["batch_size"], settings["workers"], settings["seed"])
+        self.n_train = len(self.data.train)
+        self.schedule = Schedule(settings["epochs"], settings["lr"])
+        self.carry = dict(resume["carry"]) if resume else {}
+        self.carry.setdefault("train_flops", {"search": 0, "prune": 0, "retrain": 0})
+        self.carry.setdefault("phase_seconds", {})
+        self.carry.setdefault("best_test_acc", 0.0)
+        self.finished = list(resume["finished"]) if resume else []
+
+    # -- models ------------------------------------------------------------------------------------
+    def build_model(self, cfg=None, arch=None):
+        model = build_model(arch or self.settings["model"], num_classes=self.data.num_classes,
+                            cfg=cfg, width=self.settings["width"])
+        return model.to(self.device)
+
+    def restored_model(self):
+        """The model saved in the checkpoint being resumed from."""
+        model = self.build_model(cfg=self.resume["cfg"], arch=self.resume["arch"])
+        model.load_state_dict(self.resume["model_state"])
+        return model
+
+    def forward_flops(self, model):
+        return flops.forward_macs(model, self.data.input_size) * 2
+
+    # -- phase marks -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def phase(self, name, epoch=None):
+        """Mark a phase window; queued device work is finished at both edges."""
+        synchronize(self.device)
+        start = _now()
+        if self.on_mark is not None:
+            self.on_mark(name, epoch)
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            end = _now()
+            self.rundir.log_phase(name, epoch, start, end)
+            seconds = self.carry["phase_seconds"]
+            seconds[name] = seconds.get(name, 0.0) + end[0] - start[0]
+
+    def say(self, message):
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    # -- stages and checkpoints --------------------------------------------------------------------
+    def is_finished(self, stage):
+        return stage in self.finished
+
+    def checkpoint(self, stage, next_epoch, model, optimizer=None):
+        self.rundir.save_checkpoint({
+            "stage": stage, "next_epoch": next_epoch, "finished": list(self.finished),
+            "carry": self.carry, "arch": model.arch, "cfg": model.cfg,
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "python": random.getstate()},
+        })
+
+    def finish_stage(self, stage, model):
+        """Record that `stage` is done; a resumed run skips it and starts from `model`."""
+        self.finished.append(stage)
+        self.checkpoint(stage, None, model)
+
+    def add_flops(self, phase, amount):
+        self.carry["train_flops"][phase] = self.carry["train_flops"].get(phase, 0) + int(amount)
+
+    # -- the epoch loop ----------------------------------------------------------------------------
+    def run_epochs(self, stage, model, first, last, schedule=None, sparsity=None,
+                   on_epoch_end=None, optimizer=None, after_backward=None, after_step=None):
+        """Train epochs [first, last) of `schedule`, evaluating after each; returns epochs trained.
+
+        `on_epoch_end(epoch, model)` may return a dict with `mask_distance` and `stop`.
+        Resumes inside `stage` when the checkpoint says the run stopped there.
+        """
+        schedule = schedule or self.schedule
+        sparsity = self.settings["sparsity"] if sparsity is None else sparsity
+        optimizer = optimizer or make_optimizer(model, schedule.lr, self.settings["momentum"],
+                                                self.settings["weight_decay"])
+        start = first
+        if self.resume is not None and self.resume["stage"] == stage \
+                and self.resume["next_epoch"] is not None:
+            model.load_state_dict(self.resume["model_state"])
+            optimizer.load_state_dict(self.resume["optimizer_state"])
+            rng = self.resume["rng"]
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+            start = self.resume["next_epoch"]
+            self.resume = None  # consumed: later stages start fresh
+            self.say("resuming %s at epoch %d" % (stage, start))
+        step_flops = 3 * self.forward_flops(model) * self.n_train
+        trained = start - first
+        for epoch in range(start, last):
+            lr = schedule.lr_at(epoch)
+            set_lr(optimizer, lr)
+            began = time.monotonic()
+            with self.phase(stage, epoch):
+                result = self._train_one(stage, epoch, last, model, optimizer, sparsity,
+                                         after_backward, after_step)
+            self.add_flops(stage, step_flops)
+            with self.phase("eval", epoch):
+                test = evaluate(model, self.test_loader, self.device)
+            extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
+            self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
+            self.carry["test_acc"] = test.accuracy
+            seconds = time.monotonic() - began
+            self.rundir.log_epoch({
+                "phase": stage, "epoch": epoch, "lr": lr, "train_loss": round(result.loss, 6),
+                "train_acc": round(result.accuracy, 6), "test_acc": round(test.accuracy, 6),
+                "seconds": round(seconds, 3), "train_flops": step_flops,
+                "mask_distance": extra.get("mask_distance")})
+            self.say("%s epoch %d/%d  lr %.4g  loss %.3f  train %.1f%%  test %.1f%%%s  %.1fs" % (
+                stage, epoch + 1, last, lr, result.loss, 100 * result.accuracy,
+                100 * test.accuracy,
+                "" if extra.get("mask_distance") is None
+                else "  mask-dist %.3f" % extra["mask_distance"], seconds))
+            trained += 1
+            self.checkpoint(stage, epoch + 1, model, optimizer)
+            if extra.get("stop"):
+                break
+        return trained
+
+    def _train_one(self, stage, epoch, last, model, optimizer, sparsity, after_backward,
+                   after_step):
+        kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step)
+        if self.quiet or not sys.stderr.isatty():
+            return train_epoch(model, self.train_loader, optimizer, self.device, **kwargs)
+        with click.progressbar(length=len(self.train_loader), file=sys.stderr,
+                               label="%s %d/%d" % (stage, epoch + 1, last)) as bar:
+            return train_epoch(model, self.train_loader, optimizer, self.device,
+                               progress=bar.update, **kwargs)
+
+    # -- result ------------------------------------------------------------------------------------
+    def result(self, **fields):
+        """The method's summary fields, with those every method shares filled in."""
+        tf = self.carry["train_flops"]
+        out = {
+            "test_acc": self.carry.get("test_acc"),
+            "best_test_acc": self.carry["best_test_acc"],
+            "train_flops_search": tf.get("search", 0),
+            "train_flops_prune": tf.get("prune", 0),
+            "train_flops_retrain": tf.get("retrain", 0),
+            "train_flops_total": tf.get("search", 0) + tf.get("prune", 0) + tf.get("retrain", 0),
+            "phase_seconds": dict(self.carry["phase_seconds"]),
+            "n_train": self.n_train,
+        }
+        out.update(fields)
+        return out

@@ -1,0 +1,127 @@
+"""Building blocks the recipes share: the slimming search with Early-Bird detectors, physical
+pruning of a ticket, and retraining the pruned network.
+
+Each block is a resumable stage: it checks whether a resumed run already finished it and
+records its own completion, so a recipe reads as the sequence of its stages.
+"""
+import math
+
+import numpy as np
+
+from ebedge import flops
+from ebedge.prune.earlybird import EarlyBirdDetector
+from ebedge.prune.masks import channel_mask
+from ebedge.prune.physical import prune_model
+from ebedge.train import Schedule
+
+
+def mask_overhead_flops(total_channels):
+    """Cost of one mask: sorting |gamma| and a distance (the official code's own estimate)."""
+    return int(total_channels * math.log2(max(total_channels, 2)) * 3 + 2 * total_channels)
+
+
+class Search(object):
+    """Slimming training of the dense network with one Early-Bird detector per ratio.
+
+    The search stops when the first ratio's ticket is drawn (the paper's premise; the official
+    `main.py` keeps training), unless `keep_searching` or `stop_on_ticket=False` (baselines that
+    train the full schedule still record where the ticket would have been drawn).
+    """
+
+    def __init__(self, ctx, stop_on_ticket=True, sparsity=None, after_backward=None,
+                 after_step=None):
+        self.ctx = ctx
+        s = ctx.settings
+        self.ratios = s["prune_ratio"]
+        self.stop_on_ticket = stop_on_ticket and not s["keep_searching"]
+        self.sparsity = sparsity
+        self.after_backward = after_backward
+        self.after_step = after_step
+        self.detectors = {p: EarlyBirdDetector(p, epsilon=s["epsilon"], window=s["window"])
+                          for p in self.ratios}
+        history = ctx.carry.setdefault("mask_history", {str(p): [] for p in self.ratios})
+        for p in self.ratios:  # a resumed run replays its masks into fresh detectors
+            for epoch, packed, size in history[str(p)]:
+                self.detectors[p].update(epoch, np.unpackbits(packed)[:size].astype(bool))
+
+    @property
+    def primary(self):
+        return self.detectors[self.ratios[0]]
+
+    def eb_epochs(self):
+        return {"%g" % p: d.eb_epoch for p, d in self.detectors.items()}
+
+    def _check(self, epoch, model):
+        history = self.ctx.carry["mask_history"]
+        for p, detector in self.detectors.items():
+            mask = channel_mask(model, p)
+            if detector.update(epoch + 1, mask):
+                self.ctx.say("Early-Bird ticket for p=%g drawn after %d epochs" % (p, epoch + 1))
+            history[str(p)].append((epoch + 1, np.packbits(mask), mask.size))
+            self.ctx.add_flops("search", mask_overhead_flops(mask.size))
+        self.ctx.rundir.save_masks({p: [(e, np.unpackbits(b)[:n].astype(bool))
+                                        for e, b, n in history[str(p)]]
+                                    for p in self.ratios})
+        return {"mask_distance": self.primary.last_distance,
+                "stop": self.stop_on_ticket and self.primary.eb_epoch is not None}
+
+    def run(self):
+        """Returns the model at the end of the search (the ticket when one was drawn)."""
+        ctx = self.ctx
+        if ctx.is_finished("search"):
+            return ctx.restored_model()
+        model = ctx.build_model()
+        ctx.carry.setdefault("params_dense", flops.count_params(model))
+        ctx.carry.setdefault("forward_flops_dense", ctx.forward_flops(model))
+        ctx.run_epochs("search", model, 0, ctx.settings["epochs"], sparsity=self.sparsity,
+                       on_epoch_end=self._check, after_backward=self.after_backward,
+                       after_step=self.after_step)
+        ctx.finish_stage("search", model)
+        return model
+
+
+def prune_stage(ctx, model, mask, reinit=False):
+    """Physically prune `model` to `mask`; with `reinit`, fresh weights of the pruned shape."""
+    if ctx.is_finished("prune"):
+        return ctx.restored_model()
+    with ctx.phase("prune"):
+        pruned, report = prune_model(model, mask)
+        if reinit:
+            pruned = ctx.build_model(cfg=report.cfg)
+        pruned = pruned.to(ctx.device)
+    ctx.add_flops("prune", mask_overhead_flops(mask.size))
+    ctx.carry["prune"] = {"cfg": report.cfg, "kept_channels": int(report.kept_channels),
+                          "total_channels": int(report.total_channels),
+                          "guarded_layers": list(report.guarded_layers),
+                          "params_pruned": flops.count_params(pruned),
+                          "forward_flops_pruned": ctx.forward_flops(pruned),
+                          "reinit": bool(reinit)}
+    ctx.say("pruned to %d of %d channels (%d params)" % (
+        report.kept_channels, report.total_channels, ctx.carry["prune"]["params_pruned"]))
+    ctx.finish_stage("prune", pruned)
+    return pruned
+
+
+def retrain_stage(ctx, model, searched_epochs, **loop_options):
+    """Retrain the pruned model; default: the remaining epochs of the original schedule."""
+    s = ctx.settings
+    if s["retrain_epochs"] is not None:
+        schedule = Schedule(s["retrain_epochs"], s["lr"])
+        first, last = 0, s["retrain_epochs"]
+    else:
+        schedule = ctx.schedule
+        first, last = searched_epochs, s["epochs"]
+    if last > first and not ctx.is_finished("retrain"):
+        ctx.run_epochs("retrain", model, first, last, schedule=schedule, **loop_options)
+        ctx.finish_stage("retrain", model)
+    return model
+
+
+def pruned_fields(ctx):
+    """Summary fields describing the pruned network (after `prune_stage`)."""
+    p = ctx.carry["prune"]
+    return {"params_dense": ctx.carry["params_dense"], "params_pruned": p["params_pruned"],
+            "forward_flops_dense": ctx.carry["forward_flops_dense"],
+            "forward_flops_pruned": p["forward_flops_pruned"], "pruned_cfg": p["cfg"],
+            "kept_channels": p["kept_channels"], "total_channels": p["total_channels"],
+            "guarded_layers": p["guarded_layers"]}

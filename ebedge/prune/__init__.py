@@ -1,0 +1,1 @@
+"""Network-slimming masks, the Early-Bird detector and physical channel pruning."""

@@ -1,0 +1,88 @@
+"""Background sampling of the run's meters into `samples.csv`.
+
+Meters read in their own threads; this one drains them twice a second and appends to the run
+directory, so a crash loses at most the last half second of samples and the training loop
+never waits on a meter.
+"""
+import threading
+
+import meters
+from ebedge.errors import EbedgeError
+
+DRAIN_PERIOD_S = 0.5
+
+
+def resolve_meter_names(names):
+    """["auto"] -> the most trusted meter this machine has; other names pass through."""
+    out = []
+    for name in names:
+        if name == "auto":
+            best = meters.best_available()
+            if best is None:
+                raise EbedgeError("no meter is available on this machine")
+            out.append(best)
+        else:
+            out.append(name)
+    return out
+
+
+class MeterSampler(object):
+    """Opens the named meters, samples them for the life of a run, writes samples as they come."""
+
+    def __init__(self, names, rundir, options=None, interval_s=None):
+        self.rundir = rundir
+        self.meters = []
+        options = options or {}
+        try:
+            for name in resolve_meter_names(names):
+                kwargs = dict(options.get(name, {}))
+                if interval_s is not None:
+                    kwargs["interval_s"] = interval_s
+                meter = meters.create(name, **kwargs)
+                meter.open()
+                self.meters.append(meter)
+        except meters.MeterError as exc:
+            self._close_all()
+            raise EbedgeError(str(exc))
+        except Exception:
+            self._close_all()
+            raise
+        self._stop = threading.Event()
+        self._thread = None
+
+    def describe(self):
+        return [m.describe() for m in self.meters]
+
+    def start(self):
+        for meter in self.meters:
+            meter.start()
+        self._thread = threading.Thread(target=self._loop, name="meter-drain")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _drain(self):
+        for meter in self.meters:
+            self.rundir.log_samples(meter.samples())
+
+    def _loop(self):
+        while not self._stop.wait(DRAIN_PERIOD_S):
+            self._drain()
+
+    def stop(self):
+        """Stop reading, write what is left, release the meters; returns reader errors seen."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for meter in self.meters:
+            meter.stop()
+        self._drain()
+        errors = ["%s: %s" % (m.name, m.error) for m in self.meters if m.error is not None]
+        self._close_all()
+        return errors
+
+    def _close_all(self):
+        for meter in self.meters:
+            try:
+                meter.close()
+            except Exception:  # closing must not hide the error that brought us here
+                pass

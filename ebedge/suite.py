@@ -1,0 +1,288 @@
+"""Benchmark suites: one TOML file names every run of an experiment, so a table is re-run by one command.
+
+A suite file looks like this::
+
+    name = "quick"                      # results land in results/<name>/ by default
+    description = "EB Train vs dense on synthetic data"
+
+    [defaults]                          # settings shared by every cell (keys of ebedge.settings.DEFAULTS)
+    model = "vgg16"
+    width = 0.125
+    epochs = 20
+
+    [grid]                              # every value a list; the cells are their cross product
+    models = ["vgg16"]                  # default: [defaults.model]
+    datasets = ["synthetic"]            # default: [defaults.dataset]
+    methods = ["dense", "eb"]           # default: [defaults.method]
+    prune_ratios = [0.3, 0.5]           # each cell gets prune_ratio = [p]; default: defaults.prune_ratio as is
+    repeats = 3                         # an int, default 1
+    seeds = [1, 2, 3]                   # optional, one per repeat; default: defaults.seed + repeat
+
+    [[cells]]                           # optional extra cells: settings over [defaults], `id` optional
+    method = "eb"
+    prune_ratio = 0.7
+    retrain = "reinit"
+
+`[[grid]]` (an array of grid tables) is accepted too, for tables whose ratios differ per model.
+The method "dense" prunes nothing, so it runs once per model/dataset/repeat, not once per ratio.
+
+Cells are ordered repeat-major: every cell of repeat 0 runs before any cell of repeat 1, so a suite
+stopped early still holds one complete set, and slow drift (temperature, a battery) spreads over all
+methods instead of landing on the last one. Cell ids are readable and stable
+("vgg16-synthetic-eb-p0.5-r0"); each cell writes the run directory `<out>/<cell id>/`.
+
+The whole file is validated (through ebedge.settings.resolve) before anything runs, and every error
+names the file, the line and the key. Relative paths (data_dir) are taken as they are: relative to the
+directory the suite is run from.
+"""
+import collections
+import json
+import os
+import re
+import sys
+
+from ebedge.errors import EbedgeError
+from ebedge.settings import DEFAULTS, resolve
+
+if sys.version_info >= (3, 11):
+    import tomllib as _toml  # novermin (guarded by the version check)
+else:  # tomli (1.x on Python 3.6) has the same loads() and TOMLDecodeError
+    import tomli as _toml
+
+TOP_KEYS = ("name", "description", "defaults", "grid", "cells")
+GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "repeats", "seeds")
+GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio"}
+CELL_ONLY_KEYS = ("id",)
+
+Cell = collections.namedtuple("Cell", "cell_id settings")
+
+
+class Suite(object):
+    """A loaded, validated suite: `cells()` lists what runs."""
+
+    def __init__(self, name, description, path, cells):
+        self.name = name
+        self.description = description
+        self.path = path
+        self._cells = cells
+
+    def cells(self):
+        """The cells in run order, each Cell(cell_id, resolved settings dict)."""
+        return list(self._cells)
+
+
+def _line_of(text, table, key, index=0):
+    """1-based line of `key = ...` inside the index-th `[table]`/`[[table]]` (None: top level), or None."""
+    current, seen = None, {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?", stripped)
+        if header:
+            current = header.group(1)
+            seen[current] = seen.get(current, -1) + 1
+            if key is None and current == table and seen[current] == index:
+                return number
+            continue
+        if current == table and (table is None or seen.get(table) == index) and key is not None:
+            if re.match(r"^[\"']?%s[\"']?\s*=" % re.escape(key), stripped):
+                return number
+    return None
+
+
+class _Where(object):
+    """Builds errors that say where in the suite file the problem is."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.text = text
+
+    def error(self, message, table=None, key=None, index=0):
+        line = _line_of(self.text, table, key, index) if key is not None or table is not None else None
+        if line is None and key is not None:
+            line = _line_of(self.text, table, None, index)
+        name = key if table is None else ("%s.%s" % (table, key) if key else "[%s]" % table)
+        where = self.path if line is None else "%s:%d" % (self.path, line)
+        return EbedgeError("%s: %s: %s" % (where, name, message))
+
+
+def _parse(path):
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (IOError, OSError) as exc:
+        raise EbedgeError("cannot read suite %s: %s" % (path, exc.strerror or exc))
+    except UnicodeDecodeError as exc:
+        raise EbedgeError("%s: not UTF-8 text: %s" % (path, exc))
+    try:
+        return text, _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"line (\d+)", message)
+        line = int(found.group(1)) if found else len(text.splitlines())
+        raise EbedgeError("%s:%d: invalid TOML: %s" % (path, line, message))
+
+
+def _check_keys(where, table, index, mapping, allowed):
+    for key in mapping:
+        if key not in allowed:
+            raise where.error("unknown key; known keys: %s" % ", ".join(sorted(allowed)), table, key, index)
+
+
+def _check_value(where, table, index, key, setting, value):
+    """Resolve one setting alone, so a bad value is reported against its own key and line."""
+    try:
+        resolve({setting: value})
+    except EbedgeError as exc:
+        raise where.error(str(exc), table, key, index)
+
+
+def _check_settings(where, table, index, mapping):
+    _check_keys(where, table, index, mapping, set(DEFAULTS) | (set(CELL_ONLY_KEYS) if table == "cells" else set()))
+    for key, value in mapping.items():
+        if key not in CELL_ONLY_KEYS:
+            _check_value(where, table, index, key, key, value)
+
+
+def _format_ratio(p):
+    return "%g" % p
+
+
+def _cell_id(settings):
+    parts = [settings["model"], settings["dataset"], settings["method"]]
+    if settings["method"] != "dense":
+        parts.append("p" + "+".join(_format_ratio(p) for p in settings["prune_ratio"]))
+    parts.append("r%d" % settings["repeat"])
+    return "-".join(parts)
+
+
+def _grid_cells(where, index, grid, defaults):
+    """Expand one grid table into a list of (repeat, overrides) in run order."""
+    _check_keys(where, "grid", index, grid, GRID_KEYS)
+    axes = {}
+    for key, setting in GRID_LISTS.items():
+        if key not in grid:
+            axes[key] = [None]  # the defaults' value, unchanged
+            continue
+        values = grid[key]
+        if not isinstance(values, list) or not values:
+            raise where.error("must be a non-empty list", "grid", key, index)
+        for value in values:
+            _check_value(where, "grid", index, key, setting, [value] if key == "prune_ratios" else value)
+        axes[key] = values
+    repeats = grid.get("repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise where.error("must be a whole number of at least 1, got %r" % (repeats,), "grid", "repeats", index)
+    seeds = grid.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, list) or len(seeds) != repeats or \
+                not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise where.error("must be a list of %d whole numbers (one per repeat)" % repeats, "grid", "seeds", index)
+    base_seed = defaults.get("seed", DEFAULTS["seed"])
+    out = []
+    for repeat in range(repeats):
+        seed = seeds[repeat] if seeds is not None else base_seed + repeat
+        for model in axes["models"]:
+            for dataset in axes["datasets"]:
+                for method in axes["methods"]:
+                    effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
+                    ratios = [None] if effective == "dense" else axes["prune_ratios"]
+                    for ratio in ratios:
+                        overrides = {"repeat": repeat, "seed": seed}
+                        for key, value in (("model", model), ("dataset", dataset), ("method", method)):
+                            if value is not None:
+                                overrides[key] = value
+                        if ratio is not None:
+                            overrides["prune_ratio"] = [ratio]
+                        out.append((repeat, overrides))
+    return out
+
+
+def load_suite(path):
+    """Read and validate the suite file at `path`; any problem raises EbedgeError naming file, line and key."""
+    text, data = _parse(path)
+    where = _Where(path, text)
+    _check_keys(where, None, 0, data, TOP_KEYS)
+    name = data.get("name", os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.\-]+$", name):
+        raise where.error("must be a plain name (letters, digits, . _ -), got %r" % (name,), None, "name")
+    description = data.get("description", "")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise where.error("must be a table", None, "defaults")
+    _check_settings(where, "defaults", 0, defaults)
+
+    grids = data.get("grid", [])
+    grids = [grids] if isinstance(grids, dict) else grids
+    extra = data.get("cells", [])
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise where.error("must be a table ([grid]) or tables ([[grid]])", None, "grid")
+    if not isinstance(extra, list) or not all(isinstance(c, dict) for c in extra):
+        raise where.error("must be an array of tables ([[cells]])", None, "cells")
+    if not grids and not extra:
+        raise where.error("a suite needs a [grid] table or [[cells]]", None, "grid")
+
+    planned = []  # (repeat, order, overrides, explicit id, table, index)
+    for index, grid in enumerate(grids):
+        for repeat, overrides in _grid_cells(where, index, grid, defaults):
+            planned.append((repeat, len(planned), overrides, None, "grid", index))
+    for index, cell in enumerate(extra):
+        _check_settings(where, "cells", index, cell)
+        overrides = {k: v for k, v in cell.items() if k not in CELL_ONLY_KEYS}
+        planned.append((overrides.get("repeat", defaults.get("repeat", 0)), len(planned), overrides,
+                        cell.get("id"), "cells", index))
+    planned.sort(key=lambda item: (item[0], item[1]))
+
+    cells, seen = [], {}
+    for _, _, overrides, explicit_id, table, index in planned:
+        merged = dict(defaults)
+        merged.update(overrides)
+        try:
+            settings = resolve(merged)
+        except EbedgeError as exc:
+            raise where.error(str(exc), table, None, index)
+        cell_id = explicit_id or _cell_id(settings)
+        if not isinstance(cell_id, str) or not re.match(r"^[A-Za-z0-9_.+\-]+$", cell_id):
+            raise where.error("cell id must be a plain name, got %r" % (cell_id,), table, "id", index)
+        if cell_id in seen:
+            raise where.error("two cells would share the id %r (and its run directory)" % cell_id,
+                              table, "id" if explicit_id else None, index)
+        seen[cell_id] = True
+        cells.append(Cell(cell_id, settings))
+    return Suite(name, description, path, cells)
+
+
+def _status_of(run_dir):
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as handle:
+            return json.load(handle).get("status")
+    except (IOError, OSError, ValueError, AttributeError):
+        return None
+
+
+def run_suite(suite, out_dir, execute, progress=print):
+    """Run every cell not yet complete; return [(cell_id, status)] in run order.
+
+    `execute(settings, out=<dir>, resume=<bool>)` runs one cell and returns its summary dict
+    (ebedge.runner.execute). A cell whose summary.json says "complete" is skipped, one that left a
+    run directory behind is resumed, so re-running an interrupted suite finishes it. A cell that
+    raises EbedgeError is reported as failed and the suite goes on with the next.
+    """
+    cells = suite.cells()
+    results = []
+    for number, cell in enumerate(cells, 1):
+        run_dir = os.path.join(out_dir, cell.cell_id)
+        label = "[%d/%d] %s" % (number, len(cells), cell.cell_id)
+        if _status_of(run_dir) == "complete":
+            progress("%s: complete, skipped" % label)
+            results.append((cell.cell_id, "skipped"))
+            continue
+        resume = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
+        progress("%s: %s" % (label, "resuming" if resume else "running"))
+        try:
+            summary = execute(dict(cell.settings), out=run_dir, resume=resume)
+            status = (summary or {}).get("status") or _status_of(run_dir) or "unknown"
+        except EbedgeError as exc:
+            status = "failed: %s" % exc
+        progress("%s: %s" % (label, status))
+        results.append((cell.cell_id, status))
+    return results

@@ -1,0 +1,243 @@
+"""The meter contract: samples, the Meter life cycle, a registry of drivers and detection.
+
+Every driver yields `Sample`s timestamped on this host's clocks when the reading arrived;
+integration into joules is never the driver's job (see `ebedge.energy`). Reading happens in a
+background thread so that a slow or stalled meter never blocks the training loop.
+"""
+import threading
+import time
+
+GAP = "gap"  # the previous reading is further back than a few nominal periods
+NAN = "nan"  # the meter reported NaN/Inf or an unreadable value; power_w is None
+OVERRANGE = "overrange"  # the meter said the value is out of its range
+RESYNC = "resync"  # first sample after the port/device came back
+
+MEASURED = "measured"
+MODELLED = "modelled"
+
+TOTAL = "total"  # the rail name of a meter's whole-device figure
+
+
+class MeterError(Exception):
+    """A meter cannot be used; the message says why in one line."""
+
+
+class Sample(object):
+    """One reading of one rail.
+
+    `t_mono`/`t_wall` are `time.monotonic()`/`time.time()` on the host that read the meter.
+    `meter_energy_j` is the meter's own cumulative counter where it keeps one (else None).
+    `flags` is a tuple of the flag strings above.
+    """
+
+    __slots__ = ("t_mono", "t_wall", "meter", "rail", "power_w", "voltage_v", "current_a",
+                 "meter_energy_j", "flags")
+
+    def __init__(self, t_mono, t_wall, meter, rail, power_w, voltage_v=None, current_a=None,
+                 meter_energy_j=None, flags=()):
+        self.t_mono = t_mono
+        self.t_wall = t_wall
+        self.meter = meter
+        self.rail = rail
+        self.power_w = power_w
+        self.voltage_v = voltage_v
+        self.current_a = current_a
+        self.meter_energy_j = meter_energy_j
+        self.flags = tuple(flags)
+
+    def as_row(self):
+        """The values in `samples.csv` column order (after `run_id`)."""
+        return (self.meter, self.rail, self.t_mono, self.t_wall, self.power_w, self.voltage_v,
+                self.current_a, self.meter_energy_j, "|".join(self.flags))
+
+    def __repr__(self):
+        return "Sample(%s/%s %.6f %r W%s)" % (self.meter, self.rail, self.t_mono, self.power_w,
+                                             (" " + "|".join(self.flags)) if self.flags else "")
+
+    def __eq__(self, other):
+        return isinstance(other, Sample) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+SAMPLE_COLUMNS = ("meter", "rail", "t_mono", "t_wall", "power_w", "voltage_v", "current_a",
+                  "meter_energy_j", "flags")
+
+
+def now():
+    """Both host clocks at once, monotonic first."""
+    return time.monotonic(), time.time()
+
+
+class Meter(object):
+    """Base class of all drivers.
+
+    Life cycle: `open()` acquires the device (raising `MeterError` with a clear message if it
+    cannot), `start()` begins background reading, `samples()` drains what was read since the
+    last call, `stop()` ends reading, `close()` releases the device. `with meter:` does
+    open+start and stop+close.
+
+    Class attributes a driver sets:
+      name          registry name
+      method        MEASURED, or MODELLED for estimates
+      accuracy_pct  the meter's accuracy class in percent of reading, where known (for uncertainty)
+      trust         order in `detect()`: higher is preferred
+    Instance attribute `total_rails`: the rails that formed the `total` rail, once known.
+    """
+
+    name = "base"
+    method = MEASURED
+    accuracy_pct = None
+    trust = 0
+    default_interval_s = 0.1
+
+    def __init__(self, interval_s=None):
+        self.interval_s = float(interval_s if interval_s is not None else self.default_interval_s)
+        if self.interval_s <= 0:
+            raise MeterError("%s: interval must be positive, got %r" % (self.name, interval_s))
+        self.total_rails = []
+        self._lock = threading.Lock()
+        self._buffer = []
+        self._thread = None
+        self._stopping = threading.Event()
+        self.error = None  # an exception that ended the reader thread, if any
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def open(self):
+        """Acquire the device; raise MeterError if it is missing, busy or the wrong device."""
+
+    def close(self):
+        """Release the device."""
+
+    def start(self):
+        if self._thread is not None:
+            raise MeterError("%s: already started" % self.name)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run_reader, name="meter-%s" % self.name)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 3 * self.interval_s))
+            self._thread = None
+
+    def samples(self):
+        """Return and forget the samples read since the last call, oldest first."""
+        with self._lock:
+            out, self._buffer = self._buffer, []
+        return out
+
+    def __enter__(self):
+        self.open()
+        try:
+            self.start()
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.close()
+        return False
+
+    def describe(self):
+        """Facts for `config.json`: what this meter is and how it was set up."""
+        return {"name": self.name, "method": self.method, "interval_s": self.interval_s,
+                "accuracy_pct": self.accuracy_pct, "total_rails": list(self.total_rails)}
+
+    # -- for drivers ----------------------------------------------------------------------------
+    def _emit(self, samples):
+        with self._lock:
+            self._buffer.extend(samples)
+
+    def _run_reader(self):
+        try:
+            self._read_loop()
+        except Exception as exc:  # reported through .error, never silently lost
+            self.error = exc
+
+    def _read_loop(self):
+        """Default: poll `read()` every interval on a fixed schedule (no drift)."""
+        next_t = time.monotonic()
+        while not self._stopping.is_set():
+            self._emit(self.read())
+            next_t += self.interval_s
+            delay = next_t - time.monotonic()
+            if delay < 0:  # we fell behind; do not burst to catch up
+                next_t = time.monotonic()
+                delay = 0
+            self._stopping.wait(delay)
+
+    def read(self):
+        """One poll: a list of Samples (polling drivers implement this)."""
+        raise NotImplementedError
+
+    @classmethod
+    def probe(cls):
+        """(available, reason) on this machine, without side effects."""
+        return False, "no probe"
+
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: make a driver available by its `name`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names():
+    _load_builtin_drivers()
+    return sorted(_REGISTRY)
+
+
+def get(name):
+    """The driver class called `name`; MeterError naming the known ones otherwise."""
+    _load_builtin_drivers()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise MeterError("unknown meter %r; known meters: %s" % (name, ", ".join(sorted(_REGISTRY))))
+
+
+def create(name, **options):
+    return get(name)(**options)
+
+
+def detect():
+    """Every registered meter as (name, available, reason), most trusted first."""
+    _load_builtin_drivers()
+    rows = []
+    for cls in sorted(_REGISTRY.values(), key=lambda c: (-c.trust, c.name)):
+        try:
+            ok, reason = cls.probe()
+        except Exception as exc:  # a probe must never break detection
+            ok, reason = False, "probe failed: %s" % exc
+        rows.append((cls.name, bool(ok), reason))
+    return rows
+
+
+def best_available():
+    """Name of the most trusted meter this machine has (the modelled estimate as the last resort)."""
+    for name, ok, _ in detect():
+        if ok:
+            return name
+    return None
+
+
+_BUILTIN_MODULES = ("meters.ina3221", "meters.tegrastats", "meters.jtop", "meters.rapl",
+                    "meters.nvml", "meters.model", "meters.serial.wattsup", "meters.serial.scpi",
+                    "meters.serial.um", "meters.serial.lines")
+
+
+def _load_builtin_drivers():
+    import importlib
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            if getattr(exc, "name", None) != mod:  # a real import error inside a driver
+                raise

@@ -1,0 +1,175 @@
+"""Jetson on-board INA3221 power monitors, read straight from sysfs (no daemon, microsecond reads).
+
+Two layouts exist (see docs/reference/jetson-power-sensing.md):
+- JetPack <= 4: NVIDIA's IIO driver `ina3221x`, `.../iio:deviceN/rail_name_k` with
+  `in_power{k}_input` [mW] (plus in_voltage/in_current), k = 0..2;
+- JetPack >= 5: mainline hwmon `ina3221`, `.../hwmon/hwmonM/in{n}_label` with `in{n}_input` [mV]
+  and `curr{n}_input` [mA], n = 1..3, no power file, so power = V x I.
+Unconnected channels (`NC`) and channel 7 (sum of shunt voltages) are skipped. Everything is found
+under a configurable `root`, so tests point it at a fake tree.
+"""
+import glob
+import os
+
+from meters import boards
+from meters.base import TOTAL, Meter, MeterError, Sample, now, register
+
+# Where each layout lives, relative to root. The L4T 28.1 path is the only one for early TX2s.
+_IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",
+              "sys/devices/*.i2c/i2c-*/*-*/iio_device")
+_HWMON_GLOB = "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
+_UNCONNECTED = "NC"
+
+
+class Channel(object):
+    """One connected rail: where to read it and in which layout."""
+
+    __slots__ = ("rail", "power_path", "voltage_path", "current_path")
+
+    def __init__(self, rail, power_path, voltage_path, current_path):
+        self.rail = rail
+        self.power_path = power_path      # mW file (iio layout) or None (hwmon: V x I)
+        self.voltage_path = voltage_path  # mV
+        self.current_path = current_path  # mA
+
+    def read(self):
+        """(watts, volts or None, amps or None)."""
+        volts = _read_number(self.voltage_path) / 1000.0 if self.voltage_path else None
+        amps = _read_number(self.current_path) / 1000.0 if self.current_path else None
+        if self.power_path:
+            watts = _read_number(self.power_path) / 1000.0
+        else:
+            watts = volts * amps
+        return watts, volts, amps
+
+
+def _read_number(path):
+    with open(path) as f:
+        text = f.read()
+    # Some JetPack 4 files carry a unit suffix (`0 ms`, `1000 ma`); the number comes first.
+    return int(text.split()[0])
+
+
+def _read_text(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _existing(path):
+    return path if os.path.exists(path) else None
+
+
+def _iio_channels(dev):
+    out = []
+    for name_file in sorted(glob.glob(os.path.join(dev, "rail_name_*"))):
+        k = name_file.rsplit("_", 1)[1]
+        out.append(Channel(_read_text(name_file),
+                           _existing(os.path.join(dev, "in_power%s_input" % k)),
+                           _existing(os.path.join(dev, "in_voltage%s_input" % k)),
+                           _existing(os.path.join(dev, "in_current%s_input" % k))))
+    return out
+
+
+def _hwmon_channels(dev):
+    out = []
+    for label_file in sorted(glob.glob(os.path.join(dev, "in*_label"))):
+        n = os.path.basename(label_file)[2:-len("_label")]
+        if n == "7":  # sum of shunt voltages, not a rail
+            continue
+        volt = _existing(os.path.join(dev, "in%s_input" % n))
+        curr = _existing(os.path.join(dev, "curr%s_input" % n))
+        if volt and curr:
+            out.append(Channel(_read_text(label_file), None, volt, curr))
+    return out
+
+
+def discover(root="/"):
+    """Every connected INA3221 channel under `root`, in a stable order, duplicates dropped."""
+    channels = []
+    devs = []
+    for pattern in _IIO_GLOBS:
+        devs = sorted(glob.glob(os.path.join(root, pattern)))
+        if devs:
+            break
+    for dev in devs:
+        channels.extend(_iio_channels(dev))
+    for dev in sorted(glob.glob(os.path.join(root, _HWMON_GLOB))):
+        channels.extend(_hwmon_channels(dev))
+    seen = set()
+    out = []
+    for ch in channels:
+        if ch.rail == _UNCONNECTED or ch.rail in seen:
+            continue
+        seen.add(ch.rail)
+        out.append(ch)
+    return out
+
+
+@register
+class Ina3221Meter(Meter):
+    """Polls every INA3221 rail each interval and adds the board's total (meters.boards).
+
+    Options: `root` (default "/"), `total_rails` ("A+B" override of the board table).
+    Highest trust on a Jetson: the sensors themselves, read without any daemon in between.
+    """
+
+    name = "ina3221"
+    trust = 90
+    default_interval_s = 0.1
+
+    def __init__(self, interval_s=None, root="/", total_rails=None):
+        Meter.__init__(self, interval_s)
+        self.root = root
+        self.total_override = total_rails
+        self.channels = []
+        self._rule = None
+        self._single = None  # index of the total's rail when the total is one rail (V, I kept)
+        self.total_error = None
+
+    @classmethod
+    def probe(cls):
+        chans = discover("/")
+        if not chans:
+            return False, "no INA3221 under /sys/bus/i2c/drivers/ina3221{x,} (not a Jetson?)"
+        return True, "%d rails: %s" % (len(chans), ", ".join(c.rail for c in chans))
+
+    def open(self):
+        self.channels = discover(self.root)
+        if not self.channels:
+            raise MeterError("ina3221: no INA3221 rails under %s (ina3221x iio or ina3221 hwmon)"
+                             % self.root)
+        try:
+            for ch in self.channels:
+                ch.read()
+        except (IOError, OSError, ValueError) as exc:
+            raise MeterError("ina3221: cannot read %s: %s (root needed on some images)"
+                             % (ch.rail, exc))
+        names = [c.rail for c in self.channels]
+        try:
+            self._rule = boards.total_rule(names, model=boards.board_model(self.root),
+                                           override=self.total_override)
+            self.total_rails = list(self._rule.rails)
+            if len(self.total_rails) == 1:
+                self._single = names.index(self.total_rails[0])
+        except boards.UnknownBoard as exc:
+            self.total_error = str(exc)
+
+    def read(self):
+        t_mono, t_wall = now()
+        out = []
+        watts = {}
+        for ch in self.channels:
+            w, v, a = ch.read()
+            watts[ch.rail] = w
+            out.append(Sample(t_mono, t_wall, self.name, ch.rail, w, v, a))
+        if self._rule is not None:
+            one = out[self._single] if self._single is not None else None
+            out.append(Sample(t_mono, t_wall, self.name, TOTAL, self._rule.total(watts),
+                              one.voltage_v if one else None, one.current_a if one else None))
+        return out
+
+    def describe(self):
+        info = Meter.describe(self)
+        info.update(root=self.root, rails=[c.rail for c in self.channels],
+                    total_error=self.total_error)
+        return info

@@ -1,0 +1,1 @@
+"""Simulators of every supported meter, all driven by one `PowerProfile` with an exact integral."""

@@ -1,0 +1,166 @@
+"""Fake INA3221 sysfs trees, laid out as on the boards, whose readings follow a PowerProfile.
+
+Layouts follow fixtures/sysfs/README.md: JetPack 4 `ina3221x` IIO for TX2, Nano and Xavier NX
+(and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and Orin NX. The board's total (its
+input rail, or the documented sum) equals P(t); every other rail is a fixed fraction of P(t).
+So the truth for the `total` rail is `profile.energy(t0, t1)` in simulator seconds.
+
+Values are rewritten by `write(t)` (a given sim time) or by a background thread (`start()`),
+each file replaced atomically so a reader never sees half a number.
+"""
+import os
+import tempfile
+import threading
+import time
+
+from meters.sim import registry
+from meters.sim.profile import PowerProfile
+
+# board -> (layout, model string, [(device dir under the driver, [(rail, mV, share of P)])]).
+# The shares of the rails that form the board's total add up to 1.
+BOARDS = {
+    "tx2": ("iio", "NVIDIA Jetson TX2", [
+        ("0-0040/iio:device0", [("VDD_SYS_GPU", 19136, 0.05), ("VDD_SYS_SOC", 19144, 0.22),
+                                ("VDD_4V0_WIFI", 4784, 0.0)]),
+        ("0-0041/iio:device1", [("VDD_IN", 19144, 1.0), ("VDD_SYS_CPU", 19128, 0.05),
+                                ("VDD_SYS_DDR", 4776, 0.29)])]),
+    "nano": ("iio", "NVIDIA Jetson Nano Developer Kit", [
+        ("6-0040/iio:device0", [("POM_5V_IN", 5000, 1.0), ("POM_5V_GPU", 5000, 0.1),
+                                ("POM_5V_CPU", 5000, 0.2)])]),
+    "xavier-nx": ("iio", "NVIDIA Jetson Xavier NX Developer Kit", [
+        ("7-0040/iio:device0", [("VDD_IN", 5000, 1.0), ("VDD_CPU_GPU_CV", 5000, 0.3),
+                                ("VDD_SOC", 5000, 0.25)])]),
+    "agx-xavier": ("iio", "Jetson-AGX", [
+        ("1-0040/iio:device0", [("GPU", 19000, 0.2), ("CPU", 19000, 0.2), ("SOC", 19000, 0.2)]),
+        ("1-0041/iio:device1", [("CV", 19000, 0.1), ("VDDRQ", 19000, 0.1),
+                                ("SYS5V", 5000, 0.2)])]),
+    "agx-orin": ("hwmon", "Jetson AGX Orin Developer Kit", [
+        ("1-0040/hwmon/hwmon3", [("VDD_GPU_SOC", 5000, 0.35), ("VDD_CPU_CV", 5000, 0.15),
+                                 ("VIN_SYS_5V0", 5000, 0.5)]),
+        ("1-0041/hwmon/hwmon4", [("NC", 0, 0.0), ("VDDQ_VDD2_1V8AO", 5000, 0.05),
+                                 ("NC", 0, 0.0)])]),
+    "orin-nx": ("hwmon", "NVIDIA Orin NX Developer Kit", [
+        ("1-0040/hwmon/hwmon3", [("VDD_IN", 5000, 1.0), ("VDD_CPU_GPU_CV", 5000, 0.3),
+                                 ("VDD_SOC", 5000, 0.25)])]),
+}
+_DRIVER_DIR = {"iio": "sys/bus/i2c/drivers/ina3221x", "hwmon": "sys/bus/i2c/drivers/ina3221"}
+
+
+def _write(path, value):
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write("%s\n" % value)
+    os.replace(tmp, path)
+
+
+class FakeIna3221Tree(object):
+    """A fake `/sys` (plus /proc/device-tree/model) under `root` for one board."""
+
+    def __init__(self, root, board, profile=None, t0=None):
+        if board not in BOARDS:
+            raise ValueError("unknown sysfs board %r; choose from %s" % (board, ", ".join(sorted(BOARDS))))
+        self.root = root
+        self.board = board
+        self.layout, self.model, self.devices = BOARDS[board]
+        self.profile = profile or PowerProfile.default()
+        self.t0 = time.monotonic() if t0 is None else t0
+        self._values = []  # (share, mV, power path or None, voltage path, current path)
+        self._thread = None
+        self._stop = threading.Event()
+        self._build()
+        self.write(0.0)
+
+    def _build(self):
+        model_dir = os.path.join(self.root, "proc", "device-tree")
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, "model"), "wb") as f:
+            f.write(self.model.encode("ascii") + b"\x00")
+        for rel, rails in self.devices:
+            dev = os.path.join(self.root, _DRIVER_DIR[self.layout], rel)
+            os.makedirs(dev, exist_ok=True)
+            if self.layout == "iio":
+                self._build_iio(dev, rails)
+            else:
+                self._build_hwmon(dev, rails)
+
+    def _build_iio(self, dev, rails):
+        for k, (rail, mv, share) in enumerate(rails):
+            _write(os.path.join(dev, "rail_name_%d" % k), rail)
+            _write(os.path.join(dev, "warn_current_limit_%d" % k), "4000 ma")
+            _write(os.path.join(dev, "crit_current_limit_%d" % k), "5000 ma")
+            _write(os.path.join(dev, "polling_delay_%d" % k), "0 ms")
+            self._values.append((share, mv, os.path.join(dev, "in_power%d_input" % k),
+                                 os.path.join(dev, "in_voltage%d_input" % k),
+                                 os.path.join(dev, "in_current%d_input" % k)))
+
+    def _build_hwmon(self, dev, rails):
+        _write(os.path.join(dev, "name"), "ina3221")
+        _write(os.path.join(dev, "update_interval"), "1")
+        _write(os.path.join(dev, "samples"), "4")
+        for n, (rail, mv, share) in enumerate(rails, 1):
+            _write(os.path.join(dev, "in%d_label" % n), rail)
+            _write(os.path.join(dev, "curr%d_max" % n), "4000")
+            _write(os.path.join(dev, "curr%d_crit" % n), "5000")
+            _write(os.path.join(dev, "shunt%d_resistor" % n), "5000")
+            _write(os.path.join(dev, "in%d_input" % (n + 3)), "0")
+            self._values.append((share, mv, None, os.path.join(dev, "in%d_input" % n),
+                                 os.path.join(dev, "curr%d_input" % n)))
+        _write(os.path.join(dev, "in7_label"), "sum of shunt voltages")
+        _write(os.path.join(dev, "in7_input"), "0")
+
+    def write(self, t):
+        """Set every rail to its share of P(t), t in simulator seconds."""
+        p_mw = self.profile.power(t) * 1000.0
+        for share, mv, power_path, volt_path, curr_path in self._values:
+            rail_mw = share * p_mw
+            if power_path:
+                _write(power_path, int(round(rail_mw)))
+            _write(volt_path, mv)
+            _write(curr_path, int(round(rail_mw * 1000.0 / mv)) if mv else 0)
+
+    def start(self, rate_hz=100.0):
+        """Rewrite the values from a background thread at `rate_hz`, following real time."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
+                                        name="fake-ina3221")
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def _loop(self, period):
+        while not self._stop.is_set():
+            self.write(time.monotonic() - self.t0)
+            self._stop.wait(period)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def truth(self, t0_mono, t1_mono):
+        """Exact joules of the board total between two host monotonic times."""
+        return self.profile.energy(t0_mono - self.t0, t1_mono - self.t0)
+
+    @property
+    def info(self):
+        return [("board", self.board), ("root", self.root), ("t0_mono", repr(self.t0)),
+                ("use", "ebedge meters record --meter ina3221 --option root=%s" % self.root)]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _register_starter(board):
+    @registry.starter("ina3221-" + board)
+    def start(profile, root=None, rate_hz=100.0):
+        root = root or tempfile.mkdtemp(prefix="ebedge-sysfs-%s-" % board)
+        return FakeIna3221Tree(root, board, profile).start(float(rate_hz))
+
+
+for _board in sorted(BOARDS):
+    _register_starter(_board)

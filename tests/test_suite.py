@@ -1,0 +1,240 @@
+"""Suite files: validation with file/line/key, grid expansion, resume, and `ebedge bench`."""
+import glob
+import json
+import os
+import sys
+import types
+
+import pytest
+from click.testing import CliRunner
+
+from ebedge.errors import EbedgeError
+from ebedge.suite import load_suite, run_suite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+GOOD = """\
+name = "t"
+description = "a test suite"
+
+[defaults]
+model = "vgg11"
+width = 0.125
+epochs = 2
+seed = 10
+
+[grid]
+methods = ["dense", "eb", "ns"]
+prune_ratios = [0.3, 0.5]
+repeats = 2
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def error_of(path):
+    with pytest.raises(EbedgeError) as info:
+        load_suite(path)
+    return str(info.value)
+
+
+def test_unknown_key_is_rejected_with_key_and_line(tmp_path):
+    path = write(tmp_path, GOOD.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"))
+    message = error_of(path)
+    assert "learning_rate" in message
+    assert "%s:8:" % path in message  # the line after "epochs = 2" (line 7)
+
+
+def test_unknown_grid_key_is_rejected(tmp_path):
+    message = error_of(write(tmp_path, GOOD + "ratios = [0.1]\n"))
+    assert "grid.ratios" in message and ":14:" in message
+
+
+def test_impossible_ratio_is_rejected_naming_key(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace("[0.3, 0.5]", "[0.3, 1.5]")))
+    assert "grid.prune_ratios" in message and "1.5" in message and ":12:" in message
+
+
+def test_impossible_default_is_rejected_naming_key(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace("epochs = 2", "epochs = 0")))
+    assert "defaults.epochs" in message and ":7:" in message
+
+
+def test_unknown_method_in_grid_is_rejected(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace('"ns"', '"magic"')))
+    assert "grid.methods" in message and "magic" in message
+
+
+def test_bad_toml_reports_line(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace("epochs = 2", "epochs = = 2")))
+    assert "invalid TOML" in message and ":7:" in message
+
+
+def test_seeds_must_match_repeats(tmp_path):
+    message = error_of(write(tmp_path, GOOD + "seeds = [1]\n"))
+    assert "grid.seeds" in message
+
+
+def test_grid_expansion(tmp_path):
+    cells = load_suite(write(tmp_path, GOOD)).cells()
+    # per repeat: dense once + eb and ns at two ratios each
+    assert len(cells) == 2 * (1 + 2 * 2)
+    ids = [c.cell_id for c in cells]
+    assert len(set(ids)) == len(ids)
+    assert "vgg11-synthetic-eb-p0.5-r1" in ids and "vgg11-synthetic-dense-r0" in ids
+    by_id = dict(cells)
+    eb = by_id["vgg11-synthetic-eb-p0.3-r1"]
+    assert eb["prune_ratio"] == [0.3] and eb["method"] == "eb" and eb["width"] == 0.125
+    assert eb["repeat"] == 1 and eb["seed"] == 11  # defaults.seed + repeat
+    assert by_id["vgg11-synthetic-ns-p0.5-r0"]["seed"] == 10
+    # repeat-major order: every repeat-0 cell before any repeat-1 cell
+    repeats = [c.settings["repeat"] for c in cells]
+    assert repeats == sorted(repeats)
+
+
+def test_explicit_seeds_and_extra_cells(tmp_path):
+    text = GOOD + "seeds = [7, 9]\n\n[[cells]]\nid = \"special\"\nmethod = \"eb\"\nretrain = \"reinit\"\n"
+    by_id = dict(load_suite(write(tmp_path, text)).cells())
+    assert by_id["vgg11-synthetic-dense-r1"]["seed"] == 9
+    assert by_id["special"]["retrain"] == "reinit" and by_id["special"]["model"] == "vgg11"
+
+
+def test_duplicate_cell_ids_are_rejected(tmp_path):
+    text = GOOD + "\n[[cells]]\nmethod = \"dense\"\n"
+    assert "vgg11-synthetic-dense-r0" in error_of(write(tmp_path, text))
+
+
+def test_multiple_grids(tmp_path):
+    text = ('[defaults]\nepochs = 1\n\n[[grid]]\nmodels = ["vgg11"]\nmethods = ["eb"]\nprune_ratios = [0.1]\n\n'
+            '[[grid]]\nmodels = ["vgg16"]\nmethods = ["eb"]\nprune_ratios = [0.3, 0.5]\n')
+    ids = [c.cell_id for c in load_suite(write(tmp_path, text)).cells()]
+    assert ids == ["vgg11-synthetic-eb-p0.1-r0", "vgg16-synthetic-eb-p0.3-r0", "vgg16-synthetic-eb-p0.5-r0"]
+
+
+def test_error_in_second_grid_points_at_its_line(tmp_path):
+    text = ('[[grid]]\nmethods = ["eb"]\n\n[[grid]]\nmethods = ["eb"]\nprune_ratios = [2]\n')
+    message = error_of(write(tmp_path, text))
+    assert ":6:" in message and "prune_ratios" in message
+
+
+EXPECTED_CELLS = {"quick.toml": 2, "cifar10-subset-cpu.toml": 10, "paper-table2-cifar10.toml": 50,
+                  "paper-table2-cifar100.toml": 50, "paper-table3-imagenet.toml": 13}
+
+
+def test_every_shipped_suite_loads():
+    shipped = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.toml")))
+    assert shipped == sorted(EXPECTED_CELLS)
+    for name, count in EXPECTED_CELLS.items():
+        suite = load_suite(os.path.join(ROOT, "benchmarks", name))
+        assert len(suite.cells()) == count, name
+        assert suite.name == name[:-len(".toml")]
+
+
+def test_quick_suite_is_eb_and_dense():
+    cells = load_suite(os.path.join(ROOT, "benchmarks", "quick.toml")).cells()
+    assert {c.settings["method"] for c in cells} == {"eb", "dense"}
+    assert all(c.settings["dataset"] == "synthetic" for c in cells)
+
+
+class FakeExecute(object):
+    """Stands in for ebedge.runner.execute: records calls, writes summary.json, can stop mid-suite."""
+
+    def __init__(self, interrupt_at=None):
+        self.calls = []
+        self.interrupt_at = interrupt_at
+
+    def __call__(self, settings, out, resume=False, overwrite=False, quiet=False):
+        self.calls.append((os.path.basename(out), resume))
+        if not os.path.isdir(out):
+            os.makedirs(out)
+        if len(self.calls) == self.interrupt_at:
+            with open(os.path.join(out, "summary.json"), "w") as handle:
+                json.dump({"status": "running"}, handle)
+            raise KeyboardInterrupt()
+        summary = {"status": "complete", "method": settings["method"]}
+        with open(os.path.join(out, "summary.json"), "w") as handle:
+            json.dump(summary, handle)
+        return summary
+
+
+def test_run_suite_resumes_interrupted_cells(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    ids = [c.cell_id for c in suite.cells()]
+    out = str(tmp_path / "out")
+    first = FakeExecute(interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, first, progress=lambda line: None)
+    assert first.calls == [(ids[0], False), (ids[1], False), (ids[2], False)]
+
+    second = FakeExecute()
+    results = run_suite(suite, out, second, progress=lambda line: None)
+    # the two complete cells are skipped, the interrupted one resumed, the rest run fresh
+    assert second.calls == [(ids[2], True)] + [(i, False) for i in ids[3:]]
+    assert results[:2] == [(ids[0], "skipped"), (ids[1], "skipped")]
+    assert all(status == "complete" for _, status in results[2:])
+
+
+def test_run_suite_reports_failed_cell_and_goes_on(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+
+    def execute(settings, out, resume=False):
+        if settings["method"] == "ns":
+            raise EbedgeError("no data")
+        return {"status": "complete"}
+
+    statuses = dict(run_suite(suite, str(tmp_path / "out"), execute, progress=lambda line: None))
+    assert statuses["vgg11-synthetic-ns-p0.3-r0"] == "failed: no data"
+    assert statuses["vgg11-synthetic-eb-p0.3-r1"] == "complete"
+
+
+@pytest.fixture
+def fake_runner(monkeypatch):
+    """A fake ebedge.runner module, so the CLI tests do not depend on the real runner."""
+    execute = FakeExecute()
+    module = types.ModuleType("ebedge.runner")
+    module.execute = execute
+    monkeypatch.setitem(sys.modules, "ebedge.runner", module)
+    import ebedge
+    monkeypatch.setattr(ebedge, "runner", module, raising=False)
+    return execute
+
+
+def test_cli_dry_run_lists_cells(tmp_path, fake_runner):
+    from ebedge.cli_bench import bench_command
+
+    result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    for cell in load_suite(write(tmp_path, GOOD)).cells():
+        assert cell.cell_id in result.output
+    assert "results/t" in result.output
+    assert fake_runner.calls == []
+
+
+def test_cli_runs_into_out_dir(tmp_path, fake_runner):
+    from ebedge.cli_bench import bench_command
+
+    out = str(tmp_path / "res")
+    result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD), "--out", out, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(fake_runner.calls) == 10
+    assert os.path.isfile(os.path.join(out, "vgg11-synthetic-dense-r0", "summary.json"))
+
+
+def test_cli_default_is_the_quick_suite(fake_runner):
+    from ebedge.cli_bench import bench_command
+
+    result = CliRunner().invoke(bench_command, ["--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "vgg16-synthetic-eb-p0.5-r0" in result.output and "results/quick" in result.output
+
+
+def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
+    from ebedge.cli_bench import bench_command
+
+    result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD + "bogus = 1\n")])
+    assert result.exit_code == 1
+    assert "bogus" in result.output and "Traceback" not in result.output
