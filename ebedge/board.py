@@ -84,7 +84,7 @@ def jetpack_guess(l4t):
 
 def parse_nvpmodel(text):
     """`nvpmodel -q` output -> {"name", "id", "fan_mode"}; None if it names no power mode."""
-    found = re.search(r"NV Power Mode:\s*(\S+)\s*(?:\n\s*(\d+))?", text or "")
+    found = re.search(r"NV Power Mode:[ \t]*([^\r\n]*[^\s])[ \t]*(?:\r?\n[ \t]*(\d+))?", text or "")
     if not found:
         return None
     fan = re.search(r"NV Fan Mode:\s*(\S+)", text)
@@ -141,8 +141,8 @@ def read_cpus(root="/"):
         base = "/sys/devices/system/cpu/%s/" % name
         online = _read_int(root, base + "online")
         freq = base + "cpufreq/"
-        if online is None and not os.path.isdir(_path(root, freq)):
-            continue
+        if online != 0 and not os.path.isdir(_path(root, freq)):
+            continue  # no cpufreq, nothing to record; offline cores are kept (power modes switch cores off)
         cpus[name] = {"online": online != 0, "governor": _read(root, freq + "scaling_governor"),
                       "cur": _read_int(root, freq + "scaling_cur_freq"),
                       "min": _read_int(root, freq + "scaling_min_freq"),
@@ -242,6 +242,9 @@ def power_mode(snap):
     return mode["name"] if mode.get("id") is None else "%s (%d)" % (mode["name"], mode["id"])
 
 
+COMPARABLE_KEYS = ("power_mode", "clocks_pinned", "cpus", "gpu")
+
+
 def comparable_state(snap):
     """The part of a snapshot that must match for two runs to be compared: power mode and clock settings."""
     return {
@@ -253,12 +256,19 @@ def comparable_state(snap):
     }
 
 
-_LABELS = {"online": "online", "governor": "governor", "min": "min freq", "max": "max freq"}
+_LABELS = {"governor": "governor", "min": "min freq", "max": "max freq"}
+
+
+def _as_comparable(state):
+    return state if set(state) == set(COMPARABLE_KEYS) else comparable_state(state)
 
 
 def changes(before, after):
-    """Human-readable differences in power mode and clock settings between two snapshots ([] if none)."""
-    old, new = comparable_state(before), comparable_state(after)
+    """Human-readable differences in power mode and clock settings ([] if none).
+
+    `before` and `after` may be snapshots or what comparable_state() made of them.
+    """
+    old, new = _as_comparable(before), _as_comparable(after)
     out = []
     if old["power_mode"] != new["power_mode"]:
         out.append("power mode changed: %s -> %s" % (old["power_mode"], new["power_mode"]))
@@ -269,7 +279,10 @@ def changes(before, after):
         if a is None or b is None:
             out.append("%s %s" % (name, "appeared" if a is None else "disappeared"))
             continue
-        out.extend(_field_changes(name, a, b, "kHz"))
+        if a["online"] != b["online"]:  # an offline core has no cpufreq settings to compare
+            out.append("%s went %s" % (name, "online" if b["online"] else "offline"))
+        else:
+            out.extend(_field_changes(name, a, b, "kHz"))
     if old["gpu"] != new["gpu"]:
         if old["gpu"] is None or new["gpu"] is None:
             out.append("gpu devfreq %s" % ("appeared" if old["gpu"] is None else "disappeared"))
@@ -280,7 +293,7 @@ def changes(before, after):
 
 def _field_changes(name, a, b, unit):
     out = []
-    for key in ("online", "governor", "min", "max"):
+    for key in ("governor", "min", "max"):
         if key in a and a.get(key) != b.get(key):
             suffix = " %s" % unit if key in ("min", "max") else ""
             out.append("%s %s changed: %s -> %s%s" % (name, _LABELS[key], a.get(key), b.get(key), suffix))

@@ -80,23 +80,31 @@ def _parse_meter_options(pairs):
               help="record power-mode/clock changes mid-run instead of refusing")
 @click.option("--cooldown", "cooldown_temp_c", type=float,
               help="wait until every thermal zone is below this many degrees C first")
+@click.option("--settings", "settings_file", type=click.File("r"),
+              help="JSON object of settings (what `ebedge remote` pushes); flags given here win")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory [default: results/<id>]")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="continue the run in this directory from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
 def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
-          resume_dir, out, overwrite, quiet, **options):
+          settings_file, resume_dir, out, overwrite, quiet, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
     from ebedge.runner import execute
     if resume_dir:
         summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
         out = resume_dir
     else:
-        settings = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
-                        download=download, prune_ratio=list(prune_ratio) or None,
-                        meters=list(meter_names) or None,
-                        meter_options=_parse_meter_options(meter_option) or None)
+        given = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
+                     download=download or None, prune_ratio=list(prune_ratio) or None,
+                     meters=list(meter_names) or None,
+                     meter_options=_parse_meter_options(meter_option) or None)
+        settings = _load_settings_file(settings_file) if settings_file else {}
+        ctx = click.get_current_context()
+        settings.update({k: v for k, v in given.items()
+                         if v is not None and (not settings_file
+                                               or _given(ctx, _PARAM_NAMES.get(k, k)))})
+        data_dir = settings.get("data_dir")
         if data_dir is not None and not os.path.isdir(data_dir) and not download:
             raise EbedgeError("data directory not found: %s" % data_dir)
         from ebedge.runner import default_out
@@ -105,6 +113,27 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
+
+
+_PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}
+
+
+def _given(ctx, name):
+    """True when the user typed the option (not its default) on the command line."""
+    source = getattr(ctx, "get_parameter_source", None)
+    if source is None:  # click 7: treat any non-default value as given
+        return True
+    return source(name) is not None and source(name).name == "COMMANDLINE"
+
+
+def _load_settings_file(stream):
+    try:
+        settings = json.load(stream)
+    except ValueError as exc:
+        raise EbedgeError("--settings %s is not JSON: %s" % (stream.name, exc))
+    if not isinstance(settings, dict):
+        raise EbedgeError("--settings %s must hold a JSON object" % stream.name)
+    return settings
 
 
 def _one_line(summary):
@@ -167,6 +196,10 @@ def _attach_optional_commands():
     main.add_command(bench_command)
     from ebedge.cli_report import report_command
     main.add_command(report_command)
+    from ebedge.cli_agent import agent_group
+    main.add_command(agent_group)
+    from ebedge.cli_remote import remote_group
+    main.add_command(remote_group)
 
 
 _attach_optional_commands()

@@ -151,6 +151,7 @@ def _cifar(name, data_dir, download, augment):
 def load_dataset(name, data_dir=None, download=False, seed=0, limit_train=None, limit_test=None,
                  augment=True):
     """Build the train and test sets of `name` (one of DATASETS) as a DataBundle."""
+    data_dir = os.path.expanduser(data_dir) if data_dir else data_dir
     if name == "synthetic":
         train = SyntheticImages(SYNTHETIC_TRAIN, seed=seed, split_offset=0,
                                 transform=_cifar_transforms(((0.5,) * 3, (0.25,) * 3), augment,

@@ -105,3 +105,46 @@ def flops_from_cfg(name, cfg=None, num_classes=10, width=1.0, input_size=None):
     size = input_size if input_size is not None else models.input_size(name)
     macs = forward_macs(model, size)
     return {"forward_macs": macs, "forward_flops": FLOPS_PER_MAC * macs, "params": count_params(model)}
+
+
+DATASET_IMAGES = {"cifar10": 50000, "cifar100": 50000, "imagenet": 1281167, "synthetic": 2000}
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "synthetic": 10}
+
+
+def uniform_mask(model, ratio):
+    """A keep-mask pruning `ratio` of every prunable layer (for what-if counts without training)."""
+    import numpy as np
+    from ebedge.prune.masks import bn_layers
+    parts = []
+    for _, bn in bn_layers(model):
+        keep = np.zeros(bn.num_features, dtype=bool)
+        keep[:max(1, int(round(bn.num_features * (1.0 - ratio))))] = True
+        parts.append(keep)
+    return np.concatenate(parts)
+
+
+def training_cost(name, dataset="cifar10", epochs=160, images=None, prune_ratio=None, width=1.0):
+    """Per-image forward cost, params and training FLOPs of `name` trained on `dataset`.
+
+    With `prune_ratio`, the network is first pruned uniformly per layer at that ratio (a what-if:
+    a real ticket's per-layer widths come from training); dense figures are kept beside it.
+    """
+    from ebedge.prune.physical import prune_model
+    if dataset not in DATASET_IMAGES:
+        raise ValueError("unknown dataset %r; choose one of: %s"
+                         % (dataset, ", ".join(sorted(DATASET_IMAGES))))
+    if prune_ratio is not None and not 0.0 < prune_ratio < 1.0:
+        raise ValueError("prune ratio must be in (0, 1), got %g" % prune_ratio)
+    if epochs < 1:
+        raise ValueError("epochs must be at least 1, got %d" % epochs)
+    classes = DATASET_CLASSES[dataset]
+    images = images if images is not None else DATASET_IMAGES[dataset]
+    size = models.input_size(name)
+    model = models.build_model(name, classes, width=width)
+    dense = summary(model, size, images, epochs)
+    result = dict(dense, model=name, dataset=dataset, num_classes=classes, images=images,
+                  epochs=epochs, prune_ratio=prune_ratio, dense=dense)
+    if prune_ratio is not None:
+        pruned, _ = prune_model(model, uniform_mask(model, prune_ratio))
+        result.update(summary(pruned, size, images, epochs))
+    return result

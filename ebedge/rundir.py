@@ -4,6 +4,7 @@ A crash or power loss loses at most the row being written: CSV rows are flushed 
 at most once a second), JSON and checkpoints are written to a temporary name and renamed.
 """
 import csv
+import inspect
 import json
 import os
 import threading
@@ -146,8 +147,12 @@ class RunDir(object):
         path = self.checkpoint_path
         if not os.path.exists(path):
             return None
+        # Our own file, holding numpy arrays and RNG states: torch >= 2.6 loads only tensors by
+        # default, and torch < 1.13 does not know the argument.
+        trusted = ({"weights_only": False}
+                   if "weights_only" in inspect.signature(torch.load).parameters else {})
         try:
-            return torch.load(path, map_location="cpu")
+            return torch.load(path, map_location="cpu", **trusted)
         except Exception as exc:  # truncated or foreign file
             raise EbedgeError("unreadable checkpoint %s: %s" % (path, exc))
 

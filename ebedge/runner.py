@@ -14,7 +14,7 @@ import sys
 import time
 
 import ebedge
-from ebedge import accounting, board
+from ebedge import accounting, board, lowp
 from ebedge.errors import EbedgeError
 from ebedge.methods import recipe
 from ebedge.methods.context import MethodContext
@@ -175,6 +175,8 @@ def _finish(rundir, settings, summary, sampler):
         accounting.write_energy_csv(rundir.file("energy.csv"), rows)
         names = [m.name for m in sampler.meters] if sampler is not None else []
         summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
+        if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
+            summary["modelled_energy"] = lowp.modelled_energy(summary)
         summary["flags"].extend(_short_window_warnings(rows, sampler))
         rundir.write_summary(summary)
     rundir.close()

@@ -29,6 +29,7 @@ DEFAULTS = {
     "window": 5,
     "keep_searching": False,
     "retrain": "finetune",
+    "snip_unstructured": False,  # snip: the original weight-level SNIP (dense FLOPs) instead of channels
     "width": 1.0,
     "limit_train": None,
     "limit_test": None,

@@ -100,7 +100,7 @@ class _Where(object):
         line = _line_of(self.text, table, key, index) if key is not None or table is not None else None
         if line is None and key is not None:
             line = _line_of(self.text, table, None, index)
-        name = key if table is None else ("%s.%s" % (table, key) if key else "[%s]" % table)
+        name = key if table is None else ("%s.%s" % (table, key) if key else "%s #%d" % (table, index + 1))
         where = self.path if line is None else "%s:%d" % (self.path, line)
         return EbedgeError("%s: %s: %s" % (where, name, message))
 
@@ -134,6 +134,8 @@ def _check_value(where, table, index, key, setting, value):
         resolve({setting: value})
     except EbedgeError as exc:
         raise where.error(str(exc), table, key, index)
+    except (TypeError, ValueError):  # resolve() converts with int()/float()
+        raise where.error("invalid value %r" % (value,), table, key, index)
 
 
 def _check_settings(where, table, index, mapping):

@@ -4,6 +4,7 @@ Every driver yields `Sample`s timestamped on this host's clocks when the reading
 integration into joules is never the driver's job (see `ebedge.energy`). Reading happens in a
 background thread so that a slow or stalled meter never blocks the training loop.
 """
+import os
 import threading
 import time
 
@@ -63,9 +64,18 @@ SAMPLE_COLUMNS = ("meter", "rail", "t_mono", "t_wall", "power_w", "voltage_v", "
                   "meter_energy_j", "flags")
 
 
+CLOCK_SHIFT_ENV = "EBEDGE_CLOCK_SHIFT_S"
+
+
+def wall_shift():
+    """Seconds added to every wall-clock reading: 0 normally; tests set EBEDGE_CLOCK_SHIFT_S to
+    give a "board" a clock that disagrees with its laptop's by a known amount."""
+    return float(os.environ.get(CLOCK_SHIFT_ENV, "0") or 0)
+
+
 def now():
-    """Both host clocks at once, monotonic first."""
-    return time.monotonic(), time.time()
+    """Both host clocks at once, monotonic first (wall clock shifted as `wall_shift` says)."""
+    return time.monotonic(), time.time() + wall_shift()
 
 
 class Meter(object):

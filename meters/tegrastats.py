@@ -27,9 +27,10 @@ class TegrastatsLineError(MeterError):
 
 # `RAM used/totalMB` opens every tegrastats line, after the date prefix from JetPack 5 on.
 _HEAD_RE = re.compile(r"\s*(?:(\d\d)-(\d\d)-(\d{4}) (\d\d):(\d\d):(\d\d)\s+)?RAM \d+/\d+[kMG]B")
-# A power token: a name at a word start, then 2 or 3 slash-separated integers, each with an
-# optional `mW`, ending at whitespace. `RAM 1/2MB` and engine tokens (`NVENC 716`) cannot match.
-_RAIL_RE = re.compile(r"(?<!\S)([A-Za-z]\w*)\s+(\d+)(?:mW)?/\d+(?:mW)?(?:/\d+(?:mW)?)?(?!\S)")
+# A power token: whitespace, a name, whitespace, then 2 or 3 slash-separated integers each with
+# an optional `mW`, then whitespace or the end. `RAM 1/2MB` and `NVENC 716` cannot match.
+_RAIL_RE = re.compile(r"\s([A-Za-z][A-Za-z0-9_]*)\s+([0-9]+)(?:mW)?/[0-9]+(?:mW)?"
+                      r"(?:/[0-9]+(?:mW)?)?(?=\s|$)")
 _UNCONNECTED = "NC"
 
 
@@ -42,18 +43,24 @@ def parse_record(line):
     head = _HEAD_RE.match(line)
     if head is None:
         raise TegrastatsLineError("not a tegrastats line: %r" % _clip(line))
-    # Rails follow the temperature block (`X@42.5C`), so scanning starts after its last `@`.
-    start = max(head.end(), line.rfind("@"))
-    rails = {name: int(mw) for name, mw in _RAIL_RE.findall(line, start)
+    # Rails follow the temperature block (`X@42.5C`), so scanning starts at its last `@`.
+    rails = {name: int(mw) for name, mw in _RAIL_RE.findall(line, max(head.end(), line.rfind("@")))
              if name != _UNCONNECTED}
     if not rails:
         raise TegrastatsLineError("tegrastats line without power rails (needs root on this "
                                   "board?): %r" % _clip(line))
-    wall = None
-    if head.group(1) is not None:
-        mon, day, year, hh, mm, ss = (int(g) for g in head.groups())
-        wall = time.mktime((year, mon, day, hh, mm, ss, 0, 0, -1))
-    return wall, rails
+    return (_wall_time(head.groups()) if head.group(1) is not None else None), rails
+
+
+_last_date = [None, None]  # (date fields, epoch seconds): the prefix changes once a second
+
+
+def _wall_time(fields):
+    """Epoch seconds of a local `MM-DD-YYYY HH:MM:SS` prefix (mktime is slow, so cached)."""
+    if fields != _last_date[0]:
+        mon, day, year, hh, mm, ss = (int(g) for g in fields)
+        _last_date[:] = [fields, time.mktime((year, mon, day, hh, mm, ss, 0, 0, -1))]
+    return _last_date[1]
 
 
 def parse_line(line):
@@ -73,27 +80,29 @@ class _RailsToSamples(object):
         self.meter_name = meter_name
         self.override = total_override
         self.model = model
-        self._rule_for = {}  # frozenset of rail names -> TotalRule or the UnknownBoard raised
+        self._rule_for = {}  # tuple of rail names -> rails forming the total, or None if unknown
         self.total_rails = []
         self.total_error = None
 
+    def _rule(self, key):
+        try:
+            rails = boards.total_rule(key, model=self.model, override=self.override).rails
+            self.total_rails = list(rails)
+        except boards.UnknownBoard as exc:
+            rails = None
+            self.total_error = str(exc)
+        self._rule_for[key] = rails
+        return rails
+
     def samples(self, t_mono, t_wall, rails_mw, flags=()):
         name = self.meter_name
-        out = [Sample(t_mono, t_wall, name, rail, mw / 1000.0, flags=flags)
+        out = [Sample(t_mono, t_wall, name, rail, mw / 1000.0, None, None, None, flags)
                for rail, mw in rails_mw.items()]
-        key = frozenset(rails_mw)
-        rule = self._rule_for.get(key)
-        if rule is None:
-            try:
-                rule = boards.total_rule(key, model=self.model, override=self.override)
-                self.total_rails = list(rule.rails)
-            except boards.UnknownBoard as exc:
-                rule = exc
-                self.total_error = str(exc)
-            self._rule_for[key] = rule
-        if not isinstance(rule, boards.UnknownBoard):
-            out.append(Sample(t_mono, t_wall, name, TOTAL, rule.total(rails_mw) / 1000.0,
-                              flags=flags))
+        key = tuple(rails_mw)
+        rails = self._rule_for[key] if key in self._rule_for else self._rule(key)
+        if rails is not None:
+            out.append(Sample(t_mono, t_wall, name, TOTAL, sum(rails_mw[r] for r in rails) / 1000.0,
+                              None, None, None, flags))
         return out
 
 

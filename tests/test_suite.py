@@ -64,6 +64,11 @@ def test_impossible_default_is_rejected_naming_key(tmp_path):
     assert "defaults.epochs" in message and ":7:" in message
 
 
+def test_wrong_type_is_rejected_naming_key(tmp_path):
+    message = error_of(write(tmp_path, GOOD.replace("epochs = 2", 'epochs = "ten"')))
+    assert "defaults.epochs" in message and "ten" in message and ":7:" in message
+
+
 def test_unknown_method_in_grid_is_rejected(tmp_path):
     message = error_of(write(tmp_path, GOOD.replace('"ns"', '"magic"')))
     assert "grid.methods" in message and "magic" in message

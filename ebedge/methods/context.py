@@ -6,7 +6,6 @@ device synchronisation at each edge), evaluation attributed to `eval`, training 
 epoch, one checkpoint per epoch, and resuming a stage where it stopped.
 """
 import contextlib
-import logging
 import random
 import sys
 import time
@@ -20,12 +19,7 @@ from ebedge.data import load_dataset, make_loaders
 from ebedge.models import build_model
 from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
                           set_lr, synchronize, train_epoch)
-
-log = logging.getLogger("ebedge")
-
-
-def _now():
-    return time.monotonic(), time.time()
+from meters.base import now as _now
 
 
 class MethodContext(object):

@@ -14,10 +14,12 @@ from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_st
 from ebedge.prune.masks import channel_mask
 
 
-def run(ctx, reinit=None):
+def run(ctx, reinit=None, search_options=None, retrain_setup=None):
+    """EB Train; `search_options` go to Search, `retrain_setup(pruned) -> retrain loop options`
+    lets a variant (low precision) adapt the pruned model and its training loop."""
     if reinit is None:
         reinit = ctx.settings["retrain"] == "reinit"
-    search = Search(ctx)
+    search = Search(ctx, **(search_options or {}))
     ticket = search.run()
     searched = ctx.carry.get("searched_epochs")
     if searched is None:
@@ -27,7 +29,7 @@ def run(ctx, reinit=None):
         ctx.say("no Early-Bird ticket within %d epochs; pruning the last model" % searched)
     pruned = prune_stage(ctx, ticket, channel_mask(ticket, ctx.settings["prune_ratio"][0]),
                          reinit=reinit)
-    retrain_stage(ctx, pruned, searched)
+    retrain_stage(ctx, pruned, searched, **(retrain_setup(pruned) if retrain_setup else {}))
     return ctx.result(eb_epoch=search.primary.eb_epoch, eb_epochs=search.eb_epochs(),
                       searched_epochs=searched, retrain=("reinit" if reinit else "finetune"),
                       **pruned_fields(ctx))

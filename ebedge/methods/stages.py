@@ -10,9 +10,9 @@ import numpy as np
 
 from ebedge import flops
 from ebedge.prune.earlybird import EarlyBirdDetector
-from ebedge.prune.masks import channel_mask
+from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
-from ebedge.train import Schedule
+from ebedge.train import Schedule, evaluate
 
 
 def mask_overhead_flops(total_channels):
@@ -26,17 +26,23 @@ class Search(object):
     The search stops when the first ratio's ticket is drawn (the paper's premise; the official
     `main.py` keeps training), unless `keep_searching` or `stop_on_ticket=False` (baselines that
     train the full schedule still record where the ticket would have been drawn).
+    `model_transform(model) -> model` adapts the freshly built dense model (e.g. low precision);
+    `optimizer_factory(model) -> optimizer` replaces the default SGD (e.g. one bound to hooks).
     """
 
     def __init__(self, ctx, stop_on_ticket=True, sparsity=None, after_backward=None,
-                 after_step=None):
+                 after_step=None, model_transform=None, optimizer_factory=None,
+                 on_epoch_end=None):
         self.ctx = ctx
+        self.on_epoch_end = on_epoch_end  # e.g. SFP's filter zeroing, run before the mask check
         s = ctx.settings
         self.ratios = s["prune_ratio"]
         self.stop_on_ticket = stop_on_ticket and not s["keep_searching"]
         self.sparsity = sparsity
         self.after_backward = after_backward
         self.after_step = after_step
+        self.model_transform = model_transform
+        self.optimizer_factory = optimizer_factory
         self.detectors = {p: EarlyBirdDetector(p, epsilon=s["epsilon"], window=s["window"])
                           for p in self.ratios}
         history = ctx.carry.setdefault("mask_history", {str(p): [] for p in self.ratios})
@@ -52,6 +58,8 @@ class Search(object):
         return {"%g" % p: d.eb_epoch for p, d in self.detectors.items()}
 
     def _check(self, epoch, model):
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(epoch, model)
         history = self.ctx.carry["mask_history"]
         for p, detector in self.detectors.items():
             mask = channel_mask(model, p)
@@ -65,27 +73,40 @@ class Search(object):
         return {"mask_distance": self.primary.last_distance,
                 "stop": self.stop_on_ticket and self.primary.eb_epoch is not None}
 
-    def run(self):
-        """Returns the model at the end of the search (the ticket when one was drawn)."""
+    def run(self, model=None):
+        """Returns the model at the end of the search (the ticket when one was drawn).
+
+        `model`: the dense network to train (default a fresh one; LT passes the one whose
+        initial weights it saved).
+        """
         ctx = self.ctx
         if ctx.is_finished("search"):
             return ctx.restored_model()
-        model = ctx.build_model()
+        model = model if model is not None else ctx.build_model()
+        if self.model_transform is not None:
+            model = self.model_transform(model)
         ctx.carry.setdefault("params_dense", flops.count_params(model))
         ctx.carry.setdefault("forward_flops_dense", ctx.forward_flops(model))
+        optimizer = self.optimizer_factory(model) if self.optimizer_factory is not None else None
         ctx.run_epochs("search", model, 0, ctx.settings["epochs"], sparsity=self.sparsity,
-                       on_epoch_end=self._check, after_backward=self.after_backward,
-                       after_step=self.after_step)
+                       on_epoch_end=self._check, optimizer=optimizer,
+                       after_backward=self.after_backward, after_step=self.after_step)
         ctx.finish_stage("search", model)
         return model
 
 
-def prune_stage(ctx, model, mask, reinit=False):
-    """Physically prune `model` to `mask`; with `reinit`, fresh weights of the pruned shape."""
+def prune_stage(ctx, model, mask, reinit=False, weights_from=None):
+    """Physically prune `model` to `mask`; with `reinit`, fresh weights of the pruned shape;
+    with `weights_from` (a model of `model`'s shape: LT's initial weights), its kept slices."""
     if ctx.is_finished("prune"):
         return ctx.restored_model()
     with ctx.phase("prune"):
+        guarded = []
+        if weights_from is not None:  # both prunes must keep the same channels
+            mask, guarded = _guard_empty_layers(model, mask)
+            model = weights_from
         pruned, report = prune_model(model, mask)
+        report.guarded_layers = list(report.guarded_layers) + guarded
         if reinit:
             pruned = ctx.build_model(cfg=report.cfg)
         pruned = pruned.to(ctx.device)
@@ -102,12 +123,29 @@ def prune_stage(ctx, model, mask, reinit=False):
     return pruned
 
 
-def retrain_stage(ctx, model, searched_epochs, **loop_options):
-    """Retrain the pruned model; default: the remaining epochs of the original schedule."""
+def _guard_empty_layers(model, mask):
+    """`mask` with physical pruning's guard applied up front: an empty layer keeps its
+    largest-|gamma| channel. Returns (mask, names of the guarded layers)."""
+    parts, guarded = [], []
+    for (name, bn), keep in zip(bn_layers(model), split_mask(model, mask)):
+        keep = keep.copy()
+        if not keep.any():
+            keep[int(np.argmax(bn.weight.detach().abs().cpu().numpy()))] = True
+            guarded.append(name)
+        parts.append(keep)
+    return np.concatenate(parts), guarded
+
+
+def retrain_stage(ctx, model, searched_epochs=None, epochs=None, **loop_options):
+    """Retrain the pruned model. Length: settings["retrain_epochs"] when given (a fresh
+    schedule); else `epochs` (a fresh schedule: the baselines' fine-tuning of a whole
+    schedule); else the remaining epochs of the original schedule after `searched_epochs` (EB).
+    """
     s = ctx.settings
-    if s["retrain_epochs"] is not None:
-        schedule = Schedule(s["retrain_epochs"], s["lr"])
-        first, last = 0, s["retrain_epochs"]
+    fresh = s["retrain_epochs"] if s["retrain_epochs"] is not None else epochs
+    if fresh is not None:
+        schedule = Schedule(fresh, s["lr"])
+        first, last = 0, fresh
     else:
         schedule = ctx.schedule
         first, last = searched_epochs, s["epochs"]
@@ -115,6 +153,15 @@ def retrain_stage(ctx, model, searched_epochs, **loop_options):
         ctx.run_epochs("retrain", model, first, last, schedule=schedule, **loop_options)
         ctx.finish_stage("retrain", model)
     return model
+
+
+def eval_stage(ctx, model):
+    """Evaluate `model` once (phase `eval`) and make it the reported test accuracy; for methods
+    whose last trained epoch was evaluated before the network was pruned (SFP)."""
+    with ctx.phase("eval"):
+        accuracy = evaluate(model, ctx.test_loader, ctx.device).accuracy
+    ctx.carry["test_acc"] = accuracy
+    return accuracy
 
 
 def pruned_fields(ctx):

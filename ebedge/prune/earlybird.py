@@ -8,8 +8,8 @@ from it (the two differ only when a distance equals epsilon exactly). No check i
 the FIFO is full, i.e. before the `window`-th update.
 
 The mask of an untrained slimming model is degenerate (all gammas equal 0.5, so nothing is strictly
-above the threshold and the mask is all False); like the official run it may be fed at epoch 0,
-it cannot cause a false positive because it leaves the FIFO before real masks could agree with it.
+above the threshold and the mask is all False). Feeding it at epoch 0, as the official run does,
+cannot fire: its distance to a real mask is about 1 - ratio, so it only blocks checks while in the FIFO.
 
 Several prune ratios are searched side by side (the official run uses 0.3, 0.5, 0.7) with
 MultiRatioDetector, which is a dict of EarlyBirdDetector keyed by ratio plus the mask computation.

@@ -29,7 +29,7 @@ class LineFramer(object):
                     self._overlong = True
                 break
             raw, self._buf = self._buf[:end], self._buf[end + 1:]
-            if self._skip or self._overlong:
+            if self._skip or self._overlong or len(raw) > self._max_len:
                 self._skip = self._overlong = False
                 continue
             lines.append(raw.rstrip(b"\r").decode("ascii", "replace"))

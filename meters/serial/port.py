@@ -12,6 +12,12 @@ import time
 
 import serial
 
+try:
+    import termios
+    _TTY_ERRORS = (termios.error,)  # tcflush on a vanished tty; not an OSError
+except ImportError:  # not a POSIX host
+    _TTY_ERRORS = ()
+
 from meters.base import GAP, RESYNC, TOTAL, Meter, MeterError, now
 
 
@@ -60,7 +66,10 @@ class SerialPort(object):
         return port.read(max(1, port.in_waiting))
 
     def discard_input(self):
-        self._require_open().reset_input_buffer()
+        try:
+            self._require_open().reset_input_buffer()
+        except _TTY_ERRORS as exc:
+            raise serial.SerialException("cannot flush %s: %s" % (self.path, exc))
 
     def _require_open(self):
         if self._serial is None:

@@ -120,6 +120,8 @@ class FakeIna3221Tree(object):
 
     def start(self, rate_hz=100.0):
         """Rewrite the values from a background thread at `rate_hz`, following real time."""
+        if self._thread is not None:
+            raise RuntimeError("fake INA3221 tree already started")
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
                                         name="fake-ina3221")
@@ -148,7 +150,7 @@ class FakeIna3221Tree(object):
                 ("use", "ebedge meters record --meter ina3221 --option root=%s" % self.root)]
 
     def __enter__(self):
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()

@@ -1,0 +1,29 @@
+"""Network slimming (Liu et al., ICCV 2017): sparsity training, prune, fine-tune.
+
+Paper: train the dense network for the whole schedule with L1 on the BN scales (160 epochs on
+CIFAR), prune the channels below one global |gamma| threshold, fine-tune the smaller network
+(160 more epochs in the EB paper's setting). We do exactly that with the shared stages: the same
+search as EB Train, except it never stops early; the retrain is a fresh schedule as long as the
+search unless settings["retrain_epochs"] says otherwise.
+
+The search still runs the Early-Bird detectors, so `eb_epochs` says where EB Train *would* have
+drawn its ticket (information only); `eb_epoch` is None and `ticket_epoch` is the epoch the
+pruned network really comes from, the end of the schedule.
+"""
+from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_stage
+from ebedge.prune.masks import channel_mask
+
+
+def run(ctx):
+    search = Search(ctx, stop_on_ticket=False)
+    trained = search.run()
+    pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings["prune_ratio"][0]))
+    retrain_stage(ctx, pruned, epochs=ctx.settings["epochs"])
+    return full_search_result(ctx, search)
+
+
+def full_search_result(ctx, search, **fields):
+    """Summary of a recipe whose search ran the whole schedule (NS, LT)."""
+    epochs = ctx.settings["epochs"]
+    return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
+                      searched_epochs=epochs, **dict(pruned_fields(ctx), **fields))

@@ -1,0 +1,44 @@
+"""Soft filter pruning (He et al., IJCAI 2018): prune while training, filters may recover.
+
+Paper: train from scratch; after every epoch, in each pruned conv layer set the fraction p of
+filters with the smallest L2 norm to zero, but keep updating them, so a wrongly zeroed filter can
+grow back; after the last epoch remove the zeroed filters for good. No fine-tuning.
+
+What we do: exactly that over the layers our physical pruning can narrow (every VGG conv; the
+inner convs of ResNet and PreResNet blocks, whose outputs stay inside the block), with the same
+ratio p per layer, plain training (no BN L1 term), then `prune` by the final per-layer norms,
+then an `eval` of the pruned network: that is the reported `test_acc`. The search trains the
+dense network, so its FLOPs are dense FLOPs. `best_test_acc` is over the search epochs, each
+evaluated before that epoch's zeroing (a soft-pruned network, not the final pruned one).
+settings["retrain_epochs"] adds an optional fine-tuning of that many epochs.
+The Early-Bird detectors still run on the BN scales; `eb_epochs` is information only.
+"""
+import torch
+
+from ebedge.methods.filters import channel_scores, kept_count, per_layer_mask, producing_convs
+from ebedge.methods.stages import (Search, eval_stage, prune_stage, pruned_fields,
+                                   retrain_stage)
+
+
+def run(ctx):
+    ratio = ctx.settings["prune_ratio"][0]
+    search = Search(ctx, stop_on_ticket=False, sparsity=0.0,
+                    on_epoch_end=lambda epoch, model: zero_weakest_filters(model, ratio))
+    trained = search.run()
+    mask = per_layer_mask(channel_scores(trained, lambda w: w * w), ratio)
+    pruned = prune_stage(ctx, trained, mask)
+    epochs = ctx.settings["epochs"]
+    retrain_stage(ctx, pruned, searched_epochs=epochs)  # nothing unless retrain_epochs is set
+    if ctx.settings["retrain_epochs"] is None:
+        eval_stage(ctx, pruned)
+    return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
+                      searched_epochs=epochs, **pruned_fields(ctx))
+
+
+def zero_weakest_filters(model, ratio):
+    """In every prunable conv, zero the filters outside the top `kept_count` by L2 norm."""
+    with torch.no_grad():
+        for weight in producing_convs(model):
+            norms = weight.reshape(weight.size(0), -1).norm(dim=1)
+            weakest = torch.argsort(norms)[:weight.size(0) - kept_count(weight.size(0), ratio)]
+            weight[weakest] = 0.0

@@ -1,0 +1,201 @@
+"""The transport: the system OpenSSH client, so ~/.ssh/config (aliases, keys, agent, ProxyJump,
+ports, host-key policy) works as the user set it up.
+
+One `Connection` per board multiplexes every command over one ControlMaster whose socket lives
+in a private temporary directory and persists only briefly after the last use. Remote commands
+are always built from argument lists, each argument quoted for the remote shell; a user's string
+never becomes shell syntax on the board. Host keys are checked as the user's config says; a key
+mismatch is refused with a message that says so.
+"""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+from ebedge.errors import EbedgeError
+
+CONTROL_PERSIST_S = 30
+CONNECT_TIMEOUT_S = 15
+SSH_FAILED = 255  # ssh's own exit status for connection-level failures
+
+_HOST_KEY_SIGNS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
+                   "No matching host key", "host key for .* has changed")
+
+
+class SshError(EbedgeError):
+    """ssh could not reach the board or the remote command failed; the message says which."""
+
+
+class HostKeyError(SshError):
+    """The board's host key is unknown or does not match known_hosts: refused, never bypassed."""
+
+
+class ConnectionLost(SshError):
+    """The connection dropped while a command was running (the board side may go on)."""
+
+
+def remote_arg(arg):
+    """One argument quoted for the remote POSIX shell; a leading `~/` still means the home dir."""
+    arg = str(arg)
+    if arg == "~":
+        return '"$HOME"'
+    if arg.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(arg[2:])
+    return shlex.quote(arg)
+
+
+def remote_command(argv):
+    """The single command string ssh sends: every argument quoted, none interpreted."""
+    if not argv:
+        raise ValueError("empty remote command")
+    return " ".join(remote_arg(a) for a in argv)
+
+
+def check_host_key(host, stderr):
+    """Raise HostKeyError when ssh's stderr says the host key was refused."""
+    for sign in _HOST_KEY_SIGNS:
+        if re.search(sign, stderr or "", re.IGNORECASE):
+            raise HostKeyError(
+                "refusing %s: its host key does not match your known_hosts (or is unknown) - "
+                "possible man-in-the-middle, or the board was reinstalled; check the key and "
+                "update known_hosts yourself (ssh-keygen -R %s). ssh said: %s"
+                % (host, host, _last_line(stderr)))
+
+
+def _last_line(text):
+    lines = [l for l in (text or "").strip().splitlines() if l.strip() and not l.startswith("@")]
+    return lines[-1].strip() if lines else "(nothing)"
+
+
+class Connection(object):
+    """ssh to one host alias through a private ControlMaster; use as a context manager."""
+
+    def __init__(self, host, ssh_config=None, extra_options=()):
+        if not host or host.startswith("-"):
+            raise EbedgeError("bad host %r: give an ssh host or alias" % (host,))
+        self.host = host
+        self.ssh_config = os.path.abspath(ssh_config) if ssh_config else None
+        self.extra_options = list(extra_options)
+        self._control_dir = tempfile.mkdtemp(prefix="ebedge-ssh-")
+        os.chmod(self._control_dir, 0o700)
+        self.control_path = os.path.join(self._control_dir, "%C")
+
+    # -- argument lists ----------------------------------------------------------------------
+    def ssh_options(self):
+        """Options shared by ssh, rsync's -e and scp (everything but the host)."""
+        opts = []
+        if self.ssh_config:
+            opts += ["-F", self.ssh_config]
+        opts += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % self.control_path,
+                 "-o", "ControlPersist=%d" % CONTROL_PERSIST_S,
+                 "-o", "ConnectTimeout=%d" % CONNECT_TIMEOUT_S,
+                 "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5",
+                 "-o", "ServerAliveCountMax=3"]
+        return opts + self.extra_options
+
+    def ssh_argv(self, argv):
+        return ["ssh"] + self.ssh_options() + ["-T", self.host, "--", remote_command(argv)]
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, argv, input_text=None, timeout=None, check=True):
+        """Run `argv` on the board; (returncode, stdout, stderr). SshError when ssh itself failed
+        (or, with `check`, when the command exited non-zero)."""
+        try:
+            done = subprocess.run(self.ssh_argv(argv), input=input_text, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SshError("%s: %s took longer than %ss" % (self.host, argv[0], timeout))
+        self._check(done.returncode, done.stderr)
+        if check and done.returncode != 0:
+            raise SshError("%s: `%s` failed (exit %d): %s" % (
+                self.host, " ".join(argv[:3]), done.returncode, _last_line(done.stderr)))
+        return done.returncode, done.stdout, done.stderr
+
+    def popen(self, argv, **kwargs):
+        """A running remote command (pipes as given in kwargs), for long-lived channels."""
+        return subprocess.Popen(self.ssh_argv(argv), universal_newlines=True, **kwargs)
+
+    def _check(self, returncode, stderr):
+        if returncode == SSH_FAILED:
+            check_host_key(self.host, stderr)
+            if _looks_like_ssh(stderr):
+                raise SshError("cannot reach %s over ssh: %s" % (self.host, _last_line(stderr)))
+
+    def connect(self):
+        """Open (or reuse) the master connection; raises HostKeyError/SshError with ssh's reason."""
+        self.run(["true"], timeout=CONNECT_TIMEOUT_S + 10)
+        return self
+
+    def master_pid(self):
+        """pid of the local ControlMaster process, or None when none is running."""
+        done = subprocess.run(["ssh"] + self.ssh_options() + ["-O", "check", self.host],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True)
+        found = re.search(r"pid=(\d+)", done.stdout)
+        return int(found.group(1)) if found and done.returncode == 0 else None
+
+    def close(self):
+        """Stop the master and remove the private control directory."""
+        subprocess.run(["ssh"] + self.ssh_options() + ["-O", "exit", self.host],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- files -------------------------------------------------------------------------------
+    def pull(self, remote_dir, local_dir):
+        """Copy remote_dir's contents into local_dir: rsync (resumable, only what changed), or
+        scp when rsync is missing on either side. Existing local extras are kept."""
+        os.makedirs(local_dir, exist_ok=True)
+        if shutil.which("rsync"):
+            rc, err = self._rsync(["%s:%s/" % (self.host, remote_dir.rstrip("/")),
+                                   local_dir.rstrip("/") + "/"])
+            if rc == 0:
+                return
+            check_host_key(self.host, err)
+            if "command not found" not in err and rc not in (12, 127):
+                raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
+                                                                        _last_line(err)))
+        self._scp(["-r", "%s:%s/." % (self.host, remote_dir.rstrip("/")), local_dir])
+
+    def push(self, local_path, remote_path):
+        """Copy one local file to the board."""
+        if shutil.which("rsync"):
+            rc, err = self._rsync([local_path, "%s:%s" % (self.host, remote_path)])
+            if rc == 0:
+                return
+            check_host_key(self.host, err)
+        self._scp([local_path, "%s:%s" % (self.host, remote_path)])
+
+    def _rsync(self, paths):
+        shell = " ".join(shlex.quote(a) for a in ["ssh"] + self.ssh_options())
+        # --protect-args: remote paths travel as data, not through the board's shell
+        argv = ["rsync", "-a", "--partial", "--protect-args", "-e", shell] + paths
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+        return done.returncode, done.stderr
+
+    def _scp(self, args):
+        # scp -T would skip the filename check; -O (legacy protocol) is avoided on purpose so
+        # that new scp uses SFTP, where remote names are not parsed by a shell.
+        done = subprocess.run(["scp", "-q", "-p"] + self.ssh_options() + args,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+        if done.returncode != 0:
+            check_host_key(self.host, done.stderr)
+            raise SshError("scp with %s failed: %s" % (self.host, _last_line(done.stderr)))
+
+
+def _looks_like_ssh(stderr):
+    """True when a 255 came from ssh itself rather than from the remote command."""
+    text = stderr or ""
+    return (not text.strip() or "ssh:" in text or "Connection" in text or "Permission denied"
+            in text or "kex_exchange" in text or "mux_client" in text or "Could not resolve"
+            in text)

@@ -1,0 +1,123 @@
+"""`ebedge train` end to end on tiny settings, and its answers to bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ebedge.cli import main
+from ebedge.methods.stages import mask_overhead_flops
+
+TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "128", "--limit-test", "64",
+        "--batch-size", "32", "--device", "cpu", "--quiet"]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _invoke(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_eb_run_writes_the_whole_run_directory(tmp_path):
+    out = str(tmp_path / "run")
+    result = _invoke(["train", "--method", "eb", "--epochs", "6", "--epsilon", "0.5",
+                      "--prune-ratio", "0.5", "--prune-ratio", "0.3", "--out", out] + TINY)
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "phases.csv", "epochs.csv", "samples.csv", "energy.csv",
+                 "summary.json", "masks.npz", "checkpoints/last.pt"):
+        assert os.path.exists(os.path.join(out, name)), name
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["status"] == "complete"
+    for key in ("method", "model", "dataset", "prune_ratio", "eb_epoch", "test_acc",
+                "params_dense", "params_pruned", "train_flops_search", "train_flops_retrain",
+                "train_flops_total", "runtime_s"):
+        assert key in summary, key
+    assert summary["params_pruned"] < summary["params_dense"]
+    epochs = _rows(os.path.join(out, "epochs.csv"))
+    search = [r for r in epochs if r["phase"] == "search"]
+    retrain = [r for r in epochs if r["phase"] == "retrain"]
+    # the search stopped at the ticket and the retrain took the remaining epochs
+    assert summary["eb_epoch"] == len(search) < 6
+    assert len(search) + len(retrain) == 6
+    # search FLOPs = its training epochs + one mask (sort and distance) per ratio per epoch
+    overhead = len(search) * 2 * mask_overhead_flops(summary["total_channels"])
+    assert summary["train_flops_search"] == sum(int(r["train_flops"]) for r in search) + overhead
+    assert summary["train_flops_retrain"] == sum(int(r["train_flops"]) for r in retrain)
+    per_epoch_search = int(search[0]["train_flops"])
+    assert per_epoch_search == 3 * summary["forward_flops_dense"] * 128
+    assert int(retrain[0]["train_flops"]) == 3 * summary["forward_flops_pruned"] * 128
+    masks = np.load(os.path.join(out, "masks.npz"))
+    assert list(masks["ratio_0.5_epochs"]) == list(range(1, len(search) + 1))
+    assert set(summary["eb_epochs"]) == {"0.5", "0.3"}
+    phases = {r["phase"] for r in _rows(os.path.join(out, "phases.csv"))}
+    assert {"search", "prune", "retrain", "eval"} <= phases
+
+
+def test_dense_trains_the_whole_schedule_without_pruning(tmp_path):
+    out = str(tmp_path / "dense")
+    result = _invoke(["train", "--method", "dense", "--epochs", "2", "--out", out] + TINY)
+    assert result.exit_code == 0, result.output
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["params_pruned"] == summary["params_dense"]
+    assert summary["train_flops_total"] == 2 * 3 * summary["forward_flops_dense"] * 128
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "alexnet"], "unknown model 'alexnet'"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--prune-ratio", "1.5"], "prune ratio must be in (0, 1)"),
+    (["--prune-ratio", "0"], "prune ratio must be in (0, 1)"),
+    (["--dataset", "imagefolder", "--data-dir", "/nonexistent/data"], "data directory not found"),
+    (["--method", "magic"], "unknown method 'magic'"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
+    result = _invoke(["train", "--out", str(tmp_path / "x")] + args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_completed_run_is_refused_without_overwrite(tmp_path):
+    out = str(tmp_path / "run")
+    args = ["train", "--method", "dense", "--epochs", "1", "--out", out] + TINY
+    assert _invoke(args).exit_code == 0
+    again = _invoke(args)
+    assert again.exit_code != 0
+    assert "already holds a completed run" in again.output
+    assert _invoke(args + ["--overwrite"]).exit_code == 0
+
+
+def test_unreadable_checkpoint_is_reported(tmp_path):
+    out = str(tmp_path / "run")
+    subprocess.check_call([sys.executable, "-m", "ebedge.cli", "train", "--method", "dense",
+                           "--epochs", "1", "--out", out] + TINY)
+    summary_path = os.path.join(out, "summary.json")
+    summary = json.load(open(summary_path))
+    summary["status"] = "interrupted"
+    json.dump(summary, open(summary_path, "w"))
+    with open(os.path.join(out, "checkpoints", "last.pt"), "wb") as f:
+        f.write(b"not a checkpoint")
+    result = _invoke(["train", "--resume", out])
+    assert result.exit_code != 0
+    assert "unreadable checkpoint" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_flops_json_reproduces_table2():
+    result = _invoke(["flops", "--model", "vgg16", "--dataset", "cifar10", "--epochs", "160",
+                      "--json"])
+    data = json.loads(result.output)
+    assert abs(data["train_flops"] / 1e15 - 15.03) / 15.03 < 0.01
+    assert {"forward_macs", "forward_flops", "params", "train_flops"} <= set(data)
+    pruned = json.loads(_invoke(["flops", "--model", "vgg16", "--prune-ratio", "0.5",
+                                 "--json"]).output)
+    assert pruned["train_flops"] < data["train_flops"]
+    assert pruned["params"] < data["params"]
