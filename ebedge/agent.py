@@ -24,6 +24,9 @@ AGENT_DIR = ".agent"
 LOCK_DIR = ".lock"
 HEARTBEAT_STALE_S = 30.0  # the runner touches its heartbeat every 2 s
 STATE_MARK = "@@ebedge-state "  # prefix of the last line `watch` prints
+# the detached command: ebedge's CLI under this very interpreter (not `-m ebedge.cli`, which
+# would import the CLI module twice)
+_ENTRY = "import sys; from ebedge.cli import main; sys.argv[0] = 'ebedge'; main()"
 
 
 def runs_root(root=None):
@@ -104,7 +107,7 @@ def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", pyth
     os.makedirs(agent_dir)
     python = python or sys.executable
     if suite:
-        argv = [python, "-m", "ebedge.cli", "bench", suite, "--out", out, "--quiet"]
+        argv = [python, "-c", _ENTRY, "bench", suite, "--out", out, "--quiet"]
     else:
         try:
             settings = json.loads(settings_text)
@@ -114,7 +117,7 @@ def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", pyth
             raise EbedgeError("settings must be a JSON object")
         settings_path = os.path.join(agent_dir, "settings.json")
         _write_json(settings_path, settings)
-        argv = [python, "-m", "ebedge.cli", "train", "--settings", settings_path, "--out", out,
+        argv = [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out,
                 "--quiet"]
     log_path = os.path.join(agent_dir, "log.txt")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:

@@ -37,8 +37,8 @@ def _parse_options(pairs):
 def _print_total(rows, out=None):
     total = [r for r in rows if r["rail"] == TOTAL]
     for r in total or rows:
-        click.echo("%s %s/%s: %.3f J over %.3f s (%s W avg, covered %.1f%%, max gap %.3f s)" % (
-            r["phase"], r["meter"], r["rail"], r["energy_j"], r["duration_s"],
+        click.echo("%s %s/%s: %.3f J %s over %.3f s (%s W avg, covered %.1f%%, max gap %.3f s)" % (
+            r["phase"], r["meter"], r["rail"], r["energy_j"], r["method"], r["duration_s"],
             "%.3f" % r["avg_power_w"] if r["avg_power_w"] is not None else "-",
             100 * r["covered_frac"], r["max_gap_s"]), file=out)
 

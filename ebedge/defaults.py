@@ -12,7 +12,7 @@ QUICK_SETTINGS = {
     "dataset": "synthetic",
     "epochs": 20,
     "batch_size": 64,
-    "lr": 0.05,
+    "lr": 0.1,
     "prune_ratio": [0.5],
     "meters": ["auto"],
     "idle_seconds": 5.0,

@@ -244,7 +244,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
             net = w.energy_j - idle * w.covered_s if idle is not None else None
             rows.append({
                 "run_id": run_id, "phase": name, "meter": meter, "rail": rail, "method": meth,
-                "duration_s": w.duration_s, "energy_j": w.energy_j, "energy_kj": w.energy_j / 1000.0,
+                "duration_s": w.duration_s, "energy_j": w.energy_j,
+                "energy_kj": w.energy_j / 1000.0,
                 "avg_power_w": w.avg_power_w, "idle_power_w": idle, "net_energy_j": net,
                 "n_samples": w.n_samples, "rate_hz": w.rate_hz, "max_gap_s": w.max_gap_s,
                 "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct})

@@ -21,7 +21,7 @@ The format (what `block_quantize(x, wl)` produces)
     all-zero block stays zero.
 Rounding
     `stochastic` (the paper's): floor(x / step + u), u ~ U[0, 1), so E[q(x)] = x between the
-    clamps; `nearest`: round half to even (deterministic).
+    clamps; `nearest`: round half to even (deterministic; qtorch rounds halves up).
 
 What is quantized, and where
     `make_low_precision(model)` registers a forward hook on every Conv2d/Linear except the last
@@ -34,16 +34,20 @@ What is quantized, and where
     `LowPrecisionOptimizerHooks` quantizes every optimizer parameter's gradient after backward
     (after the BN sparsity term, like the official OptimLP) and, after each step, the parameter
     itself and its SGD momentum buffer. The input images, BN and ReLU outputs are not quantized
-    explicitly, as in the official code. SWALP's weight averaging is not emulated.
+    explicitly, as in the official code. The hooks stay active in evaluation (as qtorch's
+    Quantizer modules do), so an LF/LL model is also tested in 8 bits. SWALP's weight averaging
+    (from epoch 140, with BN re-estimation) is not emulated.
 
 Cost accounting (read this before quoting a saving)
     The paper counts FP8 and FP32 operations as the same FLOP unit (its Table 2 cites Sohoni et
-    al., 2019), so `train_flops_total` stays the FP32-equivalent count for every method. Its LL
-    energies are not measured: they are estimated from per-operation energies measured for 8-bit
-    hardware (Yang et al., 2019b). We report both sides and label them: `lowp_bits` (bit width
-    per phase), `train_flops_total_bitscaled` = sum over phases of FLOPs x bits / 32 (a simple
-    proxy, not a paper number), and `modelled_energy` = the measured energy of each phase x its
-    bits / 32, labelled `"method": "modelled"`.
+    al., 2019), so `train_flops_total` stays the FP32-equivalent count for every method. Its
+    low-precision energies are not measured: they are estimated from per-operation energies
+    measured for 8-bit hardware (Yang et al., 2019b), numbers the paper does not list. We report
+    both sides and label them: `lowp_bits` (bit width per phase; prune, eval and idle count at
+    32), `train_flops_total_bitscaled` = sum over phases of FLOPs x bits / 32, and
+    `modelled_energy` = the measured energy of each phase x its bits / 32, labelled
+    `"method": "modelled"`. Both scalings are linear stand-ins for the paper's unit-energy
+    model, not paper numbers.
     Emulated quantization does not save energy: on hardware without 8-bit training kernels (a
     Jetson TX2, a CPU) every tensor is still FP32 and the quantizers add work, so an LF/LL run
     usually costs MORE measured energy than FP32. The measured energy is what the meter saw; the
@@ -76,7 +80,7 @@ def shared_exponent(peak):
 def block_exponents(x, wl=8):
     """Per-block shared exponent e and grid step 2^(e - (wl - 2)), shaped (blocks, 1)."""
     flat = x.detach().reshape(x.shape[0] if x.dim() else 1, -1)
-    peak = flat.abs().max(dim=1, keepdim=True)[0]
+    peak = torch.max(flat.amax(dim=1, keepdim=True), flat.amin(dim=1, keepdim=True).neg())
     peak = torch.where(peak > 0, peak, torch.ones_like(peak))
     e = shared_exponent(peak).clamp(min=_MIN_NORMAL_EXPONENT + (wl - 2))
     return e, torch.pow(2.0, e - (wl - 2))
@@ -89,13 +93,13 @@ def block_quantize(x, wl=8, rounding="stochastic"):
         return x
     with torch.no_grad():
         _, step = block_exponents(x, wl)
-        scaled = x.reshape(step.shape[0], -1) / step
+        steps = x.reshape(step.shape[0], -1) / step  # the one full-size allocation; then in place
         if rounding == "stochastic":
-            steps = torch.floor(scaled + torch.rand_like(scaled))
+            steps.add_(torch.rand_like(steps)).floor_()
         else:
-            steps = torch.round(scaled)
+            steps.round_()
         limit = float(2 ** (wl - 1) - 1)
-        return (steps.clamp(-limit, limit) * step).reshape(x.shape)
+        return steps.clamp_(-limit, limit).mul_(step).reshape(x.shape)
 
 
 class Quantizer(object):

@@ -16,7 +16,7 @@ import time
 import ebedge
 from ebedge import accounting, board, lowp
 from ebedge.errors import EbedgeError
-from ebedge.methods import recipe
+from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
 from ebedge.rundir import RunDir, completed, read_json
 from ebedge.sampling import MeterSampler
@@ -103,6 +103,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         settings = resolve(old_config["settings"])
     else:
         settings = resolve(settings)
+        check_method(settings)
         out = out or default_out(settings)
         _prepare_dir(out, False, overwrite)
     run_id = os.path.basename(os.path.normpath(out))

@@ -207,6 +207,8 @@ def names():
 def get(name):
     """The driver class called `name`; MeterError naming the known ones otherwise."""
     _load_builtin_drivers()
+    if name not in _REGISTRY and name in _IMPORT_FAILURES:
+        raise MeterError("meter %r is unavailable: %s" % (name, _IMPORT_FAILURES[name]))
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -227,6 +229,8 @@ def detect():
         except Exception as exc:  # a probe must never break detection
             ok, reason = False, "probe failed: %s" % exc
         rows.append((cls.name, bool(ok), reason))
+    rows.extend((name, False, reason) for name, reason in sorted(_IMPORT_FAILURES.items())
+                if name not in _REGISTRY)
     return rows
 
 
@@ -241,13 +245,14 @@ def best_available():
 _BUILTIN_MODULES = ("meters.ina3221", "meters.tegrastats", "meters.jtop", "meters.rapl",
                     "meters.nvml", "meters.model", "meters.serial.wattsup", "meters.serial.scpi",
                     "meters.serial.um", "meters.serial.lines")
+_IMPORT_FAILURES = {}  # meter name -> why its driver module could not be imported
 
 
 def _load_builtin_drivers():
+    """Import every driver; one whose own dependency is missing is reported, not fatal."""
     import importlib
     for mod in _BUILTIN_MODULES:
         try:
             importlib.import_module(mod)
         except ImportError as exc:
-            if getattr(exc, "name", None) != mod:  # a real import error inside a driver
-                raise
+            _IMPORT_FAILURES[mod.rsplit(".", 1)[-1]] = "cannot import its driver: %s" % exc

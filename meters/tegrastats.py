@@ -240,7 +240,8 @@ class TegrastatsMeter(Meter):
             self._emit(self._convert.samples(t_mono, t_wall, rails, flags))
             self.total_rails = self._convert.total_rails
         if not self._stopping.is_set():
-            raise MeterError("tegrastats exited with code %s: %s" % (proc.wait(), self._stderr_tail()))
+            raise MeterError("tegrastats exited with code %s: %s"
+                             % (proc.wait(), self._stderr_tail()))
 
     def _stderr_tail(self):
         self._stderr.seek(0)

@@ -115,7 +115,8 @@ class Connection(object):
 
     def popen(self, argv, **kwargs):
         """A running remote command (pipes as given in kwargs), for long-lived channels."""
-        return subprocess.Popen(self.ssh_argv(argv), universal_newlines=True, **kwargs)
+        kwargs.setdefault("universal_newlines", True)
+        return subprocess.Popen(self.ssh_argv(argv), **kwargs)
 
     def _check(self, returncode, stderr):
         if returncode == SSH_FAILED:
@@ -150,20 +151,24 @@ class Connection(object):
         return False
 
     # -- files -------------------------------------------------------------------------------
-    def pull(self, remote_dir, local_dir):
-        """Copy remote_dir's contents into local_dir: rsync (resumable, only what changed), or
-        scp when rsync is missing on either side. Existing local extras are kept."""
+    def pull(self, remote_dir, local_dir, extra_files=()):
+        """Copy remote_dir's contents (and `extra_files`, absolute remote paths) into local_dir:
+        rsync (resumable, only what changed), or scp when rsync is missing on either side.
+        Local files the board does not have are kept."""
         os.makedirs(local_dir, exist_ok=True)
+        sources = [remote_dir.rstrip("/") + "/"] + list(extra_files)
         if shutil.which("rsync"):
-            rc, err = self._rsync(["%s:%s/" % (self.host, remote_dir.rstrip("/")),
-                                   local_dir.rstrip("/") + "/"])
+            rc, err = self._rsync(["%s:%s" % (self.host, s) for s in sources]
+                                  + [local_dir.rstrip("/") + "/"])
             if rc == 0:
                 return
             check_host_key(self.host, err)
             if "command not found" not in err and rc not in (12, 127):
                 raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
                                                                         _last_line(err)))
-        self._scp(["-r", "%s:%s/." % (self.host, remote_dir.rstrip("/")), local_dir])
+        self._scp(["-r", "%s:%s." % (self.host, sources[0]), local_dir])
+        for path in extra_files:
+            self._scp(["%s:%s" % (self.host, path), local_dir])
 
     def push(self, local_path, remote_path):
         """Copy one local file to the board."""

@@ -6,7 +6,7 @@ input rail, or the documented sum) equals P(t); every other rail is a fixed frac
 So the truth for the `total` rail is `profile.energy(t0, t1)` in simulator seconds.
 
 Values are rewritten by `write(t)` (a given sim time) or by a background thread (`start()`),
-each file replaced atomically so a reader never sees half a number.
+in place and at fixed width so that a reader never sees half a number.
 """
 import os
 import tempfile
@@ -47,10 +47,24 @@ _DRIVER_DIR = {"iio": "sys/bus/i2c/drivers/ina3221x", "hwmon": "sys/bus/i2c/driv
 
 
 def _write(path, value):
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
+    with open(path, "w") as f:
         f.write("%s\n" % value)
-    os.replace(tmp, path)
+
+
+class _ValueFile(object):
+    """A value file rewritten in place with one fixed-width pwrite, so a concurrent reader sees
+    the old number or the new one, never half of each (`int()` ignores the padding). Renaming a
+    fresh file over it would be atomic too, but ext4 flushes on every such rename: ~3 ms each."""
+
+    def __init__(self, path, value):
+        _write(path, "%12d" % value)
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def set(self, value):
+        os.pwrite(self.fd, b"%12d\n" % value, 0)
+
+    def close(self):
+        os.close(self.fd)
 
 
 class FakeIna3221Tree(object):
@@ -58,13 +72,14 @@ class FakeIna3221Tree(object):
 
     def __init__(self, root, board, profile=None, t0=None):
         if board not in BOARDS:
-            raise ValueError("unknown sysfs board %r; choose from %s" % (board, ", ".join(sorted(BOARDS))))
+            raise ValueError("unknown sysfs board %r; choose from %s"
+                             % (board, ", ".join(sorted(BOARDS))))
         self.root = root
         self.board = board
         self.layout, self.model, self.devices = BOARDS[board]
         self.profile = profile or PowerProfile.default()
         self.t0 = time.monotonic() if t0 is None else t0
-        self._values = []  # (share, mV, power path or None, voltage path, current path)
+        self._values = []  # (share, mV, power _ValueFile or None, current _ValueFile)
         self._thread = None
         self._stop = threading.Event()
         self._build()
@@ -89,9 +104,10 @@ class FakeIna3221Tree(object):
             _write(os.path.join(dev, "warn_current_limit_%d" % k), "4000 ma")
             _write(os.path.join(dev, "crit_current_limit_%d" % k), "5000 ma")
             _write(os.path.join(dev, "polling_delay_%d" % k), "0 ms")
-            self._values.append((share, mv, os.path.join(dev, "in_power%d_input" % k),
-                                 os.path.join(dev, "in_voltage%d_input" % k),
-                                 os.path.join(dev, "in_current%d_input" % k)))
+            _write(os.path.join(dev, "in_voltage%d_input" % k), mv)
+            self._values.append((share, mv,
+                                 _ValueFile(os.path.join(dev, "in_power%d_input" % k), 0),
+                                 _ValueFile(os.path.join(dev, "in_current%d_input" % k), 0)))
 
     def _build_hwmon(self, dev, rails):
         _write(os.path.join(dev, "name"), "ina3221")
@@ -103,20 +119,20 @@ class FakeIna3221Tree(object):
             _write(os.path.join(dev, "curr%d_crit" % n), "5000")
             _write(os.path.join(dev, "shunt%d_resistor" % n), "5000")
             _write(os.path.join(dev, "in%d_input" % (n + 3)), "0")
-            self._values.append((share, mv, None, os.path.join(dev, "in%d_input" % n),
-                                 os.path.join(dev, "curr%d_input" % n)))
+            _write(os.path.join(dev, "in%d_input" % n), mv)
+            self._values.append((share, mv, None,
+                                 _ValueFile(os.path.join(dev, "curr%d_input" % n), 0)))
         _write(os.path.join(dev, "in7_label"), "sum of shunt voltages")
         _write(os.path.join(dev, "in7_input"), "0")
 
     def write(self, t):
-        """Set every rail to its share of P(t), t in simulator seconds."""
+        """Set every rail to its share of P(t), t in simulator seconds (voltages stay fixed)."""
         p_mw = self.profile.power(t) * 1000.0
-        for share, mv, power_path, volt_path, curr_path in self._values:
+        for share, mv, power_file, curr_file in self._values:
             rail_mw = share * p_mw
-            if power_path:
-                _write(power_path, int(round(rail_mw)))
-            _write(volt_path, mv)
-            _write(curr_path, int(round(rail_mw * 1000.0 / mv)) if mv else 0)
+            if power_file:
+                power_file.set(int(round(rail_mw)))
+            curr_file.set(int(round(rail_mw * 1000.0 / mv)) if mv else 0)
 
     def start(self, rate_hz=100.0):
         """Rewrite the values from a background thread at `rate_hz`, following real time."""
@@ -140,6 +156,15 @@ class FakeIna3221Tree(object):
             self._thread.join()
             self._thread = None
 
+    def close(self):
+        """Stop and release the open value files (the tree stays on disk)."""
+        self.stop()
+        for _, _, power_file, curr_file in self._values:
+            for f in (power_file, curr_file):
+                if f is not None:
+                    f.close()
+        self._values = []
+
     def truth(self, t0_mono, t1_mono):
         """Exact joules of the board total between two host monotonic times."""
         return self.profile.energy(t0_mono - self.t0, t1_mono - self.t0)
@@ -153,8 +178,12 @@ class FakeIna3221Tree(object):
         return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc):
-        self.stop()
+        self.close()
         return False
+
+    def __del__(self):
+        if self._values and self._thread is None:
+            self.close()
 
 
 def _register_starter(board):

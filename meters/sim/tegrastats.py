@@ -57,7 +57,8 @@ class LineMaker(object):
 
     def __init__(self, board, profile):
         if board not in _BOARDS:
-            raise ValueError("unknown EBEDGE_SIM_BOARD %r; choose from %s" % (board, ", ".join(BOARDS)))
+            raise ValueError("unknown EBEDGE_SIM_BOARD %r; choose from %s"
+                             % (board, ", ".join(BOARDS)))
         self.dated, self.unit, self.head, self.temps, self.rails = _BOARDS[board]
         self.profile = profile
         self._sums = [0] * len(self.rails)
@@ -142,7 +143,8 @@ def profile_spec(profile):
 def sim_env(profile, board="tx2", t0=None, drop=0.0, garbage=0.0, seed=1):
     """Environment variables that make `BIN` follow `profile` from host monotonic time t0."""
     if board not in _BOARDS:
-        raise ValueError("unknown tegrastats sim board %r; choose from %s" % (board, ", ".join(BOARDS)))
+        raise ValueError("unknown tegrastats sim board %r; choose from %s"
+                         % (board, ", ".join(BOARDS)))
     return {"EBEDGE_SIM_PROFILE": profile_spec(profile), "EBEDGE_SIM_BOARD": board,
             "EBEDGE_SIM_T0": repr(time.monotonic() if t0 is None else float(t0)),
             "EBEDGE_SIM_DROP": repr(float(drop)), "EBEDGE_SIM_GARBAGE": repr(float(garbage)),

@@ -71,7 +71,8 @@ def test_rapl_counter_energy_flows_into_energy_csv(tmp_path, monkeypatch):
         clock.t += 0.1
         set_uj(pkg, k * 300000)  # 3 W
         samples.extend(meter.read())
-    row = [r for r in energy.by_phase(samples, [("run", 0, 100.25, 100.85)]) if r["rail"] == "total"][0]
+    rows = energy.by_phase(samples, [("run", 0, 100.25, 100.85)])
+    row = [r for r in rows if r["rail"] == "total"][0]
     assert row["energy_j"] == pytest.approx(1.8)
     assert row["avg_power_w"] == pytest.approx(3.0)
 

@@ -1,10 +1,14 @@
 """INA3221 sysfs meter on fake trees laid out as on the boards (both driver layouts)."""
+import csv
 import os
+import random
 
 import pytest
+from click.testing import CliRunner
 
 import meters
-from ebedge import recording
+from ebedge import energy
+from ebedge.cli_meters import meters_group
 from meters import boards, ina3221
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import BOARDS, FakeIna3221Tree
@@ -23,8 +27,6 @@ RAILS = {
     "agx-xavier": {"GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"},
     "agx-orin": {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"},
 }
-# The default 20 s profile compressed 5x, read at 5x the usual 10 Hz: same samples per feature.
-FAST = PowerProfile([(a, b, d / 5.0) for a, b, d in PowerProfile.default().segments])
 
 
 def test_every_simulated_board_is_checked():
@@ -97,13 +99,52 @@ def test_board_model_is_read_from_the_device_tree(tmp_path):
     assert boards.board_model(str(tmp_path / "nowhere")) is None
 
 
-@pytest.mark.parametrize("board", ["tx2", "nano", "xavier-nx", "agx-orin", "orin-nx"])
-def test_recorded_energy_matches_the_profile(tmp_path, board):
-    with FakeIna3221Tree(str(tmp_path / "root"), board, FAST).start(rate_hz=200.0) as tree:
-        meter = meters.create("ina3221", interval_s=0.02, root=tree.root)
-        rec = recording.record(meter, str(tmp_path / "run"), duration_s=FAST.period)
-    row = rec.total_row()
-    truth = tree.truth(rec.t_start, rec.t_end)
-    assert row["energy_j"] == pytest.approx(truth, rel=0.005)
-    assert row["covered_frac"] > 0.99
-    assert os.path.getsize(str(tmp_path / "run" / "samples.csv")) > 0
+def poll_in_sim_time(monkeypatch, tmp_path, board, drop=0.0):
+    """Drive the tree and the meter on one virtual clock: 10 Hz with jitter over the 20 s
+    default profile, so that the result depends on layout, total rule and integration only."""
+    rng = random.Random(board)
+    clock = [0.0]
+    monkeypatch.setattr(ina3221, "now", lambda: (clock[0], 1e9 + clock[0]))
+    prof = PowerProfile.default()
+    tree = FakeIna3221Tree(str(tmp_path), board, prof, t0=0.0)
+    meter = meters.create("ina3221", root=str(tmp_path))
+    meter.open()
+    samples = []
+    for k in range(202):
+        clock[0] = 0.1 * k + rng.uniform(-0.02, 0.02)
+        tree.write(clock[0])
+        if rng.random() >= drop:
+            samples.extend(s for s in meter.read() if s.rail == "total")
+    return prof, energy.integrate(samples, 0.05, 20.05, nominal_interval_s=0.1)
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_sampled_energy_matches_the_profile(monkeypatch, tmp_path, board):
+    prof, w = poll_in_sim_time(monkeypatch, tmp_path, board)
+    assert w.energy_j == pytest.approx(prof.energy(0.05, 20.05), rel=0.005)
+    assert w.covered_frac == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("board", ["tx2", "agx-orin"])
+def test_five_percent_lost_polls_stay_within_2pct_and_show_as_gaps(monkeypatch, tmp_path, board):
+    prof, w = poll_in_sim_time(monkeypatch, tmp_path, board, drop=0.05)
+    assert w.energy_j == pytest.approx(prof.energy(0.05, 20.05), rel=0.02)
+    assert w.max_gap_s > 0.15 and w.n_samples < 195
+
+
+def test_meters_record_in_real_time_matches_the_profile(tmp_path):
+    """The one real-time run: TX2 tree rewritten at 100 Hz, read at the native 10 Hz, 20 s."""
+    prof = PowerProfile.default()
+    out = str(tmp_path / "run")
+    with FakeIna3221Tree(str(tmp_path / "root"), "tx2", prof).start(rate_hz=100.0) as tree:
+        res = CliRunner().invoke(meters_group, [
+            "record", "--meter", "ina3221", "--option", "root=%s" % tree.root,
+            "--interval", "0.1", "--duration", str(prof.period), "--out", out])
+    assert res.exit_code == 0, res.output
+    with open(os.path.join(out, "phases.csv")) as f:
+        phase = list(csv.DictReader(f))[0]
+    with open(os.path.join(out, "energy.csv")) as f:
+        row = [r for r in csv.DictReader(f) if r["rail"] == "total"][0]
+    truth = tree.truth(float(phase["t_start_mono"]), float(phase["t_end_mono"]))
+    assert float(row["energy_j"]) == pytest.approx(truth, rel=0.005)
+    assert float(row["covered_frac"]) > 0.99 and 9.0 < float(row["rate_hz"]) < 11.0

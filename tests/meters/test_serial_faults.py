@@ -1,5 +1,5 @@
 """Serial drivers under faults: lost records, a stalled meter, a pulled cable, NAN/INF, and
-refusals (port missing, busy, wrong device). Wall time: about 20 s in all.
+refusals (port missing, busy, wrong device). Wall time: about 25 s in all.
 """
 import time
 

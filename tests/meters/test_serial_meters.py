@@ -6,12 +6,14 @@ period the trapezoid rule's step and kink errors then cancel, so what is left is
 own error (scaling, timestamps, lost or doubled records): 0.5% is a tight bound for that.
 Faults on: dribbled bytes and leading garbage. Wall time: about 30 s in all.
 """
+import os
 import time
 
 import pytest
 
 import meters
 from ebedge.energy import integrate
+from meters.sim import registry
 from meters.sim.lines_sim import LinesSimulator
 from meters.sim.profile import PowerProfile
 from meters.sim.scpi_sim import KeysightSimulator, YokogawaSimulator
@@ -106,3 +108,14 @@ def test_line_device_at_50hz(style, options):
         meter, samples = record(sim, profile.period + 0.3, "lines", interval_s=0.02, **options)
     measured, truth = one_period(sim, samples)
     assert_close(measured, truth, 0.005)
+
+
+def test_registry_starts_every_serial_kind_behind_a_symlink():
+    for kind in ("wattsup", "yokogawa", "keysight", "um", "lines"):
+        handle = registry.start(kind, PowerProfile.parse(FAST))
+        try:
+            info = dict(handle.info)
+            assert os.path.islink(info["port"]) and repr(info["port"]) in info["read it with"]
+        finally:
+            handle.stop()
+        assert not os.path.exists(info["port"])

@@ -1,0 +1,285 @@
+"""`ebedge remote ...`: drive runs on boards from the laptop over SSH (thin over ebedge.remote)."""
+import json
+import os
+
+import click
+
+from ebedge.errors import EbedgeError
+
+_SSH_CONFIG = click.option("--ssh-config", type=click.Path(dir_okay=False),
+                           help="ssh config file (ssh -F) instead of ~/.ssh/config")
+_REMOTE_EBEDGE = click.option("--remote-ebedge", default=None,
+                              help="the ebedge command on the board [default: ~/.ebedge/venv/bin/ebedge]")
+_ROOT = click.option("--root", default=None, help="runs root on the board [default: ~/ebedge-runs]")
+_RESULTS = click.option("--results", default="results", show_default=True,
+                        type=click.Path(file_okay=False), help="local results directory")
+_NOT_FOR_REMOTE = ("out", "resume_dir", "overwrite", "quiet", "settings_file")
+
+
+def _board(host, ssh_config, remote_ebedge, root):
+    from ebedge.remote.board import Board
+    return Board(host, ssh_config=ssh_config, remote_ebedge=remote_ebedge, root=root)
+
+
+def _echo(text):
+    click.echo(text)
+
+
+@click.group("remote")
+def remote_group():
+    """Run on boards from this laptop over SSH: doctor, install, run, status, collect, stop, sweep."""
+
+
+def _split_meter_options(pairs):
+    """METER.KEY=VALUE -> the board's meters; KEY=VALUE -> the laptop meter (--meter-local)."""
+    from ebedge.cli import _parse_meter_options
+    board, local = [], {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise EbedgeError("--meter-option wants KEY=VALUE or METER.KEY=VALUE, got %r" % pair)
+        if "." in key:
+            board.append(pair)
+        else:
+            try:
+                local[key] = json.loads(value)
+            except ValueError:
+                local[key] = value
+    return _parse_meter_options(board), local
+
+
+def _train_settings(args, settings_file):
+    """Settings from `ebedge train` options (parsed by the train command itself) over --settings."""
+    from ebedge.cli import train as train_command
+    ctx = train_command.make_context("train", list(args))
+    params = dict(ctx.params)
+    for name in _NOT_FOR_REMOTE:
+        if params.pop(name, None) not in (None, False):
+            raise EbedgeError("--%s is not for `remote run`" % name.replace("_", "-"))
+    settings = {}
+    if settings_file:
+        with open(settings_file) as f:
+            try:
+                settings = json.load(f)
+            except ValueError as exc:
+                raise EbedgeError("--settings %s is not JSON: %s" % (settings_file, exc))
+        if not isinstance(settings, dict):
+            raise EbedgeError("--settings %s must hold a JSON object" % settings_file)
+    meter_option = params.pop("meter_option", ())
+    if meter_option:
+        raise EbedgeError("give --meter-option before the train options")
+    given = dict(params, prune_ratio=list(params.pop("prune_ratio")) or None,
+                 meters=list(params.pop("meter_names")) or None, download=params["download"] or None)
+    for name in ("method", "model", "dataset"):
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name != "COMMANDLINE":
+            if settings_file:
+                given.pop(name)
+    settings.update({k: v for k, v in given.items() if v is not None})
+    return settings
+
+
+@remote_group.command("run", context_settings={"ignore_unknown_options": True,
+                                               "allow_extra_args": True})
+@click.argument("host")
+@click.option("--suite", type=click.Path(dir_okay=False, exists=True),
+              help="run every cell of this suite file on HOST, one after another")
+@click.option("--settings", "settings_file", type=click.Path(dir_okay=False, exists=True),
+              help="JSON object of settings; train options given here win")
+@click.option("--name", "run_id", default=None, help="run id on the board [default: time-method-model-dataset]")
+@click.option("--meter-local", default=None, help="meter on THIS machine (e.g. um, wattsup)")
+@click.option("--port", default=None, help="serial port of --meter-local")
+@click.option("--meter-option", multiple=True,
+              help="KEY=VALUE for --meter-local, METER.KEY=VALUE for a board meter")
+@click.option("--clock-period", type=float, default=30.0, show_default=True,
+              help="seconds between clock-offset checks during the run")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@_RESULTS
+@click.pass_context
+def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_option, clock_period,
+            ssh_config, remote_ebedge, root, results):
+    """Run on HOST, detached from this connection; pull the run into RESULTS/HOST/RUN_ID.
+
+    Takes any `ebedge train` option after HOST (e.g. --epochs 20 --width 0.125). Without
+    --meter-local only the board's meters are used.
+    """
+    from ebedge.remote.run import LocalMeterSpec, run_remote
+    board_options, local_options = _split_meter_options(meter_option)
+    local = LocalMeterSpec(meter_local, port, local_options) if meter_local else None
+    if local_options and not meter_local:
+        raise EbedgeError("--meter-option KEY=VALUE without a meter name needs --meter-local")
+    if suite:
+        if ctx.args or settings_file or run_id:
+            raise EbedgeError("--suite runs the suite's own settings; no train options with it")
+        _sweep(suite, [(host, {})], ssh_config, remote_ebedge, root, results, None, 1, False,
+               local)
+        return
+    settings = _train_settings(ctx.args, settings_file)
+    if board_options:
+        merged = dict(settings.get("meter_options") or {})
+        for name, opts in board_options.items():
+            merged[name] = dict(merged.get(name, {}), **opts)
+        settings["meter_options"] = merged
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        final, local_dir = run_remote(board, settings, results, run_id=run_id, local_meter=local,
+                                      progress=_echo, clock_period_s=clock_period)
+    _print_summary(local_dir)
+    if final["state"] != "complete":
+        raise EbedgeError("run ended %s%s" % (final["state"], ": %s" % final["error"]
+                                              if final.get("error") else ""))
+
+
+def _print_summary(local_dir):
+    path = os.path.join(local_dir, "summary.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        summary = json.load(f)
+    click.echo("status %s, test acc %s, runtime %.1fs" % (
+        summary.get("status"), summary.get("test_acc"), summary.get("runtime_s") or 0))
+    compare = summary.get("energy_compare")
+    if compare:
+        for phase, row in sorted(compare["phases"].items()):
+            click.echo("  %-12s board %s kJ, laptop %s kJ, ratio %s" % (
+                phase, _num(row["board_kj"]), _num(row["laptop_kj"]),
+                _num(row["ratio_laptop_to_board"])))
+    for flag in summary.get("flags") or []:
+        click.echo("  flag: %s" % flag)
+    click.echo("results: %s" % local_dir)
+
+
+def _num(value):
+    return "-" if value is None else "%.4g" % value
+
+
+@remote_group.command("status")
+@click.argument("host")
+@click.argument("run_id", required=False)
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@click.option("--json", "as_json", is_flag=True, help="print the agent's JSON")
+def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
+    """Runs on HOST and their state (running, complete, interrupted, failed, killed, stale)."""
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        states = board.status(run_id)
+    states = [states] if run_id else states
+    if as_json:
+        click.echo(json.dumps(states, sort_keys=True))
+        return
+    for s in states:
+        click.echo("%-48s %-12s %s" % (s["run_id"], s["state"], s.get("error") or ""))
+
+
+@remote_group.command("collect")
+@click.argument("host")
+@click.argument("run_id", required=False)
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@_RESULTS
+def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results):
+    """Pull RUN_ID (or every run) from HOST, finished or partial; safe to repeat."""
+    from ebedge.remote.run import collect_all
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        collect_all(board, results, run_id, progress=_echo)
+
+
+@remote_group.command("stop")
+@click.argument("host")
+@click.argument("run_id")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+def stop_cmd(host, run_id, ssh_config, remote_ebedge, root):
+    """Stop RUN_ID on HOST cleanly (it ends `interrupted`; collect it afterwards)."""
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        state = board.stop(run_id)
+    click.echo("%s: sent SIGTERM to %s (pid %s)" % (host, run_id, state.get("pid")))
+
+
+def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
+           mixed_boards, local_meter):
+    from ebedge.remote.board import Board
+    from ebedge.remote.sweep import DONE, run_sweep
+    from ebedge.suite import load_suite
+    suite = load_suite(suite_file)
+    boards = [Board(alias, ssh_config=ssh_config,
+                    remote_ebedge=opts.get("remote_ebedge", remote_ebedge),
+                    root=opts.get("root", root)) for alias, opts in hosts]
+    data = run_sweep(suite, boards, results, ledger_path=ledger, max_attempts=max_attempts,
+                     mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo)
+    cells = data["cells"]
+    done = [c for c in cells if cells[c]["state"] == DONE]
+    click.echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
+    for cell_id, cell in sorted(cells.items()):
+        if cell["state"] != DONE:
+            click.echo("  %s %s: %s" % (cell_id, cell["state"], "; ".join(
+                "%s %s" % (a["board"], a.get("detail") or a["outcome"]) for a in cell["attempts"])))
+    if len(done) != len(cells):
+        raise EbedgeError("%d cells not done" % (len(cells) - len(done)))
+
+
+@remote_group.command("sweep")
+@click.argument("suite", type=click.Path(dir_okay=False, exists=True))
+@click.option("--hosts", default=None, help="comma-separated ssh host aliases")
+@click.option("--hosts-file", type=click.Path(dir_okay=False, exists=True),
+              help="one board per line: ALIAS [remote_ebedge=PATH] [root=DIR]")
+@click.option("--ledger", default=None, help="ledger file [default: RESULTS/sweep-<suite>.json]")
+@click.option("--max-attempts", type=int, default=2, show_default=True,
+              help="boards a cell may fail on before it is given up")
+@click.option("--mixed-boards", is_flag=True,
+              help="let a cell move between boards of different model or power mode")
+@click.option("--meter-local", default=None, help="meter on THIS machine (one board at a time!)")
+@click.option("--port", default=None)
+@click.option("--meter-option", multiple=True, help="KEY=VALUE for --meter-local")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@_RESULTS
+def sweep_cmd(suite, hosts, hosts_file, ledger, max_attempts, mixed_boards, meter_local, port,
+              meter_option, ssh_config, remote_ebedge, root, results):
+    """Run SUITE's cells over several boards; rerun the same command to resume."""
+    from ebedge.remote.run import LocalMeterSpec
+    from ebedge.remote.sweep import parse_hosts
+    _, local_options = _split_meter_options(meter_option)
+    local = LocalMeterSpec(meter_local, port, local_options) if meter_local else None
+    _sweep(suite, parse_hosts(hosts, hosts_file), ssh_config, remote_ebedge, root, results,
+           ledger, max_attempts, mixed_boards, local)
+
+
+@remote_group.command("doctor")
+@click.argument("host")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@click.option("--json", "as_json", is_flag=True)
+def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
+    """What HOST has: Python, torch, ebedge (vs ours), meters, power mode, disk, clock offset."""
+    from ebedge.remote.provision import doctor
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        report = doctor(board)
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+        return
+    for line in report["lines"]:
+        click.echo(line)
+
+
+@remote_group.command("install")
+@click.argument("host")
+@click.option("--python", "remote_python", default="python3", show_default=True,
+              help="the board's Python to build the venv with")
+@click.option("--venv", default="~/.ebedge/venv", show_default=True, help="venv on the board")
+@_SSH_CONFIG
+def install_cmd(host, remote_python, venv, ssh_config):
+    """Build this ebedge as a wheel, install it into a venv on HOST (system site packages, so
+    JetPack's torch is seen), and say which dependencies are missing there."""
+    from ebedge.remote.provision import install
+    from ebedge.remote.ssh import Connection
+    with Connection(host, ssh_config) as conn:
+        lines = install(conn, remote_python=remote_python, venv=venv, progress=_echo)
+    for line in lines:
+        click.echo(line)

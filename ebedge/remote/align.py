@@ -1,0 +1,202 @@
+"""A meter on the laptop, and folding its samples into the board's run directory.
+
+While a remote run goes, the laptop records a local meter into `<local run>/laptop/samples.csv`
+(laptop clocks) and the clock estimates into `laptop/clock.json`. After every pull from the board
+`merge_laptop` rebuilds the run's files from those two plus what the board wrote, so collecting
+again (the board's files replace ours) is harmless:
+
+- samples.csv gets the laptop samples as meter `<name>@laptop`, their times mapped onto the
+  BOARD's clocks: t_wall = the board's wall time at that instant (clock model), and t_mono = that
+  minus the board's wall-minus-monotonic difference read from its own phases.csv. So both meters
+  share one time axis and the ordinary accounting integrates both per phase;
+- energy.csv is recomputed for every meter with ebedge.accounting (ebedge.energy.by_phase);
+- config.json gets "clock": {offset_s, bound_s, drift, ...} and the laptop meter's description;
+- summary.json gets "energy_compare" (board meter and laptop meter per phase, with their ratio),
+  the laptop meter as the headline when the board had none, the bound flag, and board_id = the
+  host alias the run was started on (the board's own hostname stays in board_hostname).
+"""
+import csv
+import os
+import threading
+
+import meters
+from ebedge import accounting
+from ebedge.errors import EbedgeError
+from ebedge.remote.clock import FLAG, ClockModel
+from ebedge.rundir import read_json, write_json_atomic
+from meters.base import SAMPLE_COLUMNS, TOTAL, Sample
+
+LAPTOP = "laptop"
+SUFFIX = "@laptop"
+
+
+class LaptopMeter(object):
+    """Records one local meter into a CSV file (flushed every drain) for the life of a run."""
+
+    def __init__(self, name, path, port=None, options=None, drain_s=0.5):
+        options = dict(options or {})
+        if port:
+            options["port"] = port
+        try:
+            self.meter = meters.create(name, **options)
+        except (meters.MeterError, TypeError) as exc:
+            raise EbedgeError("laptop meter %s: %s" % (name, exc))
+        self.path = path
+        self.drain_s = drain_s
+        self._stop = threading.Event()
+        self._thread = None
+        self._file = None
+        self._writer = None
+
+    def start(self):
+        try:
+            self.meter.open()
+            self.meter.start()
+        except meters.MeterError as exc:
+            raise EbedgeError("laptop meter %s: %s" % (self.meter.name, exc))
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fresh = not os.path.exists(self.path)
+        self._file = open(self.path, "a", newline="")
+        self._writer = csv.writer(self._file)
+        if fresh:
+            self._writer.writerow(SAMPLE_COLUMNS)
+        self._thread = threading.Thread(target=self._loop, name="laptop-meter")
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def _drain(self):
+        rows = [["" if v is None else v for v in s.as_row()] for s in self.meter.samples()]
+        if rows:
+            self._writer.writerows(rows)
+            self._file.flush()
+
+    def _loop(self):
+        while not self._stop.wait(self.drain_s):
+            self._drain()
+
+    @property
+    def tail_s(self):
+        """How long to keep recording after the run ends: two sample periods and a margin."""
+        return 2.0 * self.meter.interval_s + 0.5
+
+    def describe(self):
+        facts = self.meter.describe()
+        facts.update(name=self.meter.name + SUFFIX, driver=self.meter.name, where=LAPTOP)
+        return facts
+
+    def stop(self):
+        """Stop and flush; returns the reader's error (or None)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.meter.stop()
+        self._drain()
+        self._file.close()
+        self.meter.close()
+        return self.meter.error
+
+
+def write_clock(local_dir, estimates, meter_facts=None):
+    path = os.path.join(local_dir, LAPTOP, "clock.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json_atomic(path, {"estimates": list(estimates), "meter": meter_facts})
+
+
+def _board_wall_minus_mono(path):
+    """The board's wall - monotonic difference, from its phase marks (median over marks)."""
+    diffs = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                diffs.append(float(row["t_start_wall"]) - float(row["t_start_mono"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    if not diffs:
+        return None
+    diffs.sort()
+    return diffs[len(diffs) // 2]
+
+
+def _rewrite_samples(path, run_id, mapped):
+    """samples.csv = the board's rows (earlier merges' laptop rows dropped) + `mapped`."""
+    from ebedge.rundir import SAMPLE_COLUMNS as RUN_COLUMNS
+    kept = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            kept = [r for r in csv.DictReader(f) if not (r.get("meter") or "").endswith(SUFFIX)]
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(RUN_COLUMNS)
+        writer.writerows([r.get(c, "") for c in RUN_COLUMNS] for r in kept)
+        writer.writerows([run_id] + ["" if v is None else v for v in s.as_row()] for s in mapped)
+    os.replace(tmp, path)
+
+
+def merge_laptop(local_dir, host_alias=None):
+    """Fold laptop samples and the clock into the collected run; returns the summary (or None)."""
+    config_path = os.path.join(local_dir, "config.json")
+    summary_path = os.path.join(local_dir, "summary.json")
+    clock_path = os.path.join(local_dir, LAPTOP, "clock.json")
+    if not os.path.exists(config_path):
+        return None
+    config = read_json(config_path)
+    summary = read_json(summary_path) if os.path.exists(summary_path) else {}
+    run_id = config.get("run_id") or os.path.basename(os.path.normpath(local_dir))
+    if host_alias:
+        if summary.get("board_id") != host_alias:
+            summary.setdefault("board_hostname", summary.get("board_id"))
+        summary["board_id"] = host_alias
+    laptop_csv = os.path.join(local_dir, LAPTOP, "samples.csv")
+    phases_path = os.path.join(local_dir, "phases.csv")
+    if os.path.exists(clock_path) and os.path.exists(laptop_csv) and os.path.exists(phases_path):
+        clock_doc = read_json(clock_path)
+        model = ClockModel.from_dict(clock_doc)
+        shift = _board_wall_minus_mono(phases_path)
+        if shift is not None:
+            mapped = []
+            for s in accounting.read_samples(laptop_csv):
+                wall = model.board_wall(s.t_mono)
+                mapped.append(Sample(wall - shift, wall, s.meter + SUFFIX, s.rail, s.power_w,
+                                     s.voltage_v, s.current_a, s.meter_energy_j, s.flags))
+            _rewrite_samples(os.path.join(local_dir, "samples.csv"), run_id, mapped)
+            config["clock"] = model.as_dict()
+            facts = clock_doc.get("meter")
+            if facts and facts["name"] not in [m.get("name") for m in config.get("meters", [])]:
+                config.setdefault("meters", []).append(facts)
+            write_json_atomic(config_path, config)
+            summary = _energy(local_dir, config, summary, run_id)
+            flags = summary.setdefault("flags", [])
+            if model.bound_s > config["clock"]["bound_limit_s"] and FLAG not in flags:
+                flags.append(FLAG)
+    if summary:
+        write_json_atomic(summary_path, summary)
+    return summary
+
+
+def _energy(local_dir, config, summary, run_id):
+    """energy.csv for every meter (board and laptop) and the side-by-side comparison."""
+    settings = config.get("settings", {})
+    phases = accounting.read_phases(os.path.join(local_dir, "phases.csv"))
+    samples = accounting.read_samples(os.path.join(local_dir, "samples.csv"))
+    rows = accounting.energy_rows(run_id, phases, samples,
+                                  include_eval=settings.get("include_eval_in_total", False))
+    accounting.write_energy_csv(os.path.join(local_dir, "energy.csv"), rows)
+    totals = {}
+    for r in rows:
+        if r["rail"] == TOTAL:
+            totals.setdefault(r["meter"], {})[r["phase"]] = r["energy_kj"]
+    laptop = sorted(m for m in totals if m.endswith(SUFFIX))
+    board = sorted(m for m in totals if not m.endswith(SUFFIX))
+    if laptop and board:
+        a, b = board[0], laptop[0]
+        summary["energy_compare"] = {
+            "board_meter": a, "laptop_meter": b,
+            "phases": {p: {"board_kj": totals[a].get(p), "laptop_kj": kj,
+                           "ratio_laptop_to_board": (kj / totals[a][p]
+                                                     if totals[a].get(p) else None)}
+                       for p, kj in sorted(totals[b].items())}}
+    if laptop and not summary.get("energy"):
+        summary["energy"] = accounting.headline(rows, laptop, summary.get("train_flops_total"))
+    return summary

@@ -1,0 +1,45 @@
+"""`ebedge run`, the built-in default, exactly as a new user runs it (minus the idle windows)."""
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from ebedge.cli import main
+from ebedge.defaults import QUICK_METHODS, QUICK_SETTINGS
+from ebedge.suite import load_suite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quick_suite_is_the_builtin_default():
+    cells = load_suite(os.path.join(ROOT, "benchmarks", "quick.toml")).cells()
+    assert sorted(c.settings["method"] for c in cells) == sorted(QUICK_METHODS)
+    for cell in cells:
+        for key, value in QUICK_SETTINGS.items():
+            assert cell.settings[key] == value, key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatch):
+    monkeypatch.setitem(QUICK_SETTINGS, "idle_seconds", 0.5)
+    out = str(tmp_path / "default")
+    result = CliRunner().invoke(main, ["run", "--out", out, "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    eb = json.load(open(os.path.join(out, "eb", "summary.json")))
+    dense = json.load(open(os.path.join(out, "dense", "summary.json")))
+    assert eb["status"] == dense["status"] == "complete"
+    assert eb["eb_epoch"] is not None and eb["eb_epoch"] < QUICK_SETTINGS["epochs"]
+    assert eb["params_pruned"] < eb["params_dense"] == dense["params_dense"]
+    assert eb["forward_flops_pruned"] < eb["forward_flops_dense"]
+    assert eb["train_flops_total"] < dense["train_flops_total"]
+    assert eb["test_acc"] > 0.5 and dense["test_acc"] > 0.5  # ten classes: chance is 0.1
+    lines = result.output.splitlines()
+    eb_row = next(line for line in lines if line.startswith("eb "))
+    dense_row = next(line for line in lines if line.startswith("dense "))
+    assert "%.2f%%" % (100 * eb["test_acc"]) in eb_row
+    assert "%.2f%%" % (100 * dense["test_acc"]) in dense_row
+    # energy is measured by the best meter found, and says how
+    assert eb["energy"]["method"] in ("measured", "modelled")
+    assert "(%s, %s)" % (eb["energy"]["method"], eb["energy"]["meter"]) in eb_row

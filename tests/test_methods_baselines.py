@@ -1,0 +1,196 @@
+"""The paper's baselines (NS, LT, SNIP, ThiNet, SFP) end to end on a tiny VGG16 and synthetic data."""
+import copy
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ebedge import flops
+from ebedge.errors import EbedgeError
+from ebedge.methods import lt
+from ebedge.methods.filters import kept_count
+from ebedge.methods.sfp import zero_weakest_filters
+from ebedge.methods.thinet import greedy_removal
+from ebedge.models import build_model, default_cfg
+from ebedge.runner import execute
+
+EPOCHS = 2
+RATIO = 0.5
+TINY = {"model": "vgg16", "width": 0.0625, "epochs": EPOCHS, "batch_size": 32, "limit_train": 128,
+        "limit_test": 64, "device": "cpu", "prune_ratio": [RATIO]}
+METHODS = ("ns", "lt", "snip", "thinet", "sfp")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convs on a shared 2-core box run far faster without intra-op threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, one_thread):
+    """One run per method; LT's retrain stage is wrapped to capture the network it starts from."""
+    root = tmp_path_factory.mktemp("baselines")
+    captured = {}
+    real_retrain = lt.retrain_stage
+
+    def capturing_retrain(ctx, model, *args, **kwargs):
+        captured["state"] = copy.deepcopy(model.state_dict())
+        return real_retrain(ctx, model, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(lt, "retrain_stage", capturing_retrain)
+    out = {}
+    try:
+        for method in METHODS:
+            path = str(root / method)
+            out[method] = (path, execute(dict(TINY, method=method), out=path, quiet=True))
+    finally:
+        patch.undo()
+    out["lt_retrain_start"] = captured["state"]
+    return out
+
+
+def _rows(path, name):
+    with open(os.path.join(path, name)) as f:
+        return list(csv.DictReader(f))
+
+
+def _conv_widths(cfg):
+    return [c for c in cfg if c != "M"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_runs_end_to_end_with_shared_fields_and_phases(runs, method):
+    path, summary = runs[method]
+    assert summary["status"] == "complete"
+    for key in ("test_acc", "train_flops_search", "train_flops_retrain", "train_flops_total",
+                "params_dense", "params_pruned", "forward_flops_dense", "forward_flops_pruned",
+                "pruned_cfg", "kept_channels", "total_channels", "eb_epoch", "eb_epochs"):
+        assert key in summary, key
+    phases = set(r["phase"] for r in _rows(path, "phases.csv"))
+    retrain_rows = [r for r in _rows(path, "epochs.csv") if r["phase"] == "retrain"]
+    if method == "sfp":  # the paper does not fine-tune
+        assert {"search", "prune", "eval"} <= phases and not retrain_rows
+    else:  # the retrain is as long as the schedule
+        assert {"search", "prune", "retrain", "eval"} <= phases
+        assert len(retrain_rows) == EPOCHS
+        assert summary["train_flops_retrain"] == \
+            EPOCHS * 3 * summary["forward_flops_pruned"] * summary["n_train"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pruned_network_is_physically_smaller_and_counted_from_its_cfg(runs, method):
+    path, summary = runs[method]
+    cfg = summary["pruned_cfg"]
+    rebuilt = build_model("vgg16", 10, cfg=cfg)
+    assert summary["params_pruned"] == flops.count_params(rebuilt) < summary["params_dense"]
+    assert summary["forward_flops_pruned"] == flops.forward_flops(rebuilt, (3, 32, 32)) \
+        < summary["forward_flops_dense"]
+    assert sum(_conv_widths(cfg)) == summary["kept_channels"]
+    final = _load(os.path.join(path, "checkpoints", "last.pt"))
+    rebuilt.load_state_dict(final["model_state"])  # the trained network has exactly that shape
+
+
+@pytest.mark.parametrize("method", ("ns", "lt"))
+def test_slimming_baselines_prune_by_the_final_global_bn_mask(runs, method):
+    path, summary = runs[method]
+    masks = np.load(os.path.join(path, "masks.npz"))
+    assert list(masks["ratio_0.5_epochs"]) == list(range(1, EPOCHS + 1))  # never stopped early
+    assert summary["ticket_epoch"] == EPOCHS and summary["eb_epoch"] is None
+    last = masks["ratio_0.5_masks"][-1]
+    widths = _conv_widths(default_cfg("vgg16", TINY["width"]))
+    kept = [max(1, int(part.sum())) for part in np.split(last, np.cumsum(widths)[:-1])]
+    assert _conv_widths(summary["pruned_cfg"]) == kept
+
+
+@pytest.mark.parametrize("method", ("sfp", "thinet"))
+def test_per_layer_methods_keep_the_same_fraction_in_every_layer(runs, method):
+    _, summary = runs[method]
+    widths = _conv_widths(default_cfg("vgg16", TINY["width"]))
+    assert _conv_widths(summary["pruned_cfg"]) == [kept_count(w, RATIO) for w in widths]
+
+
+def test_snip_keeps_its_global_channel_mask(runs):
+    path, summary = runs["snip"]
+    carry = _load(os.path.join(path, "checkpoints", "last.pt"))["carry"]
+    bits, size = carry["snip_mask"]
+    keep = np.unpackbits(bits)[:size].astype(bool)
+    assert size == summary["total_channels"] and keep.sum() == size - int(size * RATIO)
+    widths = _conv_widths(default_cfg("vgg16", TINY["width"]))
+    kept = [max(1, int(part.sum())) for part in np.split(keep, np.cumsum(widths)[:-1])]
+    assert _conv_widths(summary["pruned_cfg"]) == kept
+    assert summary["train_flops_search"] == 3 * summary["forward_flops_dense"] * TINY["batch_size"]
+
+
+def test_lottery_ticket_retrains_from_the_initial_weights_of_the_kept_channels(runs):
+    path, summary = runs["lt"]
+    initial = torch.load(os.path.join(path, lt.INITIAL_FILE), map_location="cpu")
+    final_search_mask = np.load(os.path.join(path, "masks.npz"))["ratio_0.5_masks"][-1]
+    start = runs["lt_retrain_start"]
+    widths = _conv_widths(default_cfg("vgg16", TINY["width"]))
+    keeps = np.split(final_search_mask, np.cumsum(widths)[:-1])
+    conv_keys = [k for k in initial if k.startswith("features.") and initial[k].dim() == 4]
+    previous = torch.arange(3)
+    for key, keep in zip(conv_keys, keeps):
+        kept = torch.as_tensor(np.flatnonzero(keep))
+        expected = initial[key].index_select(0, kept).index_select(1, previous)
+        assert torch.equal(start[key].cpu(), expected), key
+        bn = "features.%d" % (int(key.split(".")[1]) + 1)
+        assert torch.equal(start[bn + ".weight"].cpu(), initial[bn + ".weight"][kept])
+        previous = kept
+    assert torch.equal(start["classifier.weight"].cpu(),
+                       initial["classifier.weight"].index_select(1, previous))
+    assert summary["retrain"] == "rewind"
+
+
+def test_thinet_refuses_unsupported_model_before_training(tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(EbedgeError) as err:
+        execute(dict(TINY, method="thinet", model="resnet18"), out=out, quiet=True)
+    message = str(err.value)
+    assert "thinet" in message and "resnet18" in message and "vgg16" in message
+    assert not os.path.exists(out)
+
+
+def test_unstructured_snip_zeroes_weights_and_counts_dense_flops(tmp_path):
+    out = str(tmp_path / "run")
+    summary = execute(dict(TINY, method="snip", snip_unstructured=True, epochs=1), out=out,
+                      quiet=True)
+    assert summary["status"] == "complete" and summary["snip_unstructured"] is True
+    assert summary["params_pruned"] == summary["params_dense"]
+    assert summary["forward_flops_pruned"] == summary["forward_flops_dense"]
+    total = summary["total_weights"]
+    assert summary["kept_weights"] == total - int(total * RATIO)
+    state = _load(os.path.join(out, "checkpoints", "last.pt"))["model_state"]
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() > 1]
+    assert sum(int((w == 0).sum()) for w in weights) >= total - summary["kept_weights"]
+
+
+def test_greedy_removal_prefers_channels_that_cancel():
+    torch.manual_seed(0)
+    a = torch.randn(50)
+    small = 0.1 * torch.randn(50, 2)
+    z = torch.stack([a, 5 * torch.randn(50), -a, small[:, 0], small[:, 1]], dim=1)
+    assert sorted(greedy_removal(z, 1)) in ([3], [4])
+    assert sorted(greedy_removal(z, 4)) == [0, 2, 3, 4]  # a and -a cancel; the large one stays
+
+
+def test_sfp_zeroes_the_weakest_filters_of_every_layer():
+    model = build_model("vgg16", 10, width=0.125)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    norms = [c.weight.detach().reshape(c.out_channels, -1).norm(dim=1).clone() for c in convs]
+    zero_weakest_filters(model, RATIO)
+    for conv, before in zip(convs, norms):
+        zeroed = conv.weight.detach().reshape(conv.out_channels, -1).abs().sum(1) == 0
+        assert int(zeroed.sum()) == conv.out_channels - kept_count(conv.out_channels, RATIO)
+        assert before[zeroed].max() <= before[~zeroed].min()
