@@ -33,7 +33,7 @@ def runs_root(root=None):
     return os.path.abspath(os.path.expanduser(root or DEFAULT_ROOT))
 
 
-def _check_run_id(run_id):
+def check_run_id(run_id):
     if not run_id or "/" in run_id or run_id.startswith(".") or "\0" in run_id:
         raise EbedgeError("bad run id %r: no '/', no leading '.', not empty" % (run_id,))
     return run_id
@@ -92,7 +92,7 @@ def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", pyth
     reported as is (adopted), anything else is started again from scratch.
     """
     root = runs_root(root)
-    run_id = _check_run_id(run_id)
+    run_id = check_run_id(run_id)
     out = os.path.join(root, run_id)
     agent_dir = _agent_dir(root, run_id)
     if os.path.exists(out) or os.path.exists(agent_dir):
@@ -197,7 +197,7 @@ def _mtime(root, run_id):
 def stop(run_id, root=None):
     """SIGTERM the run (the runner then stops cleanly with status `interrupted`)."""
     root = runs_root(root)
-    state = run_state(root, _check_run_id(run_id))
+    state = run_state(root, check_run_id(run_id))
     if state["pid"] is None:
         raise EbedgeError("run %s is not running (state: %s)" % (run_id, state["state"]))
     os.kill(state["pid"], signal.SIGTERM)
@@ -208,7 +208,7 @@ def stop(run_id, root=None):
 def watch(run_id, root=None, log_from=0, poll_s=1.0, out=None):
     """Print the run's log as it grows, then one STATE_MARK line with its final state."""
     root = runs_root(root)
-    run_id = _check_run_id(run_id)
+    run_id = check_run_id(run_id)
     out = out or sys.stdout
     path = os.path.join(_agent_dir(root, run_id), "log.txt")
     offset = log_from

@@ -80,6 +80,10 @@ def _parse_meter_options(pairs):
               help="record power-mode/clock changes mid-run instead of refusing")
 @click.option("--cooldown", "cooldown_temp_c", type=float,
               help="wait until every thermal zone is below this many degrees C first")
+@click.option("--snip-unstructured", is_flag=True, default=None,
+              help="SNIP on single weights (FLOPs counted dense) instead of channels")
+@click.option("--repeats", default=1, show_default=True, type=int,
+              help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
               help="JSON object of settings (what `ebedge remote` pushes); flags given here win")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory [default: results/<id>]")
@@ -88,7 +92,7 @@ def _parse_meter_options(pairs):
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
 def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
-          settings_file, resume_dir, out, overwrite, quiet, **options):
+          settings_file, resume_dir, out, overwrite, quiet, repeats, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
     from ebedge.runner import execute
     if resume_dir:
@@ -110,9 +114,26 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         from ebedge.runner import default_out
         from ebedge.settings import resolve
         out = out or default_out(resolve(settings))
+        if repeats != 1:
+            _repeat(settings, out, repeats, overwrite, quiet)
+            return
         summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
+
+
+def _repeat(settings, out, repeats, overwrite, quiet):
+    from ebedge.runner import execute_repeats
+    summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
+                                            quiet=quiet)
+    for summary in summaries:
+        click.echo(_one_line(summary))
+    click.echo("%-18s %4s %14s %14s %14s" % ("over repeats", "n", "mean", "std", "95% +-"))
+    for name, row in statistics.items():
+        click.echo("%-18s %4d %14.6g %14s %14s" % (
+            name, row["n"], row["mean"], "-" if row["std"] is None else "%.6g" % row["std"],
+            "-" if row["ci95"] is None else "%.6g" % row["ci95"]))
+    click.echo("results: %s (repeats.json)" % out)
 
 
 _PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}

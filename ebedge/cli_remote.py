@@ -202,13 +202,12 @@ def stop_cmd(host, run_id, ssh_config, remote_ebedge, root):
 
 def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
            mixed_boards, local_meter):
-    from ebedge.remote.board import Board
     from ebedge.remote.sweep import DONE, run_sweep
     from ebedge.suite import load_suite
     suite = load_suite(suite_file)
-    boards = [Board(alias, ssh_config=ssh_config,
-                    remote_ebedge=opts.get("remote_ebedge", remote_ebedge),
-                    root=opts.get("root", root)) for alias, opts in hosts]
+    boards = [_board(alias, ssh_config,
+                     opts.get("remote_ebedge", remote_ebedge), opts.get("root", root))
+              for alias, opts in hosts]
     data = run_sweep(suite, boards, results, ledger_path=ledger, max_attempts=max_attempts,
                      mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo)
     cells = data["cells"]

@@ -25,6 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ebedge import stats
+
 
 class ReportError(ValueError):
     """Bad input to the report (missing path, runs that must not be averaged together)."""
@@ -39,41 +41,21 @@ ENERGY_PHASES = ("idle_before", "search", "prune", "retrain", "eval", "idle_afte
 METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "eb-reinit", "eb", "eb-lf", "eb-ll")
 NO_RATIO = "-"
 
-# Two-sided 95% t quantiles t(0.975, df); between listed df we interpolate linearly in 1/df,
-# which is accurate to about 1e-3 here (scipy is not a dependency).
-_T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 6: 2.4469, 7: 2.3646, 8: 2.3060,
-         9: 2.2622, 10: 2.2281, 11: 2.2010, 12: 2.1788, 13: 2.1604, 14: 2.1448, 15: 2.1314,
-         16: 2.1199, 17: 2.1098, 18: 2.1009, 19: 2.0930, 20: 2.0860, 21: 2.0796, 22: 2.0739,
-         23: 2.0687, 24: 2.0639, 25: 2.0595, 26: 2.0555, 27: 2.0518, 28: 2.0484, 29: 2.0452,
-         30: 2.0423, 40: 2.0211, 50: 2.0086, 60: 2.0003, 80: 1.9901, 100: 1.9840, 120: 1.9799}
-_T975_INF = 1.95996
-
-
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df), the multiplier of the standard error for a two-sided 95% interval."""
-    if df < 1:
-        raise ReportError("t quantile needs df >= 1, got {}".format(df))
-    if df in _T975:
-        return _T975[df]
-    known = sorted(_T975)
-    if df > known[-1]:
-        lo_df, lo_t, hi_inv, hi_t = known[-1], _T975[known[-1]], 0.0, _T975_INF
-    else:
-        lo_df = max(k for k in known if k < df)
-        hi_df = min(k for k in known if k > df)
-        lo_t, hi_inv, hi_t = _T975[lo_df], 1.0 / hi_df, _T975[hi_df]
-    lo_inv = 1.0 / lo_df
-    return hi_t + (lo_t - hi_t) * (1.0 / df - hi_inv) / (lo_inv - hi_inv)
+    """t(0.975, df); see ebedge.stats (kept here for the report's users)."""
+    try:
+        return stats.t_quantile_975(df)
+    except ValueError as exc:
+        raise ReportError(str(exc))
 
 
 def mean_ci95(values) -> Tuple[float, float]:
     """Mean and 95% interval half-width (t-distribution) of the finite values; NaN where undefined (n < 2)."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(x) == 0:
+    x = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not x:
         return float("nan"), float("nan")
-    if len(x) == 1:
-        return float(x[0]), float("nan")
-    return float(x.mean()), t_quantile_975(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    mean, _, half = stats.mean_std_ci95(x)
+    return mean, (half if half is not None else float("nan"))
 
 
 def ratio_label(prune_ratio) -> str:

@@ -14,11 +14,11 @@ import sys
 import time
 
 import ebedge
-from ebedge import accounting, board, lowp
+from ebedge import accounting, board, stats, lowp
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
-from ebedge.rundir import RunDir, completed, read_json
+from ebedge.rundir import RunDir, completed, read_json, write_json_atomic
 from ebedge.sampling import MeterSampler
 from ebedge.settings import config_hash, resolve
 
@@ -196,3 +196,39 @@ def _short_window_warnings(rows, sampler):
             out.append("warning: %s lasted %.2fs, under %d periods of %s (%.2fs)" % (
                 row["phase"], row["duration_s"], MIN_SAMPLES_PER_WINDOW, row["meter"], period))
     return out
+
+
+REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),
+                  ("train_energy_kj", lambda s: ((s.get("energy") or {}).get("kj") or {})
+                   .get("train_total")),
+                  ("runtime_s", lambda s: s.get("runtime_s")),
+                  ("train_flops_total", lambda s: s.get("train_flops_total")),
+                  ("eb_epoch", lambda s: s.get("eb_epoch")))
+
+
+def execute_repeats(settings, out, repeats, overwrite=False, quiet=False):
+    """Run `settings` `repeats` times into out/r<i> (seed + i); returns (summaries, statistics).
+
+    Statistics are mean, sample std and 95% interval half-width (t-distribution) per metric,
+    also written to out/repeats.json. A repeat that already completed is read, not rerun.
+    """
+    if repeats < 1:
+        raise EbedgeError("--repeats must be at least 1, got %d" % repeats)
+    base = resolve(settings)
+    summaries = []
+    for i in range(repeats):
+        run_out = os.path.join(out, "r%d" % i)
+        if completed(run_out) and not overwrite:
+            summaries.append(read_json(os.path.join(run_out, "summary.json")))
+            continue
+        summaries.append(execute(dict(base, seed=base["seed"] + i, repeat=i), out=run_out,
+                                 overwrite=overwrite, quiet=quiet))
+    statistics = {}
+    for name, get in REPEAT_METRICS:
+        values = [get(s) for s in summaries if get(s) is not None]
+        if values:
+            mean, std, half = stats.mean_std_ci95(values)
+            statistics[name] = {"n": len(values), "mean": mean, "std": std, "ci95": half}
+    write_json_atomic(os.path.join(out, "repeats.json"),
+                      {"settings": base, "repeats": repeats, "statistics": statistics})
+    return summaries, statistics

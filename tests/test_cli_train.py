@@ -121,3 +121,19 @@ def test_flops_json_reproduces_table2():
                                  "--json"]).output)
     assert pruned["train_flops"] < data["train_flops"]
     assert pruned["params"] < data["params"]
+
+
+def test_repeats_report_mean_std_and_interval(tmp_path):
+    out = str(tmp_path / "rep")
+    result = _invoke(["train", "--method", "dense", "--epochs", "1", "--repeats", "3",
+                      "--out", out] + TINY)
+    assert result.exit_code == 0, result.output
+    summaries = [json.load(open(os.path.join(out, "r%d" % i, "summary.json"))) for i in range(3)]
+    assert [s["seed"] for s in summaries] == [1, 2, 3]
+    accs = [s["test_acc"] for s in summaries]
+    stats = json.load(open(os.path.join(out, "repeats.json")))["statistics"]["test_acc"]
+    mean = sum(accs) / 3
+    std = (sum((a - mean) ** 2 for a in accs) / 2) ** 0.5
+    assert stats["mean"] == pytest.approx(mean)
+    assert stats["std"] == pytest.approx(std)
+    assert stats["ci95"] == pytest.approx(4.3027 * std / 3 ** 0.5, rel=1e-3)

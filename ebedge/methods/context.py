@@ -135,10 +135,10 @@ class MethodContext(object):
             with self.phase(stage, epoch):
                 result = self._train_one(stage, epoch, last, model, optimizer, sparsity,
                                          after_backward, after_step)
-            self.add_flops(stage, step_flops)
+                self.add_flops(stage, step_flops)
+                extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
             with self.phase("eval", epoch):
                 test = evaluate(model, self.test_loader, self.device)
-            extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
             self.carry["test_acc"] = test.accuracy
             seconds = time.monotonic() - began
@@ -153,7 +153,8 @@ class MethodContext(object):
                 "" if extra.get("mask_distance") is None
                 else "  mask-dist %.3f" % extra["mask_distance"], seconds))
             trained += 1
-            self.checkpoint(stage, epoch + 1, model, optimizer)
+            with self.phase(stage, epoch):  # the checkpoint is training's bookkeeping
+                self.checkpoint(stage, epoch + 1, model, optimizer)
             if extra.get("stop"):
                 break
         return trained

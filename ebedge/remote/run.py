@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+from ebedge.agent import check_run_id
 from ebedge.errors import EbedgeError
 from ebedge.remote import align
 from ebedge.remote.clock import ClockChannel, PeriodicProbe
@@ -44,7 +45,7 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
     Raises ConnectionLost when the connection drops mid-run (what was recorded is kept locally)."""
     progress = progress or (lambda text: None)
     settings = resolve(settings)
-    run_id = run_id or default_run_id(settings)
+    run_id = check_run_id(run_id or default_run_id(settings))
     local = local_run_dir(results, board.host, run_id)
     board.conn.connect()
     progress("%s: connected (ssh master pid %s)" % (board.host, board.conn.master_pid()))

@@ -32,6 +32,10 @@ class HostKeyError(SshError):
     """The board's host key is unknown or does not match known_hosts: refused, never bypassed."""
 
 
+class Unreachable(SshError):
+    """ssh could not connect to the board at all."""
+
+
 class ConnectionLost(SshError):
     """The connection dropped while a command was running (the board side may go on)."""
 
@@ -122,7 +126,7 @@ class Connection(object):
         if returncode == SSH_FAILED:
             check_host_key(self.host, stderr)
             if _looks_like_ssh(stderr):
-                raise SshError("cannot reach %s over ssh: %s" % (self.host, _last_line(stderr)))
+                raise Unreachable("cannot reach %s over ssh: %s" % (self.host, _last_line(stderr)))
 
     def connect(self):
         """Open (or reuse) the master connection; raises HostKeyError/SshError with ssh's reason."""

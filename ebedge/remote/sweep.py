@@ -19,8 +19,8 @@ import time
 import uuid
 
 from ebedge.errors import EbedgeError
-from ebedge.remote.board import Board
 from ebedge.remote.run import run_remote
+from ebedge.remote.ssh import ConnectionLost, Unreachable
 from ebedge.rundir import write_json_atomic
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -136,6 +136,13 @@ class Ledger(object):
                 cell.update(state=PENDING, board=None)
                 self.save()
 
+    def release_board(self, host):
+        """Queue again every cell `host` holds as running (the board dropped out of the sweep)."""
+        with self._lock:
+            for cell_id in self.order:
+                if self.cell(cell_id)["state"] == RUNNING and self.cell(cell_id)["board"] == host:
+                    self.release(cell_id)
+
     def open_cells(self, host, pool, mixed, max_attempts):
         """True while some cell not finished could still come to this board."""
         with self._lock:
@@ -191,9 +198,14 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
               local_meter=None, progress=None):
     """Run every cell of `suite` (ebedge.suite.Suite) over `boards` [Board]; returns the ledger data."""
     progress = progress or (lambda text: None)
+    if local_meter is not None and len(boards) > 1:
+        raise EbedgeError("a laptop meter measures one board: --meter-local takes one host")
     cells = {c.cell_id: c.settings for c in suite.cells()}
     ledger_path = ledger_path or os.path.join(results, "sweep-%s.json" % suite.name)
     ledger = Ledger(ledger_path, suite.name, list(cells))
+    for host in set(c.get("board") for c in ledger.data["cells"].values()):
+        if host and host not in [b.host for b in boards]:
+            ledger.release_board(host)  # left running by a sweep over other boards
     progress("sweep %s: %d cells over %d boards, ledger %s" % (
         ledger.sweep_id, len(cells), len(boards), ledger_path))
 
@@ -215,10 +227,10 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
                 try:
                     final, local = run_remote(board, cells[cell_id], results, run_id=cell_id,
                                               local_meter=local_meter, if_exists="adopt")
+                except (ConnectionLost, Unreachable):
+                    ledger.release(cell_id)
+                    raise
                 except EbedgeError as exc:
-                    if "connection" in str(exc).lower():
-                        ledger.release(cell_id)
-                        raise
                     ledger.finish(cell_id, board.host, False, str(exc), max_attempts=max_attempts)
                     progress("%s: cell %s failed: %s" % (board.host, cell_id, exc))
                     continue
@@ -229,6 +241,7 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
                 progress("%s: cell %s %s" % (board.host, cell_id, final["state"]))
             ledger.board(board.host, state="finished")
         except EbedgeError as exc:
+            ledger.release_board(board.host)
             ledger.board(board.host, state="failed", error=str(exc))
             progress("%s: board dropped from the sweep: %s" % (board.host, exc))
         finally:
