@@ -667,43 +667,7 @@ def plot_power_trace(run: Run, out_dir: str) -> List[str]:
     return _save(fig, out_dir, "power_{}".format(run.run_id))
 
 
-# ---------------------------------------------------------------- plain text and the whole report
-
-def _fmt_duration(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "-"
-    if seconds < 120:
-        return "{:.1f} s".format(seconds)
-    h, m = divmod(int(round(seconds)) // 60, 60)
-    return "{}h{:02d}m".format(h, m) if h else "{}m{:02d}s".format(m, int(round(seconds)) % 60)
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None or not np.isfinite(float(value)) else spec.format(value)
-
-
-def side_by_side(runs: Sequence[Run]) -> str:
-    """A short plain-text table of runs (what `ebedge run` prints at the end); energy carries its label."""
-    header = ["method", "p", "acc %", "EB epoch", "train PFLOPs", "runtime", "energy kJ"]
-    show_status = any(not r.complete for r in runs)
-    if show_status:
-        header.append("status")
-    lines = [header]
-    for run in runs:
-        s, e = run.summary or {}, _energy(run)
-        kj = (e.get("kj") or {}).get("train_total") if e else None
-        energy = "{} {}".format(_fmt(_num(kj), "{:.3f}"), energy_label(run)) if e else ("- (no meter)" if run.summary else "-")
-        row = [str(run.get("method", "?")), ratio_label(run.get("prune_ratio")),
-               _fmt(_num(s.get("test_acc")) * 100, "{:.2f}"),
-               "-" if s.get("eb_epoch") is None else str(s.get("eb_epoch")),
-               _fmt(_num(s.get("train_flops_total")) / 1e15, "{:.4g}"),
-               _fmt_duration(_num(s.get("runtime_s"))), energy]
-        if show_status:
-            row.append(run.status)
-        lines.append(row)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
-
+# ---------------------------------------------------------------- the whole report
 
 @dataclass
 class ReportResult:

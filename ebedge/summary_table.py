@@ -1,6 +1,6 @@
 """A plain-text side-by-side table of run summaries (no pandas: it also prints on a board)."""
 
-COLUMNS = ("method", "test acc", "EB epoch", "params", "train PFLOPs", "runtime s", "train energy")
+COLUMNS = ("method", "p", "test acc", "EB epoch", "params", "train PFLOPs", "runtime s", "train energy")
 
 
 def _energy_cell(summary):
@@ -13,7 +13,9 @@ def _energy_cell(summary):
 def _row(summary):
     eb = summary.get("eb_epoch")
     acc = summary.get("test_acc")
+    ratio = summary.get("prune_ratio")
     return (summary.get("method", "?"),
+            "-" if ratio is None or summary.get("method") == "dense" else "%g" % ratio,
             "%.2f%%" % (100 * acc) if acc is not None else "-",
             str(eb) if eb is not None else "-",
             "%d" % summary["params_pruned"] if summary.get("params_pruned") else "-",

@@ -288,17 +288,3 @@ def test_mask_distance_matrix_is_normalized_hamming():
     for i in range(5):
         for j in range(5):
             assert d[i, j] == pytest.approx(sum(a != b for a, b in zip(masks[i], masks[j])) / 17.0)
-
-
-def test_side_by_side_labels_energy(tmp_path):
-    root = str(tmp_path)
-    runs = [report.load_run(write_run(root, "a", method="eb", acc=0.9312, energy_kj=12.5, pflops=5.7)),
-            report.load_run(write_run(root, "b", method="dense", ratio=None, energy_method="modelled",
-                                      meter="model", eb_epoch=None)),
-            report.load_run(write_run(root, "c", method="ns", energy_method=None, summary=True, eb_epoch=None))]
-    text = report.side_by_side(runs)
-    lines = text.splitlines()
-    assert len(lines) == 4 and "energy kJ" in lines[0]
-    assert "93.12" in lines[1] and "12.500 measured (ina3221)" in lines[1] and "5.7" in lines[1]
-    assert "modelled (model)" in lines[2] and " - " in lines[2]
-    assert "no meter" in lines[3]
