@@ -3,11 +3,15 @@
 Starts a real sshd on loopback (the "board" is this machine), runs the same small training once
 with `ebedge train` and once with `ebedge remote run` (detached start, log streaming, clock-free
 board-meter run, rsync back), alternating the order over --repeats, and prints the wall-time
-ratio remote / local (target: <= 1.05). Needs /usr/sbin/sshd, ssh and rsync.
+ratio remote / local (target: <= 1.05). On a shared, loaded machine the two runs' own durations
+vary more than the orchestration costs, so it also prints the fixed overhead: the remote command's
+wall time minus the board-side run's (agent start to final summary), and the ratio that overhead
+gives over the local run. Needs /usr/sbin/sshd, ssh and rsync.
 
     .venv/bin/python benchmarks/bench_remote_overhead.py --epochs 6 --repeats 1
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +42,14 @@ def timed(argv, cwd):
     return time.monotonic() - t0
 
 
+def board_side_seconds(runs_root, run_id):
+    """Agent start to the run's last summary write, as the board saw it."""
+    with open(os.path.join(runs_root, ".agent", run_id, "pid.json")) as f:
+        started = json.load(f)["started_wall"]
+    with open(os.path.join(runs_root, run_id, "summary.json")) as f:
+        return json.load(f)["heartbeat_wall"] - started
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
@@ -51,7 +63,7 @@ def main():
         board = LoopbackBoard(work, "bench", keygen(os.path.join(work, "id"))).start()
         config = write_ssh_config(os.path.join(work, "ssh_config"), [board],
                                   os.path.join(work, "id"), os.path.join(work, "known_hosts"))
-        local_t, remote_t = [], []
+        local_t, remote_t, overhead = [], [], []
         for i in range(args.repeats):
             local = [EBEDGE, "train", "--out", os.path.join(work, "local-%d" % i),
                      "--quiet"] + train_args(args)
@@ -63,9 +75,14 @@ def main():
                 sink.append(timed(argv, work))
                 print("%-6s run %d: %.1f s" % ("local" if sink is local_t else "remote", i,
                                                sink[-1]), flush=True)
+            overhead.append(remote_t[-1] - board_side_seconds(board.runs_root, "remote-%d" % i))
         ratio = sum(remote_t) / sum(local_t)
+        mean_local = sum(local_t) / len(local_t)
+        mean_overhead = sum(overhead) / len(overhead)
         print("local %.1f s, remote %.1f s (mean of %d): remote/local = %.3f (target <= 1.05)"
-              % (sum(local_t) / len(local_t), sum(remote_t) / len(remote_t), args.repeats, ratio))
+              % (mean_local, sum(remote_t) / len(remote_t), args.repeats, ratio))
+        print("orchestration overhead %.2f s per run: (local + overhead)/local = %.3f"
+              % (mean_overhead, (mean_local + mean_overhead) / mean_local))
     finally:
         if board is not None:
             board.stop()

@@ -205,7 +205,7 @@ def stop(run_id, root=None):
     return state
 
 
-def watch(run_id, root=None, log_from=0, poll_s=1.0, out=None):
+def watch(run_id, root=None, log_from=0, poll_s=0.5, out=None):
     """Print the run's log as it grows, then one STATE_MARK line with its final state."""
     root = runs_root(root)
     run_id = check_run_id(run_id)

@@ -65,7 +65,7 @@ def stop_cmd(run_id, root):
 @agent_group.command("watch")
 @click.argument("run_id")
 @click.option("--log-from", type=int, default=0, help="byte offset in the log to start at")
-@click.option("--poll", type=float, default=1.0, help="seconds between looks")
+@click.option("--poll", type=float, default=0.5, help="seconds between looks")
 @_ROOT
 def watch_cmd(run_id, log_from, poll, root):
     """Stream the run's log; the last line is its final state as JSON."""

@@ -13,7 +13,7 @@ _REMOTE_EBEDGE = click.option("--remote-ebedge", default=None,
 _ROOT = click.option("--root", default=None, help="runs root on the board [default: ~/ebedge-runs]")
 _RESULTS = click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False), help="local results directory")
-_NOT_FOR_REMOTE = ("out", "resume_dir", "overwrite", "quiet", "settings_file")
+_SETTING_OF = {"meter_names": "meters"}  # train's parameter name -> the setting it sets
 
 
 def _board(host, ssh_config, remote_ebedge, root):
@@ -49,13 +49,13 @@ def _split_meter_options(pairs):
 
 
 def _train_settings(args, settings_file):
-    """Settings from `ebedge train` options (parsed by the train command itself) over --settings."""
+    """Settings from `ebedge train` options (parsed by the train command itself) over --settings.
+
+    Only options typed on the command line count; a train option that is no setting (--out,
+    --resume, --repeats...) is refused, since the board side decides those."""
     from ebedge.cli import train as train_command
+    from ebedge.settings import DEFAULTS
     ctx = train_command.make_context("train", list(args))
-    params = dict(ctx.params)
-    for name in _NOT_FOR_REMOTE:
-        if params.pop(name, None) not in (None, False):
-            raise EbedgeError("--%s is not for `remote run`" % name.replace("_", "-"))
     settings = {}
     if settings_file:
         with open(settings_file) as f:
@@ -65,17 +65,15 @@ def _train_settings(args, settings_file):
                 raise EbedgeError("--settings %s is not JSON: %s" % (settings_file, exc))
         if not isinstance(settings, dict):
             raise EbedgeError("--settings %s must hold a JSON object" % settings_file)
-    meter_option = params.pop("meter_option", ())
-    if meter_option:
-        raise EbedgeError("give --meter-option before the train options")
-    given = dict(params, prune_ratio=list(params.pop("prune_ratio")) or None,
-                 meters=list(params.pop("meter_names")) or None, download=params["download"] or None)
-    for name in ("method", "model", "dataset"):
-        source = ctx.get_parameter_source(name)
+    for param in train_command.params:
+        source = ctx.get_parameter_source(param.name)
         if source is None or source.name != "COMMANDLINE":
-            if settings_file:
-                given.pop(name)
-    settings.update({k: v for k, v in given.items() if v is not None})
+            continue
+        key = _SETTING_OF.get(param.name, param.name)
+        if key not in DEFAULTS:
+            raise EbedgeError("%s is not for `remote run`" % param.opts[0])
+        value = ctx.params[param.name]
+        settings[key] = list(value) if isinstance(value, tuple) else value
     return settings
 
 

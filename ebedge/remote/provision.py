@@ -105,7 +105,7 @@ def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None)
     with tempfile.TemporaryDirectory(prefix="ebedge-wheel-") as tmp:
         wheel = build_wheel(tmp)
         progress("built %s" % os.path.basename(wheel))
-        wheels_dir = posixpath.join(home, ".ebedge", "wheels")
+        wheels_dir = posixpath.join(posixpath.dirname(venv.rstrip("/")), "wheels")
         conn.run(["mkdir", "-p", wheels_dir])
         remote_wheel = posixpath.join(wheels_dir, os.path.basename(wheel))
         conn.push(wheel, remote_wheel)

@@ -8,6 +8,7 @@ run goes on; `collect` fetches it (finished or partial) any time later.
 """
 import os
 import re
+import threading
 import time
 
 from ebedge.agent import check_run_id
@@ -44,10 +45,18 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
 
     Raises ConnectionLost when the connection drops mid-run (what was recorded is kept locally)."""
     progress = progress or (lambda text: None)
-    settings = resolve(settings)
-    run_id = check_run_id(run_id or default_run_id(settings))
+    connecting = _in_background(board.conn.connect)  # resolving imports torch: seconds
+    try:
+        settings = resolve(settings)
+        run_id = check_run_id(run_id or default_run_id(settings))
+    except EbedgeError:
+        try:
+            connecting()  # so that closing the connection finds it complete
+        except EbedgeError:
+            pass
+        raise
     local = local_run_dir(results, board.host, run_id)
-    board.conn.connect()
+    connecting()
     progress("%s: connected (ssh master pid %s)" % (board.host, board.conn.master_pid()))
     meter = channel = probe = None
     estimates = []
@@ -91,6 +100,27 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
     collect(board, run_id, local, remote_out=started["out"])
     progress("%s: run %s %s -> %s" % (board.host, run_id, final["state"], local))
     return final, local
+
+
+def _in_background(fn):
+    """Start fn() in a thread; the returned callable waits for it and re-raises its error."""
+    outcome = {}
+
+    def target():
+        try:
+            fn()
+        except Exception as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="background")
+    thread.daemon = True
+    thread.start()
+
+    def wait():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+    return wait
 
 
 def collect(board, run_id, local, remote_out=None):

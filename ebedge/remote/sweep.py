@@ -226,7 +226,8 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
                 progress("%s: cell %s" % (board.host, cell_id))
                 try:
                     final, local = run_remote(board, cells[cell_id], results, run_id=cell_id,
-                                              local_meter=local_meter, if_exists="adopt")
+                                              local_meter=local_meter, if_exists="adopt",
+                                              progress=progress)
                 except (ConnectionLost, Unreachable):
                     ledger.release(cell_id)
                     raise
