@@ -12,9 +12,7 @@ from ebedge import energy
 from meters.base import TOTAL, Sample
 
 TRAIN_PHASES = ("search", "prune", "retrain")
-ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "energy_j",
-                  "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
-                  "rate_hz", "max_gap_s", "covered_frac", "uncertainty_pct")
+ENERGY_COLUMNS = energy.ENERGY_COLUMNS
 
 
 def _float(value):

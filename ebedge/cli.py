@@ -63,7 +63,8 @@ def _parse_meter_options(pairs):
 @click.option("--sparsity", type=float, help="L1 strength on BN scales, the paper's s [default: 1e-4]")
 @click.option("--epsilon", type=float, help="Early-Bird mask-distance threshold [default: 0.1]")
 @click.option("--keep-searching", is_flag=True, default=None,
-              help="keep training after the ticket is drawn (for study)")
+              help="keep training after the ticket is drawn, for study (the ticket drawn at the "
+                   "EB epoch is still the one pruned; the extra epochs count as search FLOPs)")
 @click.option("--retrain", type=click.Choice(RETRAIN_MODES), help="[default: finetune]")
 @click.option("--width", type=float, help="channel multiplier for small runs [default: 1]")
 @click.option("--limit-train", type=int, help="use a seeded random subset of N training images")

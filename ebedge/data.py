@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ebedge.errors import EbedgeError
+from ebedge.settings import DATASETS
 
-DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 
 # Per-dataset normalisation. CIFAR-10 uses the statistics of the official Early-Bird code.
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))

@@ -10,10 +10,9 @@ import subprocess
 import time
 
 from ebedge import energy
-from meters.base import SAMPLE_COLUMNS, TOTAL, MeterError
-
-PHASE_COLUMNS = ("run_id", "phase", "epoch", "t_start_mono", "t_end_mono", "t_start_wall",
-                 "t_end_wall")
+from ebedge.accounting import write_energy_csv
+from ebedge.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, CsvLog
+from meters.base import TOTAL, MeterError, now
 
 
 class Recording(object):
@@ -44,32 +43,26 @@ def _cell(v):
 
 
 class SampleWriter(object):
-    """samples.csv, appended and flushed by the caller's rhythm."""
+    """samples.csv, started afresh, appended and flushed by the caller's rhythm."""
 
     def __init__(self, path, run_id):
         self.run_id = run_id
-        self._f = open(path, "w")
-        self._w = csv.writer(self._f, lineterminator="\n")
-        self._w.writerow(("run_id",) + SAMPLE_COLUMNS)
+        if os.path.exists(path):
+            os.remove(path)
+        self._log = CsvLog(path, SAMPLE_COLUMNS)
 
     def write(self, samples):
-        for s in samples:
-            self._w.writerow([self.run_id] + [_cell(v) for v in s.as_row()])
-        self._f.flush()
+        self._log.write([[self.run_id] + [_cell(v) for v in s.as_row()] for s in samples])
 
     def close(self):
-        self._f.close()
+        self._log.close()
 
 
 def write_energy(out_dir, samples, phases, run_id, idle_power_w=None):
     """energy.csv (and phases.csv) for `phases` = [(phase, epoch, t0, t1, wall0, wall1)]."""
     rows = energy.by_phase(samples, [p[:4] for p in phases], idle_power_w=idle_power_w,
                            run_id=run_id)
-    with open(os.path.join(out_dir, "energy.csv"), "w") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(energy.ENERGY_COLUMNS)
-        for row in rows:
-            w.writerow([_cell(row[c]) for c in energy.ENERGY_COLUMNS])
+    write_energy_csv(os.path.join(out_dir, "energy.csv"), rows)
     with open(os.path.join(out_dir, "phases.csv"), "w") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(PHASE_COLUMNS)
@@ -118,7 +111,7 @@ def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0
     try:
         with meter:
             _wait_for_sample_after(meter, float("-inf"), settle_s, keep)
-            t_start, wall_start = time.monotonic(), time.time()
+            t_start, wall_start = now()
             try:
                 if command:
                     exit_code = _run_command(command, lambda: keep(meter.samples()), drain_s)
@@ -129,7 +122,7 @@ def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0
                         keep(meter.samples())
             except KeyboardInterrupt:
                 exit_code = 130
-            t_end, wall_end = time.monotonic(), time.time()
+            t_end, wall_end = now()
             _wait_for_sample_after(meter, t_end, settle_s, keep)
         keep(meter.samples())
     finally:

@@ -127,7 +127,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             if not reached:
                 flags.append("warning: cooldown to %g C not reached (%.1f C)"
                              % (settings["cooldown_temp_c"], hottest))
-        sampler = MeterSampler(settings["meters"], rundir, settings["meter_options"],
+        sampler = MeterSampler(settings["meters"], rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
         summary.update(board_id=snap.get("hostname"), power_mode=snap.get("nvpmodel_mode"))
         rundir.write_config({

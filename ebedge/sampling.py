@@ -1,8 +1,8 @@
-"""Background sampling of the run's meters into `samples.csv`.
+"""Background sampling of meters into a sink (a run's `samples.csv`, a laptop-side file).
 
-Meters read in their own threads; this one drains them twice a second and appends to the run
-directory, so a crash loses at most the last half second of samples and the training loop
-never waits on a meter.
+Meters read in their own threads; this one drains them twice a second and hands the samples to
+the sink, so a crash loses at most the last half second of samples and the training loop never
+waits on a meter.
 """
 import threading
 
@@ -27,10 +27,10 @@ def resolve_meter_names(names):
 
 
 class MeterSampler(object):
-    """Opens the named meters, samples them for the life of a run, writes samples as they come."""
+    """Opens the named meters, samples them for the life of a run, passes samples to `write`."""
 
-    def __init__(self, names, rundir, options=None, interval_s=None):
-        self.rundir = rundir
+    def __init__(self, names, write, options=None, interval_s=None):
+        self.write = write
         self.meters = []
         options = options or {}
         try:
@@ -44,6 +44,9 @@ class MeterSampler(object):
         except meters.MeterError as exc:
             self._close_all()
             raise EbedgeError(str(exc))
+        except TypeError as exc:  # an option the driver does not take
+            self._close_all()
+            raise EbedgeError("meter %s: %s" % (name, exc))
         except Exception:
             self._close_all()
             raise
@@ -62,7 +65,9 @@ class MeterSampler(object):
 
     def _drain(self):
         for meter in self.meters:
-            self.rundir.log_samples(meter.samples())
+            samples = meter.samples()
+            if samples:
+                self.write(samples)
 
     def _loop(self):
         while not self._stop.wait(DRAIN_PERIOD_S):

@@ -1,13 +1,16 @@
 """Run settings: one validated, JSON-serialisable description of what a run does.
 
-The CLI, suites and the remote orchestrator all produce the same dict, so a run on a board
-is exactly the run its settings say, and `config_hash` identifies equal settings.
+The CLI, suites and the remote orchestrator all produce the same dict, so a run on a board is
+exactly the run its settings say, and `config_hash` identifies equal settings. This module
+imports nothing heavy, so a laptop validates settings without loading torch.
 """
 import hashlib
 import json
 
 from ebedge.errors import EbedgeError
 
+MODEL_NAMES = ("vgg11", "vgg16", "preresnet101", "preresnet164", "resnet18", "resnet50")
+DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp")
 RETRAIN_MODES = ("finetune", "reinit")
 
@@ -69,9 +72,6 @@ def _ratio_list(value):
 
 def resolve(overrides):
     """Defaults + `overrides`, validated. Unknown keys and impossible values raise EbedgeError."""
-    from ebedge.data import DATASETS
-    from ebedge.models import MODEL_NAMES
-
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise EbedgeError("unknown setting(s): %s" % ", ".join(unknown))

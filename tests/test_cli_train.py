@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from ebedge.cli import main
 from ebedge.methods.stages import mask_overhead_flops
+from ebedge.models import default_cfg
 
 TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "128", "--limit-test", "64",
         "--batch-size", "32", "--device", "cpu", "--quiet"]
@@ -137,3 +138,24 @@ def test_repeats_report_mean_std_and_interval(tmp_path):
     assert stats["mean"] == pytest.approx(mean)
     assert stats["std"] == pytest.approx(std)
     assert stats["ci95"] == pytest.approx(4.3027 * std / 3 ** 0.5, rel=1e-3)
+
+
+def test_keep_searching_still_prunes_the_ticket_drawn_at_the_eb_epoch(tmp_path):
+    out = str(tmp_path / "study")
+    result = _invoke(["train", "--method", "eb", "--epochs", "7", "--epsilon", "0.5",
+                      "--keep-searching", "--out", out] + TINY + ["--width", "0.25"])
+    assert result.exit_code == 0, result.output
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    epochs = _rows(os.path.join(out, "epochs.csv"))
+    assert len([r for r in epochs if r["phase"] == "search"]) == 7  # searched on
+    eb = summary["eb_epoch"]
+    assert eb is not None and eb < 7
+    masks = np.load(os.path.join(out, "masks.npz"))
+    at_eb = masks["ratio_0.5_masks"][list(masks["ratio_0.5_epochs"]).index(eb)]
+    sizes = [c for c in default_cfg("vgg11", 0.25) if c != "M"]
+    per_layer = [max(1, int(part.sum())) for part in np.split(at_eb, np.cumsum(sizes)[:-1])]
+    last = masks["ratio_0.5_masks"][-1]
+    per_layer_last = [max(1, int(part.sum())) for part in np.split(last, np.cumsum(sizes)[:-1])]
+    assert per_layer != per_layer_last  # so the check below tells the two tickets apart
+    assert [c for c in summary["pruned_cfg"] if c != "M"] == per_layer
+    assert len([r for r in epochs if r["phase"] == "retrain"]) == 7 - eb

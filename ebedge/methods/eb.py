@@ -27,8 +27,11 @@ def run(ctx, reinit=None, search_options=None, retrain_setup=None):
         ctx.carry["searched_epochs"] = searched
     if search.primary.eb_epoch is None:
         ctx.say("no Early-Bird ticket within %d epochs; pruning the last model" % searched)
+    if "ticket_state" in ctx.carry:  # --keep-searching trained past the ticket
+        ticket.load_state_dict(ctx.carry["ticket_state"])
     pruned = prune_stage(ctx, ticket, channel_mask(ticket, ctx.settings["prune_ratio"][0]),
                          reinit=reinit)
+    ctx.carry.pop("ticket_state", None)
     retrain_stage(ctx, pruned, searched, **(retrain_setup(pruned) if retrain_setup else {}))
     return ctx.result(eb_epoch=search.primary.eb_epoch, eb_epochs=search.eb_epochs(),
                       searched_epochs=searched, retrain=("reinit" if reinit else "finetune"),

@@ -65,6 +65,10 @@ class Search(object):
             mask = channel_mask(model, p)
             if detector.update(epoch + 1, mask):
                 self.ctx.say("Early-Bird ticket for p=%g drawn after %d epochs" % (p, epoch + 1))
+                if p == self.ratios[0] and self.ctx.settings["keep_searching"]:
+                    # searching on for study: the ticket is still the network drawn now
+                    self.ctx.carry["ticket_state"] = {k: v.detach().cpu().clone()
+                                                      for k, v in model.state_dict().items()}
             history[str(p)].append((epoch + 1, np.packbits(mask), mask.size))
             self.ctx.add_flops("search", mask_overhead_flops(mask.size))
         self.ctx.rundir.save_masks({p: [(e, np.unpackbits(b)[:n].astype(bool))

@@ -17,13 +17,12 @@ again (the board's files replace ours) is harmless:
 """
 import csv
 import os
-import threading
 
-import meters
 from ebedge import accounting
 from ebedge.errors import EbedgeError
 from ebedge.remote.clock import FLAG, ClockModel
-from ebedge.rundir import read_json, write_json_atomic
+from ebedge.rundir import CsvLog, read_json, write_json_atomic
+from ebedge.sampling import MeterSampler
 from meters.base import SAMPLE_COLUMNS, TOTAL, Sample
 
 LAPTOP = "laptop"
@@ -33,47 +32,30 @@ SUFFIX = "@laptop"
 class LaptopMeter(object):
     """Records one local meter into a CSV file (flushed every drain) for the life of a run."""
 
-    def __init__(self, name, path, port=None, options=None, drain_s=0.5):
-        options = dict(options or {})
+    def __init__(self, name, path, port=None, options=None):
+        self.name = name
+        self.options = dict(options or {})
         if port:
-            options["port"] = port
-        try:
-            self.meter = meters.create(name, **options)
-        except (meters.MeterError, TypeError) as exc:
-            raise EbedgeError("laptop meter %s: %s" % (name, exc))
+            self.options["port"] = port
         self.path = path
-        self.drain_s = drain_s
-        self._stop = threading.Event()
-        self._thread = None
-        self._file = None
-        self._writer = None
+        self.meter = None
+        self._sampler = None
+        self._log = None
 
     def start(self):
-        try:
-            self.meter.open()
-            self.meter.start()
-        except meters.MeterError as exc:
-            raise EbedgeError("laptop meter %s: %s" % (self.meter.name, exc))
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fresh = not os.path.exists(self.path)
-        self._file = open(self.path, "a", newline="")
-        self._writer = csv.writer(self._file)
-        if fresh:
-            self._writer.writerow(SAMPLE_COLUMNS)
-        self._thread = threading.Thread(target=self._loop, name="laptop-meter")
-        self._thread.daemon = True
-        self._thread.start()
+        self._log = CsvLog(self.path, SAMPLE_COLUMNS)
+        try:
+            self._sampler = MeterSampler([self.name], self._write, {self.name: self.options})
+        except EbedgeError as exc:
+            self._log.close()
+            raise EbedgeError("laptop meter %s: %s" % (self.name, exc))
+        self.meter = self._sampler.meters[0]
+        self._sampler.start()
         return self
 
-    def _drain(self):
-        rows = [["" if v is None else v for v in s.as_row()] for s in self.meter.samples()]
-        if rows:
-            self._writer.writerows(rows)
-            self._file.flush()
-
-    def _loop(self):
-        while not self._stop.wait(self.drain_s):
-            self._drain()
+    def _write(self, samples):
+        self._log.write([["" if v is None else v for v in s.as_row()] for s in samples])
 
     @property
     def tail_s(self):
@@ -87,14 +69,9 @@ class LaptopMeter(object):
 
     def stop(self):
         """Stop and flush; returns the reader's error (or None)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.meter.stop()
-        self._drain()
-        self._file.close()
-        self.meter.close()
-        return self.meter.error
+        errors = self._sampler.stop()
+        self._log.close()
+        return "; ".join(errors) or None
 
 
 def write_clock(local_dir, estimates, meter_facts=None):
