@@ -645,9 +645,8 @@ def plot_power_trace(run: Run, out_dir: str) -> List[str]:
     fig = _figure(9, 3.8)
     ax = fig.add_subplot(111)
     if have_phases:
-        whole = phases[phases["epoch"].isna()] if "epoch" in phases else phases
         colours = {}  # type: Dict[str, str]
-        for _, ph in (whole if not whole.empty else phases).iterrows():
+        for _, ph in phases.iterrows():  # per-epoch windows too: search, eval, retrain alternate
             name = str(ph["phase"])
             first = name not in colours
             colours.setdefault(name, "C{}".format(len(colours) % 10))

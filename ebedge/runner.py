@@ -113,14 +113,16 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     flags = list(previous.get("flags", []))
     sampler = None
     summary = {"status": "running", "method": settings["method"], "model": settings["model"],
-               "dataset": settings["dataset"], "prune_ratio": settings["prune_ratio"][0],
+               "dataset": settings["dataset"],
+               "prune_ratio": (None if settings["method"] == "dense" else settings["prune_ratio"][0]),
                "seed": settings["seed"], "repeat": settings["repeat"], "flags": flags}
     started = time.monotonic()
+    guard = None
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
         snap = board.snapshot()
-        if snap.get("is_jetson") and snap.get("jetson_clocks_pinned") is False:
+        if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
             flags.append("warning: jetson_clocks is off; clocks may scale during the run")
         if settings["cooldown_temp_c"] is not None:
             reached, hottest = board.cooldown(settings["cooldown_temp_c"], timeout_s=1800)
@@ -129,7 +131,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                              % (settings["cooldown_temp_c"], hottest))
         sampler = MeterSampler(settings["meters"], rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
-        summary.update(board_id=snap.get("hostname"), power_mode=snap.get("nvpmodel_mode"))
+        summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
         rundir.write_config({
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
@@ -137,8 +139,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         rundir.write_summary(summary)
         rundir.start_heartbeat()
         sampler.start()
-        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet,
-                            on_mark=_Guard(settings, flags))
+        guard = _Guard(settings, flags)
+        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=guard)
         if checkpoint is None:
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))
@@ -157,6 +159,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         signal.signal(signal.SIGTERM, old_term)
         if sampler is not None:
             flags.extend("meter error: %s" % e for e in sampler.stop())
+        if guard is not None and guard.throttled_marks:
+            flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
         summary["runtime_s"] = previous.get("runtime_s", 0.0) + time.monotonic() - started
         _finish(rundir, settings, summary, sampler)
     return summary

@@ -1,4 +1,6 @@
-"""`ebedge run`, the built-in default, exactly as a new user runs it (minus the idle windows)."""
+"""`ebedge run`, the built-in default, exactly as a new user runs it (shorter idle windows),
+and `ebedge report` on its output."""
+import csv
 import json
 import os
 
@@ -43,3 +45,23 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     # energy is measured by the best meter found, and says how
     assert eb["energy"]["method"] in ("measured", "modelled")
     assert "(%s, %s)" % (eb["energy"]["method"], eb["energy"]["meter"]) in eb_row
+
+    # the report of this output: every file and plot, and a table made of these summaries
+    report_dir = str(tmp_path / "report")
+    done = CliRunner().invoke(main, ["report", out, "--out", report_dir], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    for name in ("runs.csv", "table.csv", "phases.csv"):
+        assert os.path.getsize(os.path.join(report_dir, name)) > 0
+    pictures = os.listdir(os.path.join(report_dir, "plots"))
+    for stem in ("mask_distance", "method_bars", "power_"):
+        assert any(p.startswith(stem) and p.endswith(".png") for p in pictures), stem
+        assert any(p.startswith(stem) and p.endswith(".svg") for p in pictures), stem
+    table = {row["method"]: row for row in csv.DictReader(open(os.path.join(report_dir,
+                                                                            "table.csv")))}
+    for summary, ratio in ((eb, "0.5"), (dense, "-")):
+        row = table[summary["method"]]
+        assert float(row["acc_pct_mean[p=%s]" % ratio]) == pytest.approx(100 * summary["test_acc"])
+        assert float(row["energy_kj_mean[p=%s]" % ratio]) == pytest.approx(
+            summary["energy"]["kj"]["train_total"])
+        assert float(row["pflops_mean[p=%s]" % ratio]) == pytest.approx(
+            summary["train_flops_total"] / 1e15)
