@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ebedge import report
+from ebedge import report, report_plots
 from ebedge.cli_report import report_command
 
 # Known two-sided 95% t quantiles (printed tables), independent of the code's own table.
@@ -284,7 +284,7 @@ def test_all_plots_written(results, tmp_path):
 def test_mask_distance_matrix_is_normalized_hamming():
     rng = np.random.RandomState(1)
     masks = rng.rand(5, 17) > 0.4
-    d = report.mask_distance_matrix(masks)
+    d = report_plots.mask_distance_matrix(masks)
     for i in range(5):
         for j in range(5):
             assert d[i, j] == pytest.approx(sum(a != b for a, b in zip(masks[i], masks[j])) / 17.0)
