@@ -54,7 +54,11 @@ def mean_ci95(values) -> Tuple[float, float]:
 
 
 def ratio_label(prune_ratio) -> str:
-    """'0.5' for a prune ratio, '-' for runs without one (dense)."""
+    """'0.5' for a prune ratio, '-' for runs without one (dense).
+
+    A list (the settings' ratios, read from an incomplete run's config) means its first ratio."""
+    if isinstance(prune_ratio, (list, tuple)):
+        prune_ratio = prune_ratio[0] if prune_ratio else None
     if prune_ratio is None or (isinstance(prune_ratio, float) and math.isnan(prune_ratio)):
         return NO_RATIO
     return "{:g}".format(float(prune_ratio))
@@ -91,8 +95,8 @@ class Run:
 
     def get(self, key, default=None):
         """A summary field, falling back to the config's settings (so incomplete runs still say what they were)."""
-        if self.summary and self.summary.get(key) is not None:
-            return self.summary[key]
+        if self.summary and key in self.summary:
+            return default if self.summary[key] is None else self.summary[key]
         value = self.settings.get(key)
         return default if value is None else value
 

@@ -194,3 +194,20 @@ def test_sfp_zeroes_the_weakest_filters_of_every_layer():
         zeroed = conv.weight.detach().reshape(conv.out_channels, -1).abs().sum(1) == 0
         assert int(zeroed.sum()) == conv.out_channels - kept_count(conv.out_channels, RATIO)
         assert before[zeroed].max() <= before[~zeroed].min()
+
+
+def test_sfp_soft_pruned_network_computes_what_the_pruned_one_does():
+    from ebedge.methods.filters import channel_scores, per_layer_mask
+    from ebedge.prune.physical import prune_model
+    torch.manual_seed(0)
+    model = build_model("vgg16", 10, width=0.125)
+    with torch.no_grad():  # BN shifts and statistics as after training, not the init's zeros
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.2, 0.2)
+    zero_weakest_filters(model, RATIO)
+    pruned, _ = prune_model(model, per_layer_mask(channel_scores(model, lambda w: w * w), RATIO))
+    model.eval()
+    pruned.eval()
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(model(x), pruned(x), atol=1e-5)

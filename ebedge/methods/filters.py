@@ -93,9 +93,3 @@ def global_mask(scores, ratio):
     keep = np.zeros(flat.size, dtype=bool)
     keep[np.argsort(-flat, kind="stable")[:flat.size - int(flat.size * ratio)]] = True
     return keep
-
-
-def producing_convs(model):
-    """The weight of each conv whose filters are a prunable BN's channels (SFP's layers)."""
-    return [w for _, w, role, _ in channel_weights(model) if role == "produces"]
-
