@@ -53,7 +53,7 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     for name in ("runs.csv", "table.csv", "phases.csv"):
         assert os.path.getsize(os.path.join(report_dir, name)) > 0
     pictures = os.listdir(os.path.join(report_dir, "plots"))
-    for stem in ("mask_distance", "method_bars", "power_"):
+    for stem in ("mask_distance", "methods_", "power_"):
         assert any(p.startswith(stem) and p.endswith(".png") for p in pictures), stem
         assert any(p.startswith(stem) and p.endswith(".svg") for p in pictures), stem
     table = {row["method"]: row for row in csv.DictReader(open(os.path.join(report_dir,
