@@ -44,7 +44,7 @@ class Sample(object):
         self.voltage_v = voltage_v
         self.current_a = current_a
         self.meter_energy_j = meter_energy_j
-        self.flags = tuple(flags)
+        self.flags = flags if type(flags) is tuple else tuple(flags)  # the common case is free
 
     def as_row(self):
         """The values in `samples.csv` column order (after `run_id`)."""
