@@ -199,7 +199,7 @@ def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
 @main.command()
 @click.option("--out", default=os.path.join("results", "default"), show_default=True,
               type=click.Path(file_okay=False))
-@click.option("--overwrite", is_flag=True, default=True, show_default=True,
+@click.option("--overwrite/--no-overwrite", default=True, show_default=True,
               help="replace an earlier default run in --out")
 @click.option("--quiet", is_flag=True)
 def run(out, overwrite, quiet):
@@ -211,7 +211,8 @@ def run(out, overwrite, quiet):
     click.echo("results: %s" % out)
 
 
-def _attach_optional_commands():
+def _attach_subcommands():
+    """The command groups that live in their own modules."""
     from ebedge.cli_meters import meters_group
     main.add_command(meters_group)
     from ebedge.cli_bench import bench_command
@@ -224,7 +225,7 @@ def _attach_optional_commands():
     main.add_command(remote_group)
 
 
-_attach_optional_commands()
+_attach_subcommands()
 
 if __name__ == "__main__":
     main()
