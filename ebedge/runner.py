@@ -158,6 +158,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     finally:
         signal.signal(signal.SIGTERM, old_term)
         if sampler is not None:
+            sampler.settle(time.monotonic())
             flags.extend("meter error: %s" % e for e in sampler.stop())
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)

@@ -5,6 +5,7 @@ the sink, so a crash loses at most the last half second of samples and the train
 waits on a meter.
 """
 import threading
+import time
 
 import meters
 from ebedge.errors import EbedgeError
@@ -52,6 +53,8 @@ class MeterSampler(object):
             raise
         self._stop = threading.Event()
         self._thread = None
+        self._drain_lock = threading.Lock()
+        self._latest = {}  # meter name -> t_mono of the newest sample written
 
     def describe(self):
         return [m.describe() for m in self.meters]
@@ -64,14 +67,26 @@ class MeterSampler(object):
         self._thread.start()
 
     def _drain(self):
-        for meter in self.meters:
-            samples = meter.samples()
-            if samples:
-                self.write(samples)
+        with self._drain_lock:
+            for meter in self.meters:
+                samples = meter.samples()
+                if samples:
+                    self.write(samples)
+                    self._latest[meter.name] = samples[-1].t_mono
 
     def _loop(self):
         while not self._stop.wait(DRAIN_PERIOD_S):
             self._drain()
+
+    def settle(self, t_mono):
+        """Wait (a few sample periods at most) until every meter has read past `t_mono`, so that
+        the last window's end interpolates between samples instead of falling into a gap."""
+        for meter in self.meters:
+            deadline = time.monotonic() + 3 * meter.interval_s + 0.5
+            while self._latest.get(meter.name, float("-inf")) <= t_mono \
+                    and time.monotonic() < deadline and meter.error is None:
+                time.sleep(min(0.05, meter.interval_s / 2))
+                self._drain()
 
     def stop(self):
         """Stop reading, write what is left, release the meters; returns reader errors seen."""
