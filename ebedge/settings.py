@@ -49,10 +49,6 @@ DEFAULTS = {
     "repeat": 0,
 }
 
-# Paper flags that map onto ours, shown by `ebedge train --help` and README.
-PAPER_FLAGS = {"--s": "sparsity", "--epochs": "epochs", "--lr": "lr", "--batch-size": "batch_size",
-               "--seed": "seed", "--depth 16 --arch vgg": "model=vgg16"}
-
 
 def _ratio_list(value):
     values = value if isinstance(value, (list, tuple)) else [value]

@@ -1,11 +1,9 @@
 """The Early-Bird FIFO rule: newest mask vs every older mask in a window of 5, all <= epsilon."""
 import numpy as np
 import pytest
-import torch
 
-from ebedge.models import build_model
-from ebedge.prune.earlybird import EarlyBirdDetector, MultiRatioDetector
-from ebedge.prune.masks import bn_layers, mask_distance
+from ebedge.prune.earlybird import EarlyBirdDetector
+from ebedge.prune.masks import mask_distance
 
 
 def _mask(size, true_positions):
@@ -65,18 +63,3 @@ def test_window_size_is_configurable():
     assert _feed(det, [_mask(4, [0])] * 3) == [False, False, True]
     with pytest.raises(ValueError):
         EarlyBirdDetector(0.5, window=1)
-
-
-def test_multi_ratio_detector_reads_masks_from_the_model():
-    model = build_model("vgg11", width=1.0 / 16)
-    gammas = torch.linspace(0.01, 1.0, sum(bn.num_features for _, bn in bn_layers(model)))
-    start = 0
-    for _, bn in bn_layers(model):
-        bn.weight.data.copy_(gammas[start:start + bn.num_features])
-        start += bn.num_features
-    multi = MultiRatioDetector([0.3, 0.5, 0.7])
-    fired = [multi.update(epoch, model) for epoch in range(6)]
-    assert fired == [[], [], [], [], [0.3, 0.5, 0.7], []]
-    assert multi.all_found
-    kept = [int(multi.detectors[r].history[-1][1].sum()) for r in (0.3, 0.5, 0.7)]
-    assert kept[0] > kept[1] > kept[2]

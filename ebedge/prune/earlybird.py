@@ -11,12 +11,12 @@ The mask of an untrained slimming model is degenerate (all gammas equal 0.5, so 
 above the threshold and the mask is all False). Feeding it at epoch 0, as the official run does,
 cannot fire: its distance to a real mask is about 1 - ratio, so it only blocks checks while in the FIFO.
 
-Several prune ratios are searched side by side (the official run uses 0.3, 0.5, 0.7) with
-MultiRatioDetector, which is a dict of EarlyBirdDetector keyed by ratio plus the mask computation.
+Several prune ratios are searched side by side (the official run uses 0.3, 0.5, 0.7) with one
+detector per ratio (ebedge.methods.stages.Search).
 """
 from collections import deque
 
-from ebedge.prune.masks import channel_mask, mask_distance
+from ebedge.prune.masks import mask_distance
 
 
 class EarlyBirdDetector(object):
@@ -58,18 +58,3 @@ class EarlyBirdDetector(object):
             return False
         self.eb_epoch = epoch
         return True
-
-
-class MultiRatioDetector(object):
-    """One EarlyBirdDetector per prune ratio, fed from the model's current BN scales."""
-
-    def __init__(self, ratios, epsilon=0.1, window=5):
-        self.detectors = dict((r, EarlyBirdDetector(r, epsilon, window)) for r in ratios)
-
-    def update(self, epoch, model):
-        """Compute each ratio's mask from `model`; return the ratios whose ticket appeared now."""
-        return [r for r, det in sorted(self.detectors.items()) if det.update(epoch, channel_mask(model, r))]
-
-    @property
-    def all_found(self):
-        return all(det.found for det in self.detectors.values())
