@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field  # novermin: the 3.6 backport is a declared dependency
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
