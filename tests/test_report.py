@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ebedge import report, report_plots
-from ebedge.cli_report import report_command
+from ebedge import report
+from ebedge.report import plots as report_plots
+from ebedge.cli.report import report_command
 
 # Known two-sided 95% t quantiles (printed tables), independent of the code's own table.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 9: 2.262, 35: 2.030}

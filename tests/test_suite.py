@@ -209,7 +209,7 @@ def fake_runner(monkeypatch):
 
 
 def test_cli_dry_run_lists_cells(tmp_path, fake_runner):
-    from ebedge.cli_bench import bench_command
+    from ebedge.cli.bench import bench_command
 
     result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD), "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -220,7 +220,7 @@ def test_cli_dry_run_lists_cells(tmp_path, fake_runner):
 
 
 def test_cli_runs_into_out_dir(tmp_path, fake_runner):
-    from ebedge.cli_bench import bench_command
+    from ebedge.cli.bench import bench_command
 
     out = str(tmp_path / "res")
     result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD), "--out", out, "--quiet"])
@@ -230,7 +230,7 @@ def test_cli_runs_into_out_dir(tmp_path, fake_runner):
 
 
 def test_cli_default_is_the_quick_suite(fake_runner):
-    from ebedge.cli_bench import bench_command
+    from ebedge.cli.bench import bench_command
 
     result = CliRunner().invoke(bench_command, ["--dry-run"])
     assert result.exit_code == 0, result.output
@@ -238,7 +238,7 @@ def test_cli_default_is_the_quick_suite(fake_runner):
 
 
 def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
-    from ebedge.cli_bench import bench_command
+    from ebedge.cli.bench import bench_command
 
     result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD + "bogus = 1\n")])
     assert result.exit_code == 1

@@ -1,5 +1,5 @@
 """The plain-text table `ebedge run` prints: every energy figure carries its label."""
-from ebedge.summary_table import side_by_side
+from ebedge.report.summary_table import side_by_side
 
 
 def _summary(**fields):

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FIXTURES
-from ebedge.cli_meters import meters_group
+from ebedge.cli.meters import meters_group
 from meters.sim import tegrastats as sim_tegrastats
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import meters
 from ebedge import energy
-from ebedge.cli_meters import meters_group
+from ebedge.cli.meters import meters_group
 from meters import boards, ina3221
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import BOARDS, FakeIna3221Tree

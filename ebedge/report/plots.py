@@ -12,7 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ebedge.report import (Run, _method_rank, _ratio_rank, _read_csv, cell_stats, ratio_label)
+from ebedge.report.runs import Run, _method_rank, _ratio_rank, _read_csv, ratio_label
+from ebedge.report.tables import cell_stats
 
 def _safe(text) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text))

@@ -13,7 +13,7 @@ import click
 def report_command(results_dirs, out_dir, allow_mixed_power_modes):
     """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
     # pandas and matplotlib load only when a report is asked for: the board's `ebedge` has neither.
-    from ebedge.report import ReportError, build_report
+    from ebedge.report.build import ReportError, build_report
 
     try:
         result = build_report(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes)

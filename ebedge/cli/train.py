@@ -1,52 +1,14 @@
-"""The `ebedge` command: parses, calls the library, prints. Nothing else lives here."""
+"""`ebedge train`, `ebedge run`, `ebedge flops`: one run, the built-in default, and FLOPs."""
 import json
 import os
-import sys
 
 import click
 
-from ebedge import __version__
+from ebedge.cli.options import load_settings_file, parse_meter_options
 from ebedge.errors import EbedgeError
 from ebedge.settings import METHODS, RETRAIN_MODES
 
-
-class Group(click.Group):
-    """Turns library errors into one line and exit code 1 instead of a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super(Group, self).invoke(ctx)
-        except (EbedgeError, ValueError) as exc:
-            raise click.ClickException(str(exc))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=Group)
-@click.version_option(__version__, prog_name="ebedge")
-def main():
-    """Energy benchmarks of Early-Bird ticket training (EB Train) on edge devices."""
-
-
-def _parse_meter_options(pairs):
-    """`NAME.KEY=VALUE` strings -> {name: {key: value}} (numbers parsed where they are numbers)."""
-    out = {}
-    for pair in pairs:
-        try:
-            target, value = pair.split("=", 1)
-            name, key = target.split(".", 1)
-        except ValueError:
-            raise EbedgeError("--meter-option wants METER.KEY=VALUE, got %r" % pair)
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass
-        out.setdefault(name, {})[key] = value
-    return out
-
-
-@main.command()
+@click.command()
 @click.option("--method", default="eb", show_default=True, help="one of: " + ", ".join(METHODS))
 @click.option("--model", default="vgg16", show_default=True,
               help="vgg16, vgg11, preresnet101, preresnet164, resnet18, resnet50")
@@ -103,8 +65,8 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         given = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
                      download=download or None, prune_ratio=list(prune_ratio) or None,
                      meters=list(meter_names) or None,
-                     meter_options=_parse_meter_options(meter_option) or None)
-        settings = _load_settings_file(settings_file) if settings_file else {}
+                     meter_options=parse_meter_options(meter_option) or None)
+        settings = load_settings_file(settings_file) if settings_file else {}
         ctx = click.get_current_context()
         settings.update({k: v for k, v in given.items()
                          if v is not None and (not settings_file
@@ -122,7 +84,6 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
 
-
 def _repeat(settings, out, repeats, overwrite, quiet):
     from ebedge.runner import execute_repeats
     summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
@@ -136,9 +97,7 @@ def _repeat(settings, out, repeats, overwrite, quiet):
             "-" if row["ci95"] is None else "%.6g" % row["ci95"]))
     click.echo("results: %s (repeats.json)" % out)
 
-
 _PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}
-
 
 def _given(ctx, name):
     """True when the user typed the option (not its default) on the command line."""
@@ -146,17 +105,6 @@ def _given(ctx, name):
     if source is None:  # click 7: treat any non-default value as given
         return True
     return source(name) is not None and source(name).name == "COMMANDLINE"
-
-
-def _load_settings_file(stream):
-    try:
-        settings = json.load(stream)
-    except ValueError as exc:
-        raise EbedgeError("--settings %s is not JSON: %s" % (stream.name, exc))
-    if not isinstance(settings, dict):
-        raise EbedgeError("--settings %s must hold a JSON object" % stream.name)
-    return settings
-
 
 def _one_line(summary):
     energy = summary.get("energy")
@@ -169,8 +117,7 @@ def _one_line(summary):
                                                     energy["method"], energy["meter"])
     return text
 
-
-@main.command()
+@click.command()
 @click.option("--model", default="vgg16", show_default=True)
 @click.option("--dataset", default="cifar10", show_default=True,
               help="cifar10, cifar100 (50,000 images), imagenet (1,281,167), or synthetic")
@@ -195,8 +142,7 @@ def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
     click.echo("  training FLOPs  %14.4g (%.4g PFLOPs)" % (result["train_flops"],
                                                          result["train_flops"] / 1e15))
 
-
-@main.command()
+@click.command()
 @click.option("--out", default=os.path.join("results", "default"), show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True,
@@ -205,27 +151,7 @@ def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
 def run(out, overwrite, quiet):
     """The built-in default: EB Train and dense training side by side on the synthetic set."""
     from ebedge.defaults import run_default
-    from ebedge.summary_table import side_by_side
+    from ebedge.report.summary_table import side_by_side
     summaries = run_default(out, overwrite=overwrite, quiet=quiet)
     click.echo(side_by_side([s for _, s in summaries]))
     click.echo("results: %s" % out)
-
-
-def _attach_subcommands():
-    """The command groups that live in their own modules."""
-    from ebedge.cli_meters import meters_group
-    main.add_command(meters_group)
-    from ebedge.cli_bench import bench_command
-    main.add_command(bench_command)
-    from ebedge.cli_report import report_command
-    main.add_command(report_command)
-    from ebedge.cli_agent import agent_group
-    main.add_command(agent_group)
-    from ebedge.cli_remote import remote_group
-    main.add_command(remote_group)
-
-
-_attach_subcommands()
-
-if __name__ == "__main__":
-    main()

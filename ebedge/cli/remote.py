@@ -32,7 +32,7 @@ def remote_group():
 
 def _split_meter_options(pairs):
     """METER.KEY=VALUE -> the board's meters; KEY=VALUE -> the laptop meter (--meter-local)."""
-    from ebedge.cli import _parse_meter_options
+    from ebedge.cli.options import parse_meter_options
     board, local = [], {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -45,7 +45,7 @@ def _split_meter_options(pairs):
                 local[key] = json.loads(value)
             except ValueError:
                 local[key] = value
-    return _parse_meter_options(board), local
+    return parse_meter_options(board), local
 
 
 def _train_settings(args, settings_file):
@@ -53,7 +53,7 @@ def _train_settings(args, settings_file):
 
     Only options typed on the command line count; a train option that is no setting (--out,
     --resume, --repeats...) is refused, since the board side decides those."""
-    from ebedge.cli import train as train_command
+    from ebedge.cli.train import train as train_command
     from ebedge.settings import DEFAULTS
     ctx = train_command.make_context("train", list(args))
     settings = {}

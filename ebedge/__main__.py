@@ -1,0 +1,4 @@
+"""`python -m ebedge` (what `torchrun -m ebedge` runs)."""
+from ebedge.cli import main
+
+main()

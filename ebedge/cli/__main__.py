@@ -1,0 +1,4 @@
+"""`python -m ebedge.cli`."""
+from ebedge.cli import main
+
+main()

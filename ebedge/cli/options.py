@@ -1,0 +1,31 @@
+"""Option parsing shared by the command groups (kept below them, so no group imports another)."""
+import json
+
+from ebedge.errors import EbedgeError
+
+
+def parse_meter_options(pairs):
+    """`NAME.KEY=VALUE` strings -> {name: {key: value}} (numbers parsed where they are numbers)."""
+    out = {}
+    for pair in pairs:
+        try:
+            target, value = pair.split("=", 1)
+            name, key = target.split(".", 1)
+        except ValueError:
+            raise EbedgeError("--meter-option wants METER.KEY=VALUE, got %r" % pair)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+def load_settings_file(stream):
+    try:
+        settings = json.load(stream)
+    except ValueError as exc:
+        raise EbedgeError("--settings %s is not JSON: %s" % (stream.name, exc))
+    if not isinstance(settings, dict):
+        raise EbedgeError("--settings %s must hold a JSON object" % stream.name)
+    return settings

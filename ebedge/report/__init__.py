@@ -1,0 +1,22 @@
+"""The report: run directories in; tables, plots and pages out (host side: pandas, matplotlib).
+
+`build_report` (ebedge.report.build) is the entry point. Importing this package loads nothing
+heavy, so the device side may use `ebedge.report.summary_table` without pandas; the report's
+public names are loaded on first use.
+"""
+import importlib
+
+_PUBLIC = {
+    "build_report": "build", "ReportResult": "build",
+    "ReportError": "runs", "Run": "runs", "load_run": "runs", "find_run_dirs": "runs",
+    "ratio_label": "runs", "t_quantile_975": "runs", "mean_ci95": "runs",
+    "runs_frame": "tables", "table_frame": "tables", "phases_frame": "tables",
+    "cell_stats": "tables", "improvements": "tables",
+}
+
+
+def __getattr__(name):  # PEP 562 (Python 3.7+, the host side); a no-op definition on 3.6
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError("module 'ebedge.report' has no attribute %r" % name)
+    return getattr(importlib.import_module("ebedge.report." + module), name)
