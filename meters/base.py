@@ -4,13 +4,15 @@ Every driver yields `Sample`s timestamped on this host's clocks when the reading
 integration into joules is never the driver's job (see `ebedge.energy`). Reading happens in a
 background thread so that a slow or stalled meter never blocks the training loop.
 """
+import errno
+import math
 import os
 import threading
 import time
 
-GAP = "gap"  # the previous reading is further back than a few nominal periods
-NAN = "nan"  # the meter reported NaN/Inf or an unreadable value; power_w is None
-OVERRANGE = "overrange"  # the meter said the value is out of its range
+GAP = "gap"  # readings were missed since the previous one (a read failed, or it is too far back)
+NAN = "nan"  # the meter reported NaN/Inf or an unreadable value
+OVERRANGE = "overrange"  # out of the meter's range: negative, or above its max_power_w
 RESYNC = "resync"  # first sample after the port/device came back
 
 MEASURED = "measured"
@@ -21,6 +23,39 @@ TOTAL = "total"  # the rail name of a meter's whole-device figure
 
 class MeterError(Exception):
     """A meter cannot be used; the message says why in one line."""
+
+
+class ReadError(MeterError):
+    """One reading failed but the meter may well answer the next one (EIO, EAGAIN, a conversion
+    timeout, a file that vanished for a moment): the reader retries, it does not give up."""
+
+
+# OSErrors that end nothing: the reader backs off, retries and flags the readings it missed.
+TRANSIENT_ERRNOS = frozenset([errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ENOENT, errno.ENODEV,
+                              errno.ENXIO, errno.EBUSY, errno.EINTR, errno.EREMOTEIO,
+                              errno.EACCES, errno.EPERM])
+
+
+def is_transient(exc):
+    """Whether a failed read is worth retrying rather than ending the meter."""
+    if isinstance(exc, ReadError):
+        return True
+    return isinstance(exc, (IOError, OSError)) and exc.errno in TRANSIENT_ERRNOS
+
+
+def plausible(power_w, max_power_w):
+    """The flag a reading earns by its value alone: NAN, OVERRANGE, or None when it is usable."""
+    if power_w is None:
+        return None
+    try:
+        p = float(power_w)
+    except (TypeError, ValueError):
+        return NAN
+    if math.isnan(p) or math.isinf(p):
+        return NAN
+    if p < 0 or (max_power_w is not None and p > max_power_w):
+        return OVERRANGE
+    return None
 
 
 class Sample(object):
@@ -91,7 +126,13 @@ class Meter(object):
       method        MEASURED, or MODELLED for estimates
       accuracy_pct  the meter's accuracy class in percent of reading, where known (for uncertainty)
       trust         order in `detect()`: higher is preferred
+      max_power_w   the most any reading of this meter can physically be; above it (or below 0)
+                    a sample is flagged `overrange` and ebedge.energy leaves it out
     Instance attribute `total_rails`: the rails that formed the `total` rail, once known.
+
+    A reading that fails transiently (`is_transient`) never ends the reader: it retries with
+    backoff (at most `MAX_BACKOFF_S` apart), counts the failure in `read_errors`, and flags the
+    next reading of each rail it missed `gap`, so the energy code leaves that interval out.
     """
 
     name = "base"
@@ -99,6 +140,8 @@ class Meter(object):
     accuracy_pct = None
     trust = 0
     default_interval_s = 0.1
+    max_power_w = 100000.0  # 100 kW: no meter ebedge drives can read more; drivers set their own
+    MAX_BACKOFF_S = 2.0
 
     def __init__(self, interval_s=None):
         self.interval_s = float(interval_s if interval_s is not None else self.default_interval_s)
@@ -110,6 +153,11 @@ class Meter(object):
         self._thread = None
         self._stopping = threading.Event()
         self.error = None  # an exception that ended the reader thread, if any
+        self.read_errors = 0  # transient read failures survived
+        self.gaps = 0  # readings flagged `gap` after missed ones
+        self.last_read_error = None
+        self._gap_all = False  # every rail's next reading follows a missed one
+        self._gap_rails = set()  # rails whose next reading follows a missed one
 
     # -- life cycle ---------------------------------------------------------------------------
     def open(self):
@@ -155,12 +203,53 @@ class Meter(object):
     def describe(self):
         """Facts for `config.json`: what this meter is and how it was set up."""
         return {"name": self.name, "method": self.method, "interval_s": self.interval_s,
-                "accuracy_pct": self.accuracy_pct, "total_rails": list(self.total_rails)}
+                "accuracy_pct": self.accuracy_pct, "max_power_w": self.max_power_w,
+                "total_rails": list(self.total_rails)}
+
+    def fault_summary(self):
+        """One line on the read failures this meter survived, or None when there were none."""
+        if not self.read_errors:
+            return None
+        return "%s: %d failed read(s) retried, %d gap(s) flagged (last: %s)" % (
+            self.name, self.read_errors, self.gaps, self.last_read_error)
 
     # -- for drivers ----------------------------------------------------------------------------
+    def _note_read_error(self, exc, rails=None):
+        """Count a failed read; the next reading of `rails` (every rail when None) says `gap`."""
+        self.read_errors += 1
+        self.last_read_error = "%s: %s" % (type(exc).__name__, exc)
+        if rails is None:
+            self._gap_all = True
+        else:
+            self._gap_rails.update(rails)
+
     def _emit(self, samples):
+        if self._gap_all or self._gap_rails:
+            pending = len(self._gap_rails)
+            was_all = self._gap_all and bool(samples)
+            samples = [self._mark_gap(s) for s in samples]
+            if was_all or len(self._gap_rails) < pending:
+                self.gaps += 1
+            if samples:
+                self._gap_all = False
+        samples = [self._check_range(s) for s in samples]
         with self._lock:
             self._buffer.extend(samples)
+
+    def _mark_gap(self, s):
+        """Flag `s` `gap` when its rail missed readings (mutates the fresh sample in place)."""
+        if not (self._gap_all or s.rail in self._gap_rails):
+            return s
+        self._gap_rails.discard(s.rail)
+        if GAP not in s.flags:
+            s.flags = s.flags + (GAP,)
+        return s
+
+    def _check_range(self, s):
+        flag = plausible(s.power_w, self.max_power_w)
+        if flag is not None and flag not in s.flags:
+            s.flags = s.flags + (flag,)
+        return s
 
     def _run_reader(self):
         try:
@@ -168,11 +257,28 @@ class Meter(object):
         except Exception as exc:  # reported through .error, never silently lost
             self.error = exc
 
+    def _backoff(self, failures):
+        """Seconds to wait after `failures` failed reads in a row: doubling, capped."""
+        return min(self.interval_s * 2 ** (failures - 1), max(self.MAX_BACKOFF_S, self.interval_s))
+
     def _read_loop(self):
-        """Default: poll `read()` every interval on a fixed schedule (no drift)."""
+        """Default: poll `read()` every interval on a fixed schedule (no drift); a transient
+        failure is retried with backoff and the readings it cost are flagged."""
         next_t = time.monotonic()
+        failures = 0
         while not self._stopping.is_set():
-            self._emit(self.read())
+            try:
+                samples = self.read()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                self._note_read_error(exc)
+                self._stopping.wait(self._backoff(failures))
+                next_t = time.monotonic()
+                continue
+            failures = 0
+            self._emit(samples)
             next_t += self.interval_s
             delay = next_t - time.monotonic()
             if delay < 0:  # we fell behind; do not burst to catch up

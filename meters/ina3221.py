@@ -5,39 +5,48 @@ Two layouts exist (see docs/reference/jetson-power-sensing.md):
   `in_power{k}_input` [mW] (plus in_voltage/in_current), k = 0..2;
 - JetPack >= 5: mainline hwmon `ina3221`, `.../hwmon/hwmonM/in{n}_label` with `in{n}_input` [mV]
   and `curr{n}_input` [mA], n = 1..3, no power file, so power = V x I.
-Unconnected channels (`NC`) and channel 7 (sum of shunt voltages) are skipped. Everything is found
-under a configurable `root`, so tests point it at a fake tree.
+Unconnected channels (`NC`) and channel 7 (sum of shunt voltages) are skipped. Jetson AGX Thor's
+module input `VIN` sits on a carrier-board INA238 (hwmon `ina238`: `in1_input` bus mV,
+`curr1_input` mA, `power1_input` uW), outside the ina3221 driver; it is read from there too.
+Everything is found under a configurable `root`, so tests point it at a fake tree.
+
+A failed read (EAGAIN from the JetPack 4 driver after its own retries, a hwmon conversion
+timeout, a file gone for a moment) costs only that rail's reading: the others are kept, the
+total is left out for that poll, and the next good reading of each is flagged `gap`.
 """
 import glob
 import os
 
 from meters import boards
-from meters.base import TOTAL, Meter, MeterError, Sample, now, register
+from meters.base import TOTAL, Meter, MeterError, ReadError, Sample, is_transient, now, register
 
 # Where each layout lives, relative to root. The L4T 28.1 path is the only one for early TX2s.
 _IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",
               "sys/devices/*.i2c/i2c-*/*-*/iio_device")
 _HWMON_GLOB = "sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
+_INA238_GLOB = "sys/bus/i2c/drivers/ina238/*/hwmon/hwmon*"
+_INA238_RAIL = "VIN"  # what it measures on AGX Thor (the name jetson-stats gives it too)
 _UNCONNECTED = "NC"
 
 
 class Channel(object):
     """One connected rail: where to read it and in which layout."""
 
-    __slots__ = ("rail", "power_path", "voltage_path", "current_path")
+    __slots__ = ("rail", "power_path", "voltage_path", "current_path", "power_scale")
 
-    def __init__(self, rail, power_path, voltage_path, current_path):
+    def __init__(self, rail, power_path, voltage_path, current_path, power_scale=1e-3):
         self.rail = rail
-        self.power_path = power_path      # mW file (iio layout) or None (hwmon: V x I)
+        self.power_path = power_path      # power file or None (ina3221 hwmon: V x I)
         self.voltage_path = voltage_path  # mV
         self.current_path = current_path  # mA
+        self.power_scale = power_scale    # watts per unit of the power file: mW (iio), uW (ina238)
 
     def read(self):
-        """(watts, volts or None, amps or None)."""
+        """(watts, volts or None, amps or None); ReadError/OSError when the sensor did not answer."""
         volts = _read_number(self.voltage_path) / 1000.0 if self.voltage_path else None
         amps = _read_number(self.current_path) / 1000.0 if self.current_path else None
         if self.power_path:
-            watts = _read_number(self.power_path) / 1000.0
+            watts = _read_number(self.power_path) * self.power_scale
         else:
             watts = volts * amps
         return watts, volts, amps
@@ -47,7 +56,10 @@ def _read_number(path):
     with open(path) as f:
         text = f.read()
     # Some JetPack 4 files carry a unit suffix (`0 ms`, `1000 ma`); the number comes first.
-    return int(text.split()[0])
+    try:
+        return int(text.split()[0])
+    except (IndexError, ValueError):  # empty or garbled: the driver gave no value this time
+        raise ReadError("%s: no number in %r" % (path, text[:40]))
 
 
 def _read_text(path):
@@ -83,8 +95,19 @@ def _hwmon_channels(dev):
     return out
 
 
+def _ina238_channels(dev):
+    """The INA238's one channel (bus mV, mA, and a power file in microwatts)."""
+    volt = _existing(os.path.join(dev, "in1_input"))
+    curr = _existing(os.path.join(dev, "curr1_input"))
+    power = _existing(os.path.join(dev, "power1_input"))
+    if not (power or (volt and curr)):
+        return []
+    return [Channel(_INA238_RAIL, power, volt, curr, power_scale=1e-6)]
+
+
 def discover(root="/"):
-    """Every connected INA3221 channel under `root`, in a stable order, duplicates dropped."""
+    """Every connected INA3221 channel (and Thor's INA238 VIN) under `root`, in a stable order,
+    duplicates dropped."""
     channels = []
     devs = []
     for pattern in _IIO_GLOBS:
@@ -95,6 +118,8 @@ def discover(root="/"):
         channels.extend(_iio_channels(dev))
     for dev in sorted(glob.glob(os.path.join(root, _HWMON_GLOB))):
         channels.extend(_hwmon_channels(dev))
+    for dev in sorted(glob.glob(os.path.join(root, _INA238_GLOB))):
+        channels.extend(_ina238_channels(dev))
     seen = set()
     out = []
     for ch in channels:
@@ -116,6 +141,7 @@ class Ina3221Meter(Meter):
     name = "ina3221"
     trust = 90
     default_interval_s = 0.1
+    max_power_w = 1000.0  # far above any Jetson's input (INA3221: 26 V bus, 163.8 mV shunt range)
 
     def __init__(self, interval_s=None, root="/", total_rails=None):
         Meter.__init__(self, interval_s)
@@ -123,7 +149,6 @@ class Ina3221Meter(Meter):
         self.total_override = total_rails
         self.channels = []
         self._rule = None
-        self._single = None  # index of the total's rail when the total is one rail (V, I kept)
         self.total_error = None
 
     @classmethod
@@ -141,7 +166,7 @@ class Ina3221Meter(Meter):
         try:
             for ch in self.channels:
                 ch.read()
-        except (IOError, OSError, ValueError) as exc:
+        except (IOError, OSError, ReadError) as exc:
             raise MeterError("ina3221: cannot read %s: %s (root needed on some images)"
                              % (ch.rail, exc))
         names = [c.rail for c in self.channels]
@@ -149,21 +174,38 @@ class Ina3221Meter(Meter):
             self._rule = boards.total_rule(names, model=boards.board_model(self.root),
                                            override=self.total_override)
             self.total_rails = list(self._rule.rails)
-            if len(self.total_rails) == 1:
-                self._single = names.index(self.total_rails[0])
         except boards.UnknownBoard as exc:
             self.total_error = str(exc)
 
     def read(self):
+        """Every rail that answered, and the total when all of its rails did; ReadError only
+        when no rail answered at all (the base loop then backs off)."""
         t_mono, t_wall = now()
         out = []
         watts = {}
+        by_rail = {}
+        failed = []
+        last_exc = None
         for ch in self.channels:
-            w, v, a = ch.read()
+            try:
+                w, v, a = ch.read()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failed.append(ch.rail)
+                last_exc = exc
+                continue
             watts[ch.rail] = w
-            out.append(Sample(t_mono, t_wall, self.name, ch.rail, w, v, a))
-        if self._rule is not None:
-            one = out[self._single] if self._single is not None else None
+            by_rail[ch.rail] = Sample(t_mono, t_wall, self.name, ch.rail, w, v, a)
+            out.append(by_rail[ch.rail])
+        if not out:
+            raise ReadError("ina3221: no rail answered (%s)" % last_exc)
+        total_ok = self._rule is not None and all(r in watts for r in self._rule.rails)
+        if failed:
+            self._note_read_error(last_exc, failed + ([] if total_ok else [TOTAL]))
+        if total_ok:
+            # a one-rail total (the module input) keeps that rail's volts and amps
+            one = by_rail[self.total_rails[0]] if len(self.total_rails) == 1 else None
             out.append(Sample(t_mono, t_wall, self.name, TOTAL, self._rule.total(watts),
                               one.voltage_v if one else None, one.current_a if one else None))
         return out

@@ -1,12 +1,15 @@
 """Fake INA3221 sysfs trees, laid out as on the boards, whose readings follow a PowerProfile.
 
 Layouts follow fixtures/sysfs/README.md: JetPack 4 `ina3221x` IIO for TX2, Nano and Xavier NX
-(and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and Orin NX. The board's total (its
-input rail, or the documented sum) equals P(t); every other rail is a fixed fraction of P(t).
-So the truth for the `total` rail is `profile.energy(t0, t1)` in simulator seconds.
+(and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and Orin NX, and on AGX Thor the
+`ina3221` hwmon module rails plus the carrier's `ina238` (VIN: `in1_input` mV, `curr1_input` mA,
+`power1_input` uW). The board's total (its input rail, or the documented sum) equals P(t); every
+other rail is a fixed fraction of P(t). So the truth for the `total` rail is
+`profile.energy(t0, t1)` in simulator seconds.
 
 Values are rewritten by `write(t)` (a given sim time) or by a background thread (`start()`),
-in place and at fixed width so that a reader never sees half a number.
+in place and at fixed width so that a reader never sees half a number. `vanish(rail, seconds)`
+takes a rail's value file away for a while, as a driver that fails its reads does.
 """
 import os
 import tempfile
@@ -16,7 +19,8 @@ import time
 from meters.sim import registry
 from meters.sim.profile import PowerProfile
 
-# board -> (layout, model string, [(device dir under the driver, [(rail, mV, share of P)])]).
+# board -> (layout, model string, [([layout, ]device dir under the driver, [(rail, mV, share)])]).
+# A device names its own layout where it differs from the board's (Thor's ina238).
 # The shares of the rails that form the board's total add up to 1.
 BOARDS = {
     "tx2": ("iio", "NVIDIA Jetson TX2", [
@@ -42,8 +46,15 @@ BOARDS = {
     "orin-nx": ("hwmon", "NVIDIA Orin NX Developer Kit", [
         ("1-0040/hwmon/hwmon3", [("VDD_IN", 5000, 1.0), ("VDD_CPU_GPU_CV", 5000, 0.3),
                                  ("VDD_SOC", 5000, 0.25)])]),
+    # Bus numbers and addresses here are illustrative; the rail names are jetson-stats' and
+    # tegrastats' (fixtures/tegrastats/thor-jp7.txt), the ina238 units its kernel driver's.
+    "thor": ("hwmon", "NVIDIA Jetson AGX Thor Developer Kit", [
+        ("1-0040/hwmon/hwmon1", [("VDD_GPU", 5000, 0.1), ("VDD_CPU_SOC_MSS", 5000, 0.3),
+                                 ("VIN_SYS_5V0", 5000, 0.28)]),
+        ("ina238", "2-0044/hwmon/hwmon2", [("VIN", 19000, 1.0)])]),
 }
-_DRIVER_DIR = {"iio": "sys/bus/i2c/drivers/ina3221x", "hwmon": "sys/bus/i2c/drivers/ina3221"}
+_DRIVER_DIR = {"iio": "sys/bus/i2c/drivers/ina3221x", "hwmon": "sys/bus/i2c/drivers/ina3221",
+               "ina238": "sys/bus/i2c/drivers/ina238"}
 
 
 def _write(path, value):
@@ -79,7 +90,8 @@ class FakeIna3221Tree(object):
         self.layout, self.model, self.devices = BOARDS[board]
         self.profile = profile or PowerProfile.default()
         self.t0 = time.monotonic() if t0 is None else t0
-        self._values = []  # (share, mV, power _ValueFile or None, current _ValueFile)
+        self._values = []  # (share, mV, power _ValueFile or None, current _ValueFile, uW?)
+        self._files = {}  # rail -> the paths of its changing value files
         self._thread = None
         self._stop = threading.Event()
         self._build()
@@ -90,13 +102,17 @@ class FakeIna3221Tree(object):
         os.makedirs(model_dir, exist_ok=True)
         with open(os.path.join(model_dir, "model"), "wb") as f:
             f.write(self.model.encode("ascii") + b"\x00")
-        for rel, rails in self.devices:
-            dev = os.path.join(self.root, _DRIVER_DIR[self.layout], rel)
+        for device in self.devices:
+            layout, rel, rails = device if len(device) == 3 else (self.layout,) + device
+            dev = os.path.join(self.root, _DRIVER_DIR[layout], rel)
             os.makedirs(dev, exist_ok=True)
-            if self.layout == "iio":
-                self._build_iio(dev, rails)
-            else:
-                self._build_hwmon(dev, rails)
+            {"iio": self._build_iio, "hwmon": self._build_hwmon,
+             "ina238": self._build_ina238}[layout](dev, rails)
+
+    def _value(self, rail, share, mv, power_path, curr_path, power_unit_uw=False):
+        power = _ValueFile(power_path, 0) if power_path else None
+        self._values.append((share, mv, power, _ValueFile(curr_path, 0), power_unit_uw))
+        self._files[rail] = [p for p in (power_path, curr_path) if p]
 
     def _build_iio(self, dev, rails):
         for k, (rail, mv, share) in enumerate(rails):
@@ -105,9 +121,8 @@ class FakeIna3221Tree(object):
             _write(os.path.join(dev, "crit_current_limit_%d" % k), "5000 ma")
             _write(os.path.join(dev, "polling_delay_%d" % k), "0 ms")
             _write(os.path.join(dev, "in_voltage%d_input" % k), mv)
-            self._values.append((share, mv,
-                                 _ValueFile(os.path.join(dev, "in_power%d_input" % k), 0),
-                                 _ValueFile(os.path.join(dev, "in_current%d_input" % k), 0)))
+            self._value(rail, share, mv, os.path.join(dev, "in_power%d_input" % k),
+                        os.path.join(dev, "in_current%d_input" % k))
 
     def _build_hwmon(self, dev, rails):
         _write(os.path.join(dev, "name"), "ina3221")
@@ -120,19 +135,43 @@ class FakeIna3221Tree(object):
             _write(os.path.join(dev, "shunt%d_resistor" % n), "5000")
             _write(os.path.join(dev, "in%d_input" % (n + 3)), "0")
             _write(os.path.join(dev, "in%d_input" % n), mv)
-            self._values.append((share, mv, None,
-                                 _ValueFile(os.path.join(dev, "curr%d_input" % n), 0)))
+            self._value(rail, share, mv, None, os.path.join(dev, "curr%d_input" % n))
         _write(os.path.join(dev, "in7_label"), "sum of shunt voltages")
         _write(os.path.join(dev, "in7_input"), "0")
+
+    def _build_ina238(self, dev, rails):
+        """One channel, no label: in0 shunt mV, in1 bus mV, curr1 mA, power1 uW, temp1 m°C."""
+        (rail, mv, share), = rails
+        _write(os.path.join(dev, "name"), "ina238")
+        _write(os.path.join(dev, "in0_input"), "0")
+        _write(os.path.join(dev, "in1_input"), mv)
+        _write(os.path.join(dev, "temp1_input"), "38000")
+        self._value(rail, share, mv, os.path.join(dev, "power1_input"),
+                    os.path.join(dev, "curr1_input"), power_unit_uw=True)
 
     def write(self, t):
         """Set every rail to its share of P(t), t in simulator seconds (voltages stay fixed)."""
         p_mw = self.profile.power(t) * 1000.0
-        for share, mv, power_file, curr_file in self._values:
+        for share, mv, power_file, curr_file, power_uw in self._values:
             rail_mw = share * p_mw
             if power_file:
-                power_file.set(int(round(rail_mw)))
+                power_file.set(int(round(rail_mw * 1000.0)) if power_uw else int(round(rail_mw)))
             curr_file.set(int(round(rail_mw * 1000.0 / mv)) if mv else 0)
+
+    def vanish(self, rail, seconds):
+        """Take `rail`'s value files away for `seconds` (reads fail with ENOENT), from a timer
+        thread; returns that thread. Renamed, not deleted, so the writer's open files live on."""
+        paths = self._files[rail]
+        for p in paths:
+            os.rename(p, p + ".away")
+
+        def restore():
+            for p in paths:
+                os.rename(p + ".away", p)
+        timer = threading.Timer(seconds, restore)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def start(self, rate_hz=100.0):
         """Rewrite the values from a background thread at `rate_hz`, following real time."""
@@ -159,7 +198,7 @@ class FakeIna3221Tree(object):
     def close(self):
         """Stop and release the open value files (the tree stays on disk)."""
         self.stop()
-        for _, _, power_file, curr_file in self._values:
+        for _, _, power_file, curr_file, _ in self._values:
             for f in (power_file, curr_file):
                 if f is not None:
                     f.close()
