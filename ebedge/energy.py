@@ -7,9 +7,15 @@ Rules (DESIGN.md, MLPerf Power practice):
 - An interval between two samples longer than `gap_factor` x the nominal period is a gap: it is
   excluded (never zero-filled, never bridged) and reported through `covered_frac` and `max_gap_s`.
   `energy_j` is the energy of the covered part; `avg_power_w` is that energy over covered time.
-  Samples whose power is None or NaN are missing readings and so widen the gap around them.
+  A sample flagged `gap` by its meter (it missed readings before this one) ends a gap too.
+- Impossible readings are flagged and left out: missing or non-finite (`nan`), negative
+  (`negative`), above the meter's `max_power_w` or flagged so by the meter (`overrange`). The
+  interval up to the next usable reading is then a gap: nothing is interpolated across them.
+  `flags` in energy.csv counts them per window (`negative:2|gap:1`), with `gap` intervals and
+  `counter_reset`s.
 - `meter_energy_j` is the meter's own cumulative counter over the window, interpolated at the
-  edges (clamped to the span the counter samples cover), reported beside our integral.
+  edges (clamped to the span the counter samples cover), reported beside our integral. A counter
+  that goes backwards was reset: counting continues from the value before the reset.
 - uncertainty_pct = accuracy_pct (the meter's accuracy class, 0 when unknown)
                     + 100 x (1 - covered_frac)          (energy we could not see, at most)
   A plain, conservative sum: the two terms are not independent enough to add in quadrature.
@@ -20,19 +26,24 @@ bisections plus its two edge intervals, whatever its length.
 import bisect
 import math
 
+from meters.base import GAP, NAN, OVERRANGE, plausible
+
 ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "energy_j",
                   "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
-                  "rate_hz", "max_gap_s", "covered_frac", "uncertainty_pct")
+                  "rate_hz", "max_gap_s", "covered_frac", "uncertainty_pct", "flags")
+NEGATIVE = "negative"
+COUNTER_RESET = "counter_reset"
+_REJECTED = (NAN, NEGATIVE, OVERRANGE)
 
 
 class WindowEnergy(object):
     """What one meter's rail says about one window (or the union of several)."""
 
     __slots__ = ("energy_j", "duration_s", "covered_s", "avg_power_w", "n_samples", "rate_hz",
-                 "max_gap_s", "covered_frac", "meter_energy_j", "uncertainty_pct")
+                 "max_gap_s", "covered_frac", "meter_energy_j", "uncertainty_pct", "flags")
 
     def __init__(self, energy_j, duration_s, covered_s, n_samples, max_gap_s, meter_energy_j,
-                 accuracy_pct):
+                 accuracy_pct, flags=None):
         self.energy_j = energy_j
         self.duration_s = duration_s
         self.covered_s = covered_s
@@ -43,6 +54,11 @@ class WindowEnergy(object):
         self.rate_hz = n_samples / duration_s if duration_s > 0 else None
         self.covered_frac = min(1.0, covered_s / duration_s) if duration_s > 0 else 0.0
         self.uncertainty_pct = (accuracy_pct or 0.0) + 100.0 * (1.0 - self.covered_frac)
+        self.flags = dict(flags or {})  # flag -> how many times it happened in the window
+
+    def flags_text(self):
+        """`negative:2|gap:1`: the window's flag counts, in a stable order ('' when clean)."""
+        return "|".join("%s:%d" % (k, self.flags[k]) for k in sorted(self.flags) if self.flags[k])
 
     def as_dict(self):
         return {k: getattr(self, k) for k in self.__slots__}
@@ -55,29 +71,43 @@ class WindowEnergy(object):
 class _Series(object):
     """One meter+rail, sorted, with prefix sums of energy and covered time over intervals."""
 
-    def __init__(self, samples, nominal_interval_s=None, gap_factor=3.0):
-        pts = sorted((s.t_mono, s.power_w) for s in samples if _valid(s.power_w))
-        self.t = [t for t, _ in pts]
-        self.p = [float(p) for _, p in pts]
+    def __init__(self, samples, nominal_interval_s=None, gap_factor=3.0, max_power_w=None):
+        rows = sorted(((s.t_mono, _rejection(s, max_power_w), s) for s in samples),
+                      key=lambda r: r[0])
+        self.rejected = {}  # flag -> sorted times of the readings left out for it
+        pts = []
+        after_reject = False
+        for t, why, s in rows:
+            if why is not None:
+                self.rejected.setdefault(why, []).append(t)
+                after_reject = True
+                continue
+            pts.append((t, float(s.power_w), after_reject or GAP in s.flags))
+            after_reject = False
+        self.t = [t for t, _, _ in pts]
+        self.p = [p for _, p, _ in pts]
         dts = [b - a for a, b in zip(self.t, self.t[1:])]
         self.dt = dts
         if nominal_interval_s is None:
-            nominal_interval_s = _median(dts) if dts else 0.0
+            positive = [dt for dt in dts if dt > 0]  # equal timestamps say nothing of the rate
+            nominal_interval_s = _median(positive) if positive else 0.0
         self.gap_s = gap_factor * nominal_interval_s
-        self.is_gap = [dt > self.gap_s for dt in dts]
+        self.is_gap = [dt > self.gap_s or pts[i + 1][2] for i, dt in enumerate(dts)]
         self.e_cum = [0.0]
         self.c_cum = [0.0]
+        self.g_cum = [0]
         e = c = 0.0
+        g = 0
         for i, dt in enumerate(dts):
             if not self.is_gap[i]:
                 e += (self.p[i] + self.p[i + 1]) * 0.5 * dt
                 c += dt
+            else:
+                g += 1
             self.e_cum.append(e)
             self.c_cum.append(c)
-        counter = sorted((s.t_mono, s.meter_energy_j) for s in samples
-                         if s.meter_energy_j is not None)
-        self.ct = [t for t, _ in counter]
-        self.ce = [float(e) for _, e in counter]
+            self.g_cum.append(g)
+        self.ct, self.ce, self.resets = _unwrapped_counter(samples)
 
     def _part(self, i, lo, hi):
         """(joules, seconds) of interval i restricted to [lo, hi], linearly interpolated."""
@@ -125,6 +155,16 @@ class _Series(object):
         # count samples in [a, b), so that back-to-back windows never count one twice
         return e, c, bisect.bisect_left(t, b) - i0, max(gaps), self._counter(a, b)
 
+    def flags(self, a, b):
+        """{flag: count} for [a, b): readings left out, gap intervals, counter resets."""
+        out = {why: _count_in(times, a, b) for why, times in self.rejected.items()}
+        # interval i (samples i..i+1) overlaps the window iff t[i] < b and t[i+1] > a
+        lo = max(0, bisect.bisect_right(self.t, a) - 1)
+        hi = min(len(self.dt), bisect.bisect_left(self.t, b))
+        out[GAP] = self.g_cum[hi] - self.g_cum[lo] if hi > lo else 0
+        out[COUNTER_RESET] = _count_in(self.resets, a, b)
+        return out
+
     def _counter(self, a, b):
         if not self.ct:
             return None
@@ -141,8 +181,40 @@ class _Series(object):
         return ce[k - 1] + (ce[k] - ce[k - 1]) * (x - ta) / (tb - ta)
 
 
-def _valid(p):
-    return p is not None and not (isinstance(p, float) and (math.isnan(p) or math.isinf(p)))
+def _rejection(sample, max_power_w):
+    """Why a sample cannot be integrated (NAN, NEGATIVE, OVERRANGE), or None if it can."""
+    if sample.power_w is None:
+        return NAN
+    why = plausible(sample.power_w, max_power_w)
+    if why is None and NAN in sample.flags:
+        why = NAN
+    if why is None and OVERRANGE in sample.flags:
+        why = OVERRANGE
+    if why == OVERRANGE and float(sample.power_w) < 0:
+        why = NEGATIVE
+    return why
+
+
+def _unwrapped_counter(samples):
+    """(times, cumulative joules, reset times) of a meter's own counter; where it goes backwards
+    it was reset, and counting continues from the value it had reached."""
+    pts = sorted((s.t_mono, float(s.meter_energy_j)) for s in samples
+                 if s.meter_energy_j is not None and math.isfinite(float(s.meter_energy_j)))
+    times, values, resets = [], [], []
+    offset = 0.0
+    prev = None
+    for t, e in pts:
+        if prev is not None and e < prev:
+            offset += prev
+            resets.append(t)
+        prev = e
+        times.append(t)
+        values.append(offset + e)
+    return times, values, resets
+
+
+def _count_in(times, a, b):
+    return bisect.bisect_left(times, b) - bisect.bisect_left(times, a)
 
 
 def _median(xs):
@@ -163,10 +235,13 @@ def _combine(series, windows, accuracy_pct):
     n = 0
     max_gap = 0.0
     meter_e = None
+    flags = {}
     for a, b in windows:
         if b < a:
             raise ValueError("window ends before it starts: %r > %r" % (a, b))
         we, wc, wn, wg, wm = series.window(a, b)
+        for k, v in series.flags(a, b).items():
+            flags[k] = flags.get(k, 0) + v
         e += we
         c += wc
         n += wn
@@ -174,18 +249,22 @@ def _combine(series, windows, accuracy_pct):
         max_gap = max(max_gap, wg)
         if wm is not None:
             meter_e = (meter_e or 0.0) + wm
-    return WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct)
+    return WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct, flags)
 
 
-def integrate(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0, accuracy_pct=None):
+def integrate(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0, accuracy_pct=None,
+              max_power_w=None):
     """WindowEnergy of ONE meter+rail over [t0, t1] (host monotonic seconds).
 
     `nominal_interval_s` defaults to the median sample spacing; `accuracy_pct` is the meter's
-    accuracy class (percent of reading) for the uncertainty.
+    accuracy class (percent of reading) for the uncertainty; `max_power_w` defaults to what the
+    meter's driver declares.
     """
     samples = list(samples)
     _check_one_series(samples)
-    series = _Series(samples, nominal_interval_s, gap_factor)
+    if max_power_w is None and samples:
+        max_power_w = _max_power(samples[0].meter)
+    series = _Series(samples, nominal_interval_s, gap_factor, max_power_w)
     return _combine(series, [(t0, t1)], accuracy_pct)
 
 
@@ -208,6 +287,15 @@ def _meter_facts(meter):
         return cls.method, cls.accuracy_pct
     except Exception:  # replayed or foreign meter names are still integrated
         return "measured", None
+
+
+def _max_power(meter):
+    """The driver's `max_power_w` (`wattsup@laptop` is a wattsup); the base bound for others."""
+    from meters import base
+    try:
+        return base.get(meter.split("@", 1)[0]).max_power_w
+    except Exception:  # replayed or foreign meter names still get the bound every meter has
+        return base.Meter.max_power_w
 
 
 def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=None,
@@ -234,7 +322,7 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
     rows = []
     for key in sorted(groups):
         meter, rail = key
-        series = _Series(groups[key], nominal_interval_s, gap_factor)
+        series = _Series(groups[key], nominal_interval_s, gap_factor, _max_power(meter))
         reg_method, reg_acc = _meter_facts(meter)
         acc = _pick(accuracy_pct, meter, reg_acc)
         meth = _pick(method, meter, reg_method)
@@ -248,7 +336,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
                 "energy_kj": w.energy_j / 1000.0,
                 "avg_power_w": w.avg_power_w, "idle_power_w": idle, "net_energy_j": net,
                 "n_samples": w.n_samples, "rate_hz": w.rate_hz, "max_gap_s": w.max_gap_s,
-                "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct})
+                "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct,
+                "flags": w.flags_text()})
     return rows
 
 

@@ -17,7 +17,7 @@ from meters.sim.sysfs import BOARDS, FakeIna3221Tree
 TOTAL_RAILS = {
     "tx2": ["VDD_IN"], "nano": ["POM_5V_IN"], "xavier-nx": ["VDD_IN"], "orin-nx": ["VDD_IN"],
     "agx-xavier": ["GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"],
-    "agx-orin": ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"],
+    "agx-orin": ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"], "thor": ["VIN"],
 }
 RAILS = {
     "tx2": {"VDD_SYS_GPU", "VDD_SYS_SOC", "VDD_4V0_WIFI", "VDD_IN", "VDD_SYS_CPU", "VDD_SYS_DDR"},
@@ -26,6 +26,7 @@ RAILS = {
     "orin-nx": {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"},
     "agx-xavier": {"GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"},
     "agx-orin": {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"},
+    "thor": {"VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0", "VIN"},
 }
 
 
