@@ -58,10 +58,11 @@ class SampleWriter(object):
         self._log.close()
 
 
-def write_energy(out_dir, samples, phases, run_id, idle_power_w=None):
-    """energy.csv (and phases.csv) for `phases` = [(phase, epoch, t0, t1, wall0, wall1)]."""
+def write_energy(out_dir, samples, phases, run_id, idle_power_w=None, nominal_interval_s=None):
+    """energy.csv (and phases.csv) for `phases` = [(phase, epoch, t0, t1, wall0, wall1)];
+    `nominal_interval_s` (default: the median spacing) sets what counts as a gap."""
     rows = energy.by_phase(samples, [p[:4] for p in phases], idle_power_w=idle_power_w,
-                           run_id=run_id)
+                           run_id=run_id, nominal_interval_s=nominal_interval_s)
     write_energy_csv(os.path.join(out_dir, "energy.csv"), rows)
     with open(os.path.join(out_dir, "phases.csv"), "w") as f:
         w = csv.writer(f, lineterminator="\n")

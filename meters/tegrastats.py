@@ -3,18 +3,20 @@
 tegrastats prints one line per interval; its power tokens are `NAME cur/avg` (bare mW on JetPack
 <= 4, `curmW/avgmW` from JetPack 5, `cur/avg/third` on JetPack 7). Only the first value is an
 instantaneous reading: the second is a running mean since tegrastats started, so it is ignored.
-Lines are timestamped on receipt; the optional `MM-DD-YYYY HH:MM:SS` prefix has 1 s resolution
-and is used only when replaying a log that has nothing better.
+Lines are timestamped on receipt. A replayed log is timed by its own `MM-DD-YYYY HH:MM:SS`
+prefix where it has one (1 s resolution, so the interval between lines is detected from how
+often the second changes), else by the interval the user gives; never by guessing.
 """
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from meters import boards
-from meters.base import GAP, TOTAL, Meter, MeterError, Sample, now, register
+from meters.base import GAP, TOTAL, Meter, MeterError, ReadError, Sample, now, register
 
 
 class TegrastatsLineError(MeterError):
@@ -106,43 +108,142 @@ class _RailsToSamples(object):
         return out
 
 
-def replay_records(lines, interval_s=1.0, use_date_prefix=False, on_error=None, total_rails=None):
-    """(line number, [Sample per rail + total]) for each usable line of a recorded log.
+class ReplayTimingError(MeterError):
+    """A log whose timing cannot be known: no usable date stamps and no interval given."""
 
-    Line k (1-based) is taken at t_mono = (k - 1) * interval_s, so lost lines leave gaps; with
-    `use_date_prefix` the date prefix gives the time instead (1 s resolution). A bad line raises
-    TegrastatsLineError carrying its line number, or, when `on_error(exc)` is given, is passed to
-    it and skipped. Blank lines are skipped.
-    """
-    convert = _RailsToSamples("tegrastats", total_override=total_rails)
-    t_first = None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+
+class Replay(object):
+    """A replayed log: `records` [(line number, [Samples])], how it was timed, what was skipped."""
+
+    def __init__(self, records, interval_s, timed_by, bad_lines, undecodable_lines):
+        self.records = records
+        self.interval_s = interval_s
+        self.timed_by = timed_by  # "date stamps" or "interval"
+        self.bad_lines = bad_lines
+        self.undecodable_lines = undecodable_lines
+
+    def samples(self):
+        return [s for _, line_samples in self.records for s in line_samples]
+
+
+# The detected and the given interval may differ this much (lost lines, clock drift) before the
+# log is refused as contradicting the user.
+_INTERVAL_TOLERANCE = 0.25
+
+
+def _decode(line, lineno):
+    if isinstance(line, bytes):
         try:
-            wall, rails = parse_record(line)
-            if use_date_prefix and wall is None:
-                raise TegrastatsLineError("no date prefix to time this line by")
+            return line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            err = TegrastatsLineError("not UTF-8 text (byte 0x%02x at column %d)"
+                                      % (line[exc.start], exc.start + 1), lineno)
+            err.undecodable = True
+            raise err
+    return line
+
+
+def _parse_log(lines, on_error):
+    """[(line number, wall stamp or None, {rail: mW})] and the counts of skipped lines."""
+    parsed = []
+    bad = undecodable = 0
+    for lineno, line in enumerate(lines, 1):
+        try:
+            text = _decode(line, lineno)
+            if not text.strip():
+                continue
+            wall, rails = parse_record(text)
         except TegrastatsLineError as exc:
-            err = TegrastatsLineError(str(exc), lineno)
+            err = exc if exc.lineno is not None else TegrastatsLineError(str(exc), lineno)
+            err.undecodable = getattr(exc, "undecodable", False)
             if on_error is None:
                 raise err
+            if err.undecodable:
+                undecodable += 1
+            else:
+                bad += 1
             on_error(err)
             continue
-        if use_date_prefix:
-            if t_first is None:
-                t_first = wall
-            t_mono = wall - t_first
-        else:
-            t_mono = (lineno - 1) * interval_s
-        yield lineno, convert.samples(t_mono, wall, rails)
+        parsed.append((lineno, wall, rails))
+    return parsed, bad, undecodable
 
 
-def replay(lines, interval_s=1.0, use_date_prefix=False, on_error=None, total_rails=None):
-    """Samples from a tegrastats log recorded earlier, as a generator (see replay_records)."""
-    for _, samples in replay_records(lines, interval_s, use_date_prefix, on_error, total_rails):
-        for s in samples:
-            yield s
+def _stamp_interval(parsed):
+    """Seconds per line from the 1 s date stamps: lines between the first and the last change of
+    second over the seconds between them; None when the stamps change fewer than twice."""
+    changes = [(lineno, wall) for (lineno, wall, _), (_, prev, _) in zip(parsed[1:], parsed)
+               if wall != prev]
+    if len(changes) < 2 or changes[-1][0] == changes[0][0]:
+        return None
+    return (changes[-1][1] - changes[0][1]) / float(changes[-1][0] - changes[0][0])
+
+
+def _stamped_times(parsed, interval_s):
+    """Each line's time: one interval after the previous line (per line number), but never
+    outside the second its own date stamp names; the first group of lines ends at its second's
+    end, so a 10-lines-a-second log is spread over its seconds, not stacked on them."""
+    first = parsed[0][1]
+    n_first = sum(1 for _, wall, _ in parsed if wall == first)
+    t = first + max(0.0, 1.0 - n_first * interval_s)
+    times = [t]
+    for (lineno, wall, _), (prev_lineno, _, _) in zip(parsed[1:], parsed):
+        t = max(t + (lineno - prev_lineno) * interval_s, wall)
+        t = max(times[-1], min(t, wall + 1.0 - 1e-6))
+        times.append(t)
+    return times
+
+
+def replay_log(lines, interval_s=None, on_error=None, total_rails=None, require_timing=True):
+    """A Replay of a tegrastats log recorded earlier (lines as str or bytes).
+
+    Timing: the log's own date stamps (JetPack 5 on) whenever every line has one; the interval
+    between lines is detected from them (a given `interval_s` must agree within 25%, and then
+    spaces the lines). Without stamps `interval_s` times line k at (k - 1) x interval, so lost
+    lines leave gaps. Neither: ReplayTimingError, unless `require_timing` is False (only the
+    rails are wanted), when the samples' t_mono and t_wall are None. A line that is not tegrastats output or not
+    UTF-8 raises TegrastatsLineError carrying its line number, or, with `on_error(exc)`, is
+    passed to it, counted (`exc.undecodable` tells the two apart) and skipped.
+    """
+    parsed, bad, undecodable = _parse_log(lines, on_error)
+    if not parsed:
+        return Replay([], interval_s, None, bad, undecodable)
+    if interval_s is not None and not interval_s > 0:
+        raise ReplayTimingError("the interval must be a positive number of seconds, got %r"
+                                % interval_s)
+    stamped = all(wall is not None for _, wall, _ in parsed)
+    detected = _stamp_interval(parsed) if stamped else None
+    if detected is not None and interval_s is not None and \
+            abs(detected - interval_s) > _INTERVAL_TOLERANCE * interval_s:
+        raise ReplayTimingError(
+            "the log's date stamps say %.3g s between lines but the interval given is %.3g s; "
+            "drop --interval to use the stamps" % (detected, interval_s))
+    step = interval_s if interval_s is not None else detected
+    if step is None and not require_timing:
+        convert = _RailsToSamples("tegrastats", total_override=total_rails)
+        return Replay([(lineno, convert.samples(None, None, rails)) for lineno, _, rails in parsed],
+                      None, None, bad, undecodable)
+    if step is None:
+        raise ReplayTimingError(
+            "cannot time this log: %s; pass --interval SECONDS (tegrastats' --interval / 1000)"
+            % ("its date stamps change second fewer than twice" if stamped
+               else "its lines carry no date stamps"))
+    if stamped:
+        walls = _stamped_times(parsed, step)
+        times = [w - walls[0] for w in walls]
+        timed_by = "date stamps"
+    else:
+        walls = [None] * len(parsed)
+        times = [(lineno - parsed[0][0]) * step for lineno, _, _ in parsed]
+        timed_by = "interval"
+    convert = _RailsToSamples("tegrastats", total_override=total_rails)
+    records = [(lineno, convert.samples(t, wall, rails))
+               for (lineno, _, rails), t, wall in zip(parsed, times, walls)]
+    return Replay(records, step, timed_by, bad, undecodable)
+
+
+def replay(lines, interval_s=None, on_error=None, total_rails=None):
+    """Samples from a tegrastats log recorded earlier, oldest first (see replay_log)."""
+    return replay_log(lines, interval_s, on_error, total_rails).samples()
 
 
 @register
@@ -151,12 +252,14 @@ class TegrastatsMeter(Meter):
 
     Options: `executable` (default: `tegrastats` on PATH), `total_rails` ("A+B" override of the
     board table). Only our own child process is ever stopped, never `tegrastats --stop`, which
-    would kill every user's instances.
+    would kill every user's instances. A child that dies mid-run (killed, crashed) is started
+    again with backoff; the readings it cost are a flagged gap, counted in `restarts`.
     """
 
     name = "tegrastats"
     trust = 80
     default_interval_s = 0.1
+    max_power_w = 1000.0  # the same INA3221 sensors as the ina3221 meter
 
     def __init__(self, interval_s=None, executable=None, total_rails=None):
         Meter.__init__(self, interval_s)
@@ -164,9 +267,11 @@ class TegrastatsMeter(Meter):
         self._convert = _RailsToSamples(self.name, total_override=total_rails,
                                         model=boards.board_model())
         self._proc = None
+        self._proc_lock = threading.Lock()
         self._stderr = None
         self.bad_lines = 0
         self.last_bad_line = None
+        self.restarts = 0  # times the child died under us and was started again
 
     @classmethod
     def probe(cls):
@@ -185,31 +290,31 @@ class TegrastatsMeter(Meter):
 
     def start(self):
         """Start the child first so that a bad executable fails here, not in the thread."""
-        ms = max(1, int(round(self.interval_s * 1000)))
         self._stderr = tempfile.TemporaryFile()
+        self._proc = self._spawn()
+        Meter.start(self)
+
+    def _spawn(self):
+        ms = max(1, int(round(self.interval_s * 1000)))
         try:
-            self._proc = subprocess.Popen([self.executable, "--interval", str(ms)],
-                                          stdout=subprocess.PIPE, stderr=self._stderr,
-                                          stdin=subprocess.DEVNULL, universal_newlines=True,
-                                          bufsize=1)
+            return subprocess.Popen([self.executable, "--interval", str(ms)],
+                                    stdout=subprocess.PIPE, stderr=self._stderr,
+                                    stdin=subprocess.DEVNULL, universal_newlines=True,
+                                    bufsize=1, errors="replace")
         except OSError as exc:
             raise MeterError("tegrastats: cannot run %s: %s" % (self.executable, exc))
-        Meter.start(self)
 
     def stop(self):
         self._stopping.set()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        with self._proc_lock:
+            proc = self._proc
+            _end(proc)
         Meter.stop(self)
-        if proc is not None:
-            proc.stdout.close()
-        self._proc = None
+        with self._proc_lock:
+            _end(self._proc)  # a child the reader started while we were stopping
+            if self._proc is not None:
+                self._proc.stdout.close()
+            self._proc = None
 
     def close(self):
         if self._stderr is not None:
@@ -219,31 +324,74 @@ class TegrastatsMeter(Meter):
     def describe(self):
         info = Meter.describe(self)
         info.update(executable=self.executable, bad_lines=self.bad_lines,
-                    total_error=self._convert.total_error)
+                    restarts=self.restarts, total_error=self._convert.total_error)
         return info
 
     def _read_loop(self):
-        proc = self._proc
+        """Read lines until stopped; a child that exits or breaks its pipe after it has worked
+        is restarted with backoff, and the first line after it is flagged `gap`. One that never
+        gave a reading (bad options, wrong board) ends the meter with its message."""
         gap_s = 3 * self.interval_s
         last_t = None
-        for line in iter(proc.stdout.readline, ""):
-            t_mono, t_wall = now()
+        failures = 0
+        while not self._stopping.is_set():
+            proc = self._proc
             try:
-                rails = parse_line(line)
-            except TegrastatsLineError as exc:
-                if line.strip():
-                    self.bad_lines += 1
-                    self.last_bad_line = str(exc)
-                continue
-            flags = (GAP,) if last_t is not None and t_mono - last_t > gap_s else ()
-            last_t = t_mono
-            self._emit(self._convert.samples(t_mono, t_wall, rails, flags))
-            self.total_rails = self._convert.total_rails
-        if not self._stopping.is_set():
-            raise MeterError("tegrastats exited with code %s: %s"
-                             % (proc.wait(), self._stderr_tail()))
+                for line in iter(proc.stdout.readline, ""):
+                    t_mono, t_wall = now()
+                    try:
+                        rails = parse_line(line)
+                    except TegrastatsLineError as exc:
+                        if line.strip():
+                            self.bad_lines += 1
+                            self.last_bad_line = str(exc)
+                        continue
+                    failures = 0
+                    flags = (GAP,) if last_t is not None and t_mono - last_t > gap_s else ()
+                    last_t = t_mono
+                    self._emit(self._convert.samples(t_mono, t_wall, rails, flags))
+                    self.total_rails = self._convert.total_rails
+            except (IOError, OSError, ValueError) as exc:  # the pipe broke under us
+                reason = exc
+            else:
+                reason = None
+            if self._stopping.is_set():
+                break
+            failures += 1
+            code = _end(proc)
+            why = "tegrastats %s: %s" % (
+                "exited with code %s" % code if reason is None else "pipe failed: %s" % reason,
+                self._stderr_tail())
+            if last_t is None:
+                raise MeterError(why)
+            self._note_read_error(ReadError(why))
+            if self._stopping.wait(self._backoff(failures)):
+                break
+            with self._proc_lock:
+                if self._stopping.is_set():
+                    break
+                proc.stdout.close()
+                try:
+                    self._proc = self._spawn()
+                except MeterError as exc:  # the executable is gone: try again later
+                    self._note_read_error(exc)
+                    continue
+                self.restarts += 1
 
     def _stderr_tail(self):
         self._stderr.seek(0)
         text = self._stderr.read().decode("utf-8", "replace").strip()
         return text[-300:] or "(no message)"
+
+
+def _end(proc):
+    """Terminate our child (SIGKILL if it lingers) and return its exit code; None is a no-op."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()

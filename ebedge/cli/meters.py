@@ -94,32 +94,36 @@ def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, c
 
 @meters_group.command("replay")
 @click.argument("kind", type=click.Choice(["tegrastats"]))
-@click.argument("log", type=click.File("r"))
+@click.argument("log", type=click.File("rb"))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Write samples.csv and energy.csv here.")
-@click.option("--interval", type=float, default=1.0, show_default=True,
-              help="Seconds between lines (the --interval tegrastats ran with).")
-@click.option("--use-date", is_flag=True, help="Time lines by their date prefix (1 s resolution).")
+@click.option("--interval", type=float, default=None,
+              help="Seconds between lines (tegrastats' --interval / 1000); needed only for a log "
+                   "without date stamps, else checked against them.")
 @click.option("--csv", "csv_out", default=None, type=click.File("w"),
               help="Write line,rail,power_w rows here ('-' for stdout).")
 @click.option("--run-id", default=None, help="run_id column (default: the --out folder name).")
-def replay_cmd(kind, log, out_dir, interval, use_date, csv_out, run_id):
+def replay_cmd(kind, log, out_dir, interval, csv_out, run_id):
     """Turn a recorded tegrastats log into samples and energy; bad lines go to stderr."""
     if out_dir is None and csv_out is None:
         raise click.UsageError("give --out DIR and/or --csv FILE")
-    bad = []
+    if interval is not None and not interval > 0:
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--interval")
 
     def on_error(exc):
-        bad.append(exc)
         click.echo("%s: %s" % (log.name, exc), err=True)
 
-    records = list(tegrastats.replay_records(log, interval_s=interval, use_date_prefix=use_date,
-                                             on_error=on_error))
-    samples = [s for _, line_samples in records for s in line_samples]
+    try:
+        rep = tegrastats.replay_log(log, interval_s=interval, on_error=on_error,
+                                    require_timing=out_dir is not None)
+    except meters.MeterError as exc:
+        raise click.ClickException("%s: %s" % (log.name, exc))
+    samples = rep.samples()
+    info = sys.stderr if csv_out is not None and csv_out.name == "<stdout>" else None
     if csv_out is not None:
         w = csv.writer(csv_out, lineterminator="\n")
         w.writerow(("line", "rail", "power_w"))
-        for lineno, line_samples in records:
+        for lineno, line_samples in rep.records:
             for s in line_samples:
                 w.writerow((lineno, s.rail, s.power_w))
     if out_dir is not None:
@@ -133,11 +137,15 @@ def replay_cmd(kind, log, out_dir, interval, use_date, csv_out, run_id):
         writer.close()
         t0 = min(s.t_mono for s in samples)
         t1 = max(s.t_mono for s in samples)
-        rows = recording.write_energy(out_dir, samples, [("replay", 0, t0, t1, None, None)], rid)
-        _print_total(rows, out=sys.stderr if csv_out is not None and csv_out.name == "<stdout>"
-                     else None)
-    if bad:
-        click.echo("%d bad line(s) skipped" % len(bad), err=True)
+        rows = recording.write_energy(out_dir, samples, [("replay", 0, t0, t1, None, None)], rid,
+                                      nominal_interval_s=rep.interval_s)
+        click.echo("%d line(s) timed by %s, %.4g s apart" % (
+            len(rep.records), rep.timed_by, rep.interval_s), file=info, err=info is None)
+        _print_total(rows, out=info)
+    if rep.bad_lines:
+        click.echo("%d bad line(s) skipped" % rep.bad_lines, err=True)
+    if rep.undecodable_lines:
+        click.echo("%d undecodable (non-UTF-8) line(s) skipped" % rep.undecodable_lines, err=True)
 
 
 @meters_group.command("simulate")

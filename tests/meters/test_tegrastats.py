@@ -80,7 +80,7 @@ def test_fixture_totals_follow_the_board_rule(name):
         watts, used = boards.total_power(rails_w)
         assert used == rails_used
         assert watts == pytest.approx(total_mw / 1000.0)
-    samples = list(tegrastats.replay(fixture_lines(name)))
+    samples = list(tegrastats.replay(fixture_lines(name), interval_s=1.0))
     assert [s.power_w for s in samples if s.rail == "total"] == pytest.approx(
         [t / 1000.0 for t in totals_mw])
 
@@ -90,7 +90,7 @@ def test_date_prefix_is_parsed_and_times_the_replay():
     lines = fixture_lines("orin-nano-jp6.txt")
     wall, _ = tegrastats.parse_record(lines[0])
     assert time.localtime(wall)[:6] == (2026, 4, 27, 14, 59, 41)
-    totals = [s for s in tegrastats.replay(lines, use_date_prefix=True) if s.rail == "total"]
+    totals = [s for s in tegrastats.replay(lines) if s.rail == "total"]
     assert [s.t_mono for s in totals] == [0.0, 1.0, 2.0]
     assert totals[1].t_wall == wall + 1
     assert tegrastats.parse_record(fixture_lines("tx2-jp4-l4t32.txt")[0])[0] is None
@@ -110,7 +110,7 @@ def test_non_tegrastats_line_is_reported_with_its_line_number():
     with pytest.raises(tegrastats.TegrastatsLineError, match="not a tegrastats line"):
         tegrastats.parse_line("Linux 4.9.253-tegra aarch64")
     with pytest.raises(tegrastats.TegrastatsLineError, match="line 3:") as info:
-        list(tegrastats.replay([TX2_LINE, "", "garbage here", TX2_LINE]))
+        list(tegrastats.replay([TX2_LINE, "", "garbage here", TX2_LINE], interval_s=1.0))
     assert info.value.lineno == 3
     errors = []
     samples = list(tegrastats.replay([TX2_LINE, "garbage", TX2_LINE], interval_s=0.5,
@@ -126,7 +126,7 @@ def test_line_without_rails_is_an_error():
 
 def test_unknown_board_gives_rails_but_no_total():
     line = TX2_LINE.replace("VDD_SYS_GPU", "FOO").replace("VDD_IN", "BAR")
-    rails = sorted(s.rail for s in tegrastats.replay([line]))
+    rails = sorted(s.rail for s in tegrastats.replay([line], interval_s=1.0))
     assert rails == ["BAR", "FOO"]
     with pytest.raises(boards.UnknownBoard, match="no documented total-power rule"):
         boards.total_power({"BAR": 1.0, "FOO": 2.0})
