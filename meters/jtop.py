@@ -1,10 +1,25 @@
 """Jetson power through jetson-stats (`jtop`), for boards where its service is already running.
 
-jtop 4.x gives `jetson.power = {'rail': {NAME: {'power': mW, 'volt', 'curr', 'avg', ...}},
-'tot': {...}}`; jtop 3.x gives a tuple `(total, rails)` with `{'cur': mW, 'avg': mW}` values and
-rail names shortened (`VDD_`/`POM_` dropped, `_` -> space). Only the instantaneous value is used:
-jtop's `avg` is a 2-tap moving average (4.x) or tegrastats' since-start mean (3.x). The total is
-formed by meters.boards from the rails, not taken from jtop, whose sum on AGX Orin double counts.
+What `jetson.power` holds differs per jetson-stats version (read from its source at tags 3.1.4,
+4.0.0, 4.1.5, 4.2.12 and 4.3.1):
+- 3.x: a tuple `(total, rails)`, values `{'cur': mW, 'avg': mW}` parsed from tegrastats, rail names
+  shortened (`VDD_` and `POM_` dropped, `_` -> space: `VDD_SYS_GPU` -> `SYS GPU`). The first rail
+  whose short name contains `IN` is moved out of `rails` into `total` (which carries no name);
+  without one, `total` is the sum of all rails.
+- 4.0.x: the same, and `VDDQ_` is dropped too (so on AGX Orin `VIN_SYS_5V0` becomes the "total").
+- 4.1.x: the same tuple, but only `POM_5V_IN` is moved out (names shortened after that); on every
+  other board `total` is the sum of all rails, the input rail included.
+- 4.2 on: `{'rail': {NAME: {'volt': mV, 'curr': mA, 'power': mW, 'avg', 'online', ...}},
+  'tot': {...}}`, read from sysfs; `VDD_IN` or `POM_5V_IN` is moved from `rail` into `tot`, which
+  then names it (`'name'`); otherwise `tot` is an unnamed sum of all rails.
+So ebedge puts the input rail back under its tegrastats name, forms the total with the board rule
+(meters.boards; a `total_rails` override sees the input rail too), and uses only instantaneous
+values: `avg` is tegrastats' since-start mean (3.x/4.0/4.1) or a 2-tap moving average (4.2 on).
+
+Every poll first asks `jetson.ok(spin=True)`: a dead service ends the meter with a message instead
+of repeating its last reading. When the service runs slower than we poll (`jetson.interval`, set
+by whichever client started it), a reading identical to the previous one is dropped unless a
+whole service period has passed, so repeats are not stamped as new readings.
 """
 import os
 
@@ -12,8 +27,21 @@ from meters import boards
 from meters.base import TOTAL, Meter, MeterError, Sample, now, register
 
 SOCKET = "/run/jtop.sock"
-# Bare rail names that jtop 3.x leaves as they are (AGX Xavier); others regain their prefix.
-_BARE = {"GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"}
+
+# tegrastats rail names per board, in tegrastats' order (docs/reference/jetson-power-sensing.md),
+# to undo jetson-stats' shortening and to name the input rail it moved out.
+_BOARD_RAILS = (
+    ("TX1", ("VDD_IN", "VDD_CPU", "VDD_GPU")),
+    ("TX2, L4T 28", ("VDD_IN", "VDD_CPU", "VDD_GPU", "VDD_SOC", "VDD_WIFI", "VDD_DDR")),
+    ("TX2, L4T 32", ("VDD_SYS_GPU", "VDD_SYS_SOC", "VDD_4V0_WIFI", "VDD_IN", "VDD_SYS_CPU",
+                     "VDD_SYS_DDR")),
+    ("Nano", ("POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU")),
+    ("AGX Xavier", ("GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V")),
+    ("Xavier NX/Orin NX/Orin Nano", ("VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC")),
+    ("AGX Orin", ("VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO")),
+    ("Thor", ("VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0", "VIN")),
+)
+_TUPLE_UNTIL = (4, 2)  # jetson-stats before 4.2 gives (total, rails)
 
 
 def _import_jtop():
@@ -25,22 +53,79 @@ def _import_jtop():
     return jtop
 
 
-def v3_rail_name(short):
-    """A jtop 3.x rail key back to the tegrastats name: '5V GPU' -> POM_5V_GPU, 'IN' -> VDD_IN."""
-    if short in _BARE:
+def version_of(module):
+    """jetson-stats' version as a tuple of ints, e.g. (4, 1, 5); None when it does not say."""
+    parts = []
+    for piece in str(getattr(module, "__version__", "")).split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or None
+
+
+def short_name(name, version):
+    """The key jetson-stats < 4.2 gives a tegrastats rail: VDD_SYS_GPU -> 'SYS GPU'."""
+    if version >= (4, 0):
+        name = name.replace("VDDQ_", "")
+    return name.replace("VDD_", "").replace("POM_", "").replace("_", " ")
+
+
+def _board_of(shorts, version):
+    """The board rail list whose shortened names cover every key jtop gave, or None."""
+    for _, rails in _BOARD_RAILS:
+        mine = set(short_name(r, version) for r in rails)
+        if set(shorts) <= mine:
+            return rails
+    return None
+
+
+def _long_name(short, board, version):
+    for rail in board or ():
+        if short_name(rail, version) == short:
+            return rail
+    if short in ("GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"):  # a board we do not list
         return short
     name = short.replace(" ", "_")
     return ("POM_" if name.startswith("5V") else "VDD_") + name
 
 
-def rails_mw(power):
-    """({rail: mW}, jtop's total dict) from either shape of `jetson.power`; instantaneous only."""
+def _moved_input(total, rails, board, version):
+    """The tegrastats name of the rail jetson-stats < 4.2 moved into `total`; None when `total`
+    is its sum of all rails; "" when a rail was moved but it cannot be named."""
+    if total.get("cur") == sum(r["cur"] for r in rails.values()) and \
+            total.get("avg") == sum(r["avg"] for r in rails.values()):
+        return None
+    if version >= (4, 1):
+        return "POM_5V_IN"
+    for rail in board or ():
+        if "IN" in short_name(rail, version) and short_name(rail, version) not in rails:
+            return rail
+    return ""
+
+
+def rails_mw(power, version):
+    """({tegrastats rail name: mW} with the input rail put back, name of jtop's input rail or
+    None, jtop's own total in mW) from `jetson.power` as the given jetson-stats version shapes it."""
     if isinstance(power, dict) and "rail" in power:
-        return {name: float(r["power"]) for name, r in power["rail"].items()
-                if r.get("online", True) and r.get("power") is not None}, power.get("tot") or {}
+        out = {name: float(r["power"]) for name, r in power["rail"].items()
+               if r.get("online", True) and r.get("power") is not None}
+        tot = power.get("tot") or {}
+        name = tot.get("name")
+        if name and tot.get("power") is not None:
+            out[name] = float(tot["power"])
+        return out, name, tot.get("power")
     if isinstance(power, (tuple, list)) and len(power) == 2:
         total, rails = power
-        return {v3_rail_name(name): float(r["cur"]) for name, r in rails.items()}, total or {}
+        total = total or {}
+        if version is None or version >= _TUPLE_UNTIL:
+            version = (3, 0)  # an old shape from a module that does not say its version
+        board = _board_of(rails, version)
+        out = {_long_name(k, board, version): float(r["cur"]) for k, r in rails.items()}
+        name = _moved_input(total, rails, board, version) if rails else None
+        if name and total.get("cur") is not None:
+            out[name] = float(total["cur"])
+        return out, name, total.get("cur")
     raise MeterError("jtop: unrecognised jetson.power structure %r" % (type(power).__name__,))
 
 
@@ -51,12 +136,17 @@ class JtopMeter(Meter):
     name = "jtop"
     trust = 70
     default_interval_s = 0.5
+    max_power_w = 1000.0  # the same INA3221 sensors as the ina3221 meter
 
     def __init__(self, interval_s=None, socket_path=SOCKET, total_rails=None):
         Meter.__init__(self, interval_s)
         self.socket_path = socket_path
         self.total_override = total_rails
         self._jetson = None
+        self.version = None
+        self.service_interval_s = None
+        self.repeats_dropped = 0
+        self._last = None  # (reading, t_mono) of the last reading kept
         self.total_error = None
 
     @classmethod
@@ -81,24 +171,55 @@ class JtopMeter(Meter):
             raise MeterError("jtop: cannot connect to the service: %s (are you in group jtop?)"
                              % exc)
         self._jetson = jetson
+        self.version = version_of(jtop)
+        self.service_interval_s = float(getattr(jetson, "interval", None) or self.interval_s)
 
     def close(self):
         if self._jetson is not None:
             self._jetson.close()
             self._jetson = None
 
+    def describe(self):
+        info = Meter.describe(self)
+        info.update(jtop_version=".".join(map(str, self.version)) if self.version else None,
+                    service_interval_s=self.service_interval_s,
+                    repeats_dropped=self.repeats_dropped, total_error=self.total_error)
+        return info
+
+    def _alive(self):
+        try:
+            ok = self._jetson.ok(spin=True)
+        except Exception as exc:  # the client re-raises what killed its connection
+            raise MeterError("jtop: the service failed: %s: %s" % (type(exc).__name__, exc))
+        if not ok:
+            raise MeterError("jtop: the service stopped (jetson.ok() is false); no readings after "
+                             "this point")
+
+    def _is_repeat(self, reading, t_mono):
+        """A reading equal to the last kept one, within one service period of it, when the
+        service is slower than our polling: the service has not updated yet."""
+        if self.service_interval_s <= self.interval_s or self._last is None:
+            return False
+        last, t_last = self._last
+        return reading == last and t_mono - t_last < 1.5 * self.service_interval_s
+
     def read(self):
+        self._alive()
         t_mono, t_wall = now()
-        rails, tot = rails_mw(self._jetson.power)
-        out = [Sample(t_mono, t_wall, self.name, r, mw / 1000.0) for r, mw in sorted(rails.items())]
+        rails, input_name, _ = rails_mw(self._jetson.power, self.version)
+        reading = sorted(rails.items())
+        if self._is_repeat(reading, t_mono):
+            self.repeats_dropped += 1
+            return []
+        self._last = (reading, t_mono)
+        out = [Sample(t_mono, t_wall, self.name, r, mw / 1000.0) for r, mw in reading]
         try:
             watts, used = boards.total_power(rails, override=self.total_override)
-            watts /= 1000.0
         except boards.UnknownBoard as exc:
-            if not tot.get("name") or tot.get("power") is None:
+            if self.total_override or not input_name:
                 self.total_error = str(exc)
                 return out
-            watts, used = float(tot["power"]) / 1000.0, [tot["name"]]  # jtop's named input rail
+            watts, used = rails[input_name], [input_name]  # jtop's named input rail
         self.total_rails = used
-        out.append(Sample(t_mono, t_wall, self.name, TOTAL, watts))
+        out.append(Sample(t_mono, t_wall, self.name, TOTAL, watts / 1000.0))
         return out

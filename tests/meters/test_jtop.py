@@ -1,42 +1,28 @@
-"""jtop meter against a fake `jtop` module in sys.modules, in both jetson-stats shapes."""
+"""jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (tests/jtop_fake.py)."""
 import sys
 import time
 import types
 
 import pytest
 
+import jtop_fake
 import meters
 from meters import jtop as jtop_meter
 
 
-class FakeJtopException(Exception):
-    pass
-
-
-def fake_module(power, fail=None):
-    mod = types.ModuleType("jtop")
-    mod.JtopException = FakeJtopException
-    mod.opened = []
-
-    class jtop(object):
-        def __init__(self, interval=1.0):
-            self.interval = interval
-            self.closed = False
-            mod.opened.append(self)
-
-        def start(self):
-            if fail:
-                raise FakeJtopException(fail)
-
-        def close(self):
-            self.closed = True
-
-        @property
-        def power(self):
-            return power
-
-    mod.jtop = jtop
-    return mod
+# Real rails (mW, tegrastats order) from fixtures/tegrastats, and the total DESIGN.md's rule gives.
+BOARDS = {
+    "tx2": ([("VDD_SYS_GPU", 152), ("VDD_SYS_SOC", 687), ("VDD_4V0_WIFI", 0), ("VDD_IN", 3056),
+             ("VDD_SYS_CPU", 152), ("VDD_SYS_DDR", 883)], 3056, ["VDD_IN"]),
+    "nano": ([("POM_5V_IN", 1022), ("POM_5V_GPU", 0), ("POM_5V_CPU", 204)], 1022, ["POM_5V_IN"]),
+    "agx-xavier": ([("GPU", 0), ("CPU", 311), ("SOC", 932), ("CV", 0), ("VDDRQ", 621),
+                    ("SYS5V", 1482)], 3346, ["GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"]),
+    "orin-nx": ([("VDD_IN", 5299), ("VDD_CPU_GPU_CV", 773), ("VDD_SOC", 1424)], 5299, ["VDD_IN"]),
+    "agx-orin": ([("VDD_GPU_SOC", 2399), ("VDD_CPU_CV", 400), ("VIN_SYS_5V0", 4032), ("NC", 0),
+                  ("VDDQ_VDD2_1V8AO", 301), ("NC", 0)], 6831,
+                 ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"]),
+}
+JP5_BOARDS = ("orin-nx", "agx-orin")  # mW units: jetson-stats 3.x cannot parse their lines
 
 
 @pytest.fixture
@@ -46,9 +32,9 @@ def sock(tmp_path):
     return str(path)
 
 
-def read_with(monkeypatch, sock, power):
-    monkeypatch.setitem(sys.modules, "jtop", fake_module(power))
-    meter = meters.create("jtop", interval_s=0.5, socket_path=sock)
+def read_with(monkeypatch, sock, version, power, **options):
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module(version, lambda: power))
+    meter = meters.create("jtop", interval_s=0.5, socket_path=sock, **options)
     meter.open()
     try:
         return {s.rail: s.power_w for s in meter.read()}, meter
@@ -56,56 +42,47 @@ def read_with(monkeypatch, sock, power):
         meter.close()
 
 
-def rail4(mw, avg):
-    return {"volt": 5000, "curr": mw // 5, "power": mw, "avg": avg, "online": True,
-            "type": "INA3221"}
+CASES = [(v, b) for v in jtop_fake.VERSIONS for b in sorted(BOARDS)
+         if not (v == "3.1.4" and b in JP5_BOARDS)]
 
 
-def test_v4_agx_orin_total_is_the_documented_sum_not_jtops(monkeypatch, sock):
-    power = {"rail": {"VDD_GPU_SOC": rail4(2399, 1000), "VDD_CPU_CV": rail4(400, 1000),
-                      "VIN_SYS_5V0": rail4(4032, 1000), "VDDQ_VDD2_1V8AO": rail4(301, 1000)},
-             "tot": {"power": 7132, "avg": 4000}}  # jtop's blind sum double counts VDDQ
-    got, meter = read_with(monkeypatch, sock, power)
-    assert got["total"] == pytest.approx(6.831)
-    assert got["VDD_CPU_CV"] == pytest.approx(0.4)  # 'power', never 'avg'
-    assert meter.total_rails == ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"]
+@pytest.mark.parametrize("version, board", CASES)
+def test_every_version_gives_every_rail_and_the_board_total(monkeypatch, sock, version, board):
+    rails, total_mw, used = BOARDS[board]
+    got, meter = read_with(monkeypatch, sock, version, jtop_fake.power_of(version, rails))
+    assert set(got) == {n for n, _ in rails if n != "NC"} | {"total"}
+    assert got["total"] == pytest.approx(total_mw / 1000.0, abs=0.02)  # 4.2+: int mV x int mA
+    assert meter.total_rails == used
 
 
-def test_v4_tx2_total_is_vdd_in(monkeypatch, sock):
-    power = {"rail": {"VDD_IN": rail4(3056, 2000), "VDD_SYS_GPU": rail4(152, 100),
-                      "VDD_SYS_CPU": rail4(152, 100)},
-             "tot": {"power": 3056, "avg": 2000, "name": "VDD_IN"}}
-    got, meter = read_with(monkeypatch, sock, power)
-    assert got == pytest.approx({"VDD_IN": 3.056, "VDD_SYS_GPU": 0.152, "VDD_SYS_CPU": 0.152,
-                                 "total": 3.056})
-    assert meter.total_rails == ["VDD_IN"]
+def test_v4_2_named_input_and_override_see_the_input_rail(monkeypatch, sock):
+    rails = BOARDS["orin-nx"][0]
+    power = jtop_fake.power_of("4.2.12", rails)
+    assert "VDD_IN" not in power["rail"] and power["tot"]["name"] == "VDD_IN"
+    got, meter = read_with(monkeypatch, sock, "4.2.12", power, total_rails="VDD_IN+VDD_SOC")
+    assert got["total"] == pytest.approx(5.299 + 1.424, abs=0.02)
+    assert meter.total_rails == ["VDD_IN", "VDD_SOC"]
 
 
-def test_v4_named_total_of_a_board_the_table_lacks(monkeypatch, sock):
-    power = {"rail": {"VDD_GPU": rail4(1962, 0)}, "tot": {"power": 19780, "name": "VIN"}}
-    got, meter = read_with(monkeypatch, sock, power)
-    assert got["total"] == pytest.approx(19.78) and meter.total_rails == ["VIN"]
+def test_v4_1_sums_everything_but_we_take_vdd_in(monkeypatch, sock):
+    power = jtop_fake.power_of("4.1.5", BOARDS["tx2"][0])
+    assert power[0]["cur"] == 3056 + 152 + 687 + 152 + 883  # jtop 4.1's own "total" on a TX2
+    got, _ = read_with(monkeypatch, sock, "4.1.5", power)
+    assert got["total"] == pytest.approx(3.056)
 
 
 def test_v4_offline_rails_are_skipped(monkeypatch, sock):
-    off = dict(rail4(500, 0), online=False)
-    power = {"rail": {"VDD_IN": rail4(1000, 0), "VDD_SOC": off}, "tot": {"power": 1000}}
-    got, _ = read_with(monkeypatch, sock, power)
-    assert set(got) == {"VDD_IN", "total"}
+    power = jtop_fake.power_of("4.3.1", BOARDS["orin-nx"][0])
+    power["rail"]["VDD_SOC"]["online"] = False
+    got, _ = read_with(monkeypatch, sock, "4.3.1", power)
+    assert set(got) == {"VDD_IN", "VDD_CPU_GPU_CV", "total"}
 
 
-@pytest.mark.parametrize("short, total_w, names", [
-    ({"5V IN": 1022, "5V GPU": 0, "5V CPU": 204}, 1.022, {"POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"}),
-    ({"IN": 3056, "SYS GPU": 152, "SYS DDR": 883}, 3.056, {"VDD_IN", "VDD_SYS_GPU", "VDD_SYS_DDR"}),
-    ({"GPU": 0, "CPU": 311, "SOC": 932, "CV": 0, "VDDRQ": 621, "SYS5V": 1482}, 3.346,
-     {"GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"}),
-])
-def test_v3_tuple_shape(monkeypatch, sock, short, total_w, names):
-    rails = {k: {"cur": v, "avg": v // 2 + 7} for k, v in short.items()}
-    total = {"cur": 99999, "avg": 1}  # ignored: our board rule forms the total
-    got, _ = read_with(monkeypatch, sock, (total, rails))
-    assert set(got) == names | {"total"}
-    assert got["total"] == pytest.approx(total_w)
+def test_v4_named_total_of_a_board_the_table_lacks(monkeypatch, sock):
+    power = {"rail": {"VDD_MYSTERY": {"power": 1962, "online": True}},
+             "tot": {"power": 19780, "name": "VDD_IN"}}
+    got, meter = read_with(monkeypatch, sock, "4.3.1", power)
+    assert got["total"] == pytest.approx(19.78) and meter.total_rails == ["VDD_IN"]
 
 
 def test_not_installed_is_a_clear_error(monkeypatch, sock):
@@ -117,7 +94,7 @@ def test_not_installed_is_a_clear_error(monkeypatch, sock):
 
 
 def test_missing_service_socket(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "jtop", fake_module({}))
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", dict))
     with pytest.raises(meters.MeterError, match="service socket .* missing"):
         meters.create("jtop", socket_path=str(tmp_path / "none.sock")).open()
     monkeypatch.setattr(jtop_meter, "SOCKET", str(tmp_path / "none.sock"))
@@ -126,23 +103,25 @@ def test_missing_service_socket(monkeypatch, tmp_path):
 
 
 def test_service_refusal_is_a_meter_error(monkeypatch, sock):
-    monkeypatch.setitem(sys.modules, "jtop", fake_module({}, fail="Permission denied"))
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", dict,
+                                                              fail="Permission denied"))
     with pytest.raises(meters.MeterError, match="cannot connect.*Permission denied"):
         meters.create("jtop", socket_path=sock).open()
 
 
 def test_meter_lifecycle_closes_jtop(monkeypatch, sock):
-    mod = fake_module({"rail": {"VDD_IN": rail4(2000, 0)}, "tot": {"power": 2000}})
+    mod = jtop_fake.module("4.3.1", lambda: jtop_fake.power_of("4.3.1", [("VDD_IN", 2000)]))
     monkeypatch.setitem(sys.modules, "jtop", mod)
     with meters.create("jtop", interval_s=0.05, socket_path=sock) as meter:
         time.sleep(0.2)
     got = meter.samples()
     assert got and all(s.power_w == 2.0 for s in got)
     assert mod.opened[0].closed and mod.opened[0].interval == 0.05
+    assert meter.describe()["jtop_version"] == "4.3.1"
 
 
 def test_unknown_shape_is_reported(monkeypatch, sock):
-    monkeypatch.setitem(sys.modules, "jtop", fake_module("weird"))
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", lambda: "weird"))
     meter = meters.create("jtop", socket_path=sock)
     meter.open()
     with pytest.raises(meters.MeterError, match="unrecognised jetson.power"):

@@ -1,0 +1,106 @@
+"""A fake `jtop` module per jetson-stats version, returning `jetson.power` exactly as that version
+does for a given board. Shapes and rules read from jetson-stats' source (rbonghi/jetson_stats):
+
+- 3.1.4 (jtop/service.py `tegra_stats`, `_total_power`; jtop/jtop.py `power`): values from
+  tegrastats `{'cur': int, 'avg': int}` (mW); keys renamed `replace("VDD_", "")`,
+  `replace("POM_", "")`, `replace("_", " ")`; then the FIRST key containing "IN" is popped into
+  `total` (no name), else `total = {'cur': sum, 'avg': sum}`; `power` returns `(total, rails)`.
+- 4.0.0: as 3.1.4, `NC` dropped, and `VDDQ_` is stripped before `VDD_`.
+- 4.1.5: `NC` dropped; the total is taken from the ORIGINAL names: a key containing "POM_5V_IN"
+  is popped, else the sum of all; only then are the keys shortened as in 4.0.0.
+- 4.2.12 / 4.3.1 (jtop/core/power.py `get_status`, `total_power`): values read from sysfs per rail
+  `{'type': 'INA3221', 'volt': mV, 'curr': mA, 'warn': mA, 'crit': mA, 'power': mW, 'online': True,
+  'avg': mW}` (`power` = int(volt * curr / 1000) on hwmon); a key equal to "POM_5V_IN" or "VDD_IN"
+  is popped into `tot` with `tot['name']` set, else `tot = {'power': sum, 'avg': sum}`;
+  `power` returns `{'rail': rails, 'tot': tot}`.
+`jetson.interval` is the service's interval (seconds), `ok(spin=True)` returns whether the client
+is running and re-raises what stopped it.
+"""
+import types
+
+VERSIONS = ("3.1.4", "4.0.0", "4.1.5", "4.2.12", "4.3.1")
+
+
+class FakeJtopException(Exception):
+    pass
+
+
+def _short(name, version):
+    if version != "3.1.4":
+        name = name.replace("VDDQ_", "")
+    return name.replace("VDD_", "").replace("POM_", "").replace("_", " ")
+
+
+def power_of(version, rails_mw):
+    """`jetson.power` as jetson-stats `version` builds it from tegrastats/sysfs rails (in order)."""
+    rails = [(n, mw) for n, mw in rails_mw if n != "NC" or version == "3.1.4"]
+    if version in ("3.1.4", "4.0.0", "4.1.5"):
+        vals = [(n, {"cur": int(mw), "avg": int(mw)}) for n, mw in rails]
+        if version == "4.1.5":
+            moved = [n for n, _ in vals if "POM_5V_IN" in n][:1]
+            vals = [(_short(n, version) if n not in moved else n, v) for n, v in vals]
+        else:
+            vals = [(_short(n, version), v) for n, v in vals]
+            moved = [n for n, _ in vals if "IN" in n][:1]
+        table = dict(vals)
+        if moved:
+            total = table.pop(moved[0])
+        else:
+            total = {"cur": sum(v["cur"] for v in table.values()),
+                     "avg": sum(v["avg"] for v in table.values())}
+        return total, table
+    table = {}
+    for n, mw in rails:
+        volt = 5000
+        curr = int(mw * 1000 // volt)
+        table[n] = {"type": "INA3221", "volt": volt, "curr": curr, "warn": 4000, "crit": 5000,
+                    "power": int(volt * (float(curr) / 1000)), "online": True}
+        table[n]["avg"] = table[n]["power"]
+    moved = [n for n in table if n in ("POM_5V_IN", "VDD_IN")][:1]
+    if moved:
+        tot = table.pop(moved[0])
+        tot["name"] = moved[0]
+    else:
+        tot = {"power": sum(v["power"] for v in table.values()),
+               "avg": sum(v["avg"] for v in table.values())}
+    return {"rail": table, "tot": tot}
+
+
+def module(version, readings, service_interval=None, fail=None):
+    """A `jtop` module whose client returns `readings()` (a callable giving the next
+    jetson.power) and whose service runs at `service_interval` seconds (default: as asked).
+    `mod.service_dead` set to an exception makes ok() raise it, True makes ok() return False."""
+    mod = types.ModuleType("jtop")
+    mod.__version__ = version
+    mod.JtopException = FakeJtopException
+    mod.opened = []
+    mod.service_dead = None
+
+    class jtop(object):
+        def __init__(self, interval=0.5):
+            self._interval = interval
+            self.closed = False
+            mod.opened.append(self)
+
+        @property
+        def interval(self):
+            return service_interval if service_interval is not None else self._interval
+
+        def start(self):
+            if fail:
+                raise FakeJtopException(fail)
+
+        def ok(self, spin=False):
+            if isinstance(mod.service_dead, Exception):
+                raise mod.service_dead
+            return not mod.service_dead and not self.closed
+
+        def close(self):
+            self.closed = True
+
+        @property
+        def power(self):
+            return readings()
+
+    mod.jtop = jtop
+    return mod
