@@ -16,7 +16,8 @@ from meters.base import TOTAL, MeterError, now
 
 
 class Recording(object):
-    """What `record()` did: window, command exit code, samples, energy rows."""
+    """What `record()` did: window, command exit code, samples, energy rows, and `meter_error`:
+    why the meter stopped and/or the failed reads it survived (None when it read cleanly)."""
 
     def __init__(self, run_id, out_dir, t_start, t_end, exit_code, samples, rows, meter_info,
                  meter_error):
@@ -130,7 +131,7 @@ def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0
         writer.close()
     phases = [("record", 0, t_start, t_end, wall_start, wall_end)]
     rows = write_energy(out_dir, kept, phases, run_id)
-    err = str(meter.error) if meter.error is not None else None
+    err = "; ".join(str(e) for e in (meter.error, meter.fault_summary()) if e is not None) or None
     return Recording(run_id, out_dir, t_start, t_end, exit_code, kept, rows, meter.describe(), err)
 
 

@@ -89,7 +89,8 @@ class MeterSampler(object):
                 self._drain()
 
     def stop(self):
-        """Stop reading, write what is left, release the meters; returns reader errors seen."""
+        """Stop reading, write what is left, release the meters; returns one line per meter that
+        failed for good or survived failed reads (retried, the missed readings flagged `gap`)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -97,6 +98,7 @@ class MeterSampler(object):
             meter.stop()
         self._drain()
         errors = ["%s: %s" % (m.name, m.error) for m in self.meters if m.error is not None]
+        errors += [m.fault_summary() for m in self.meters if m.fault_summary()]
         self._close_all()
         return errors
 

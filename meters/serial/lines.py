@@ -123,11 +123,14 @@ class LinesMeter(SerialMeter):
     name = "lines"
     baudrate = 115200
     default_interval_s = 0.1
+    max_power_w = 1000.0  # INA219/INA226 sketches (26/36 V bus); other devices: max_power_w=W
 
     def __init__(self, port=None, interval_s=None, columns="ms,V,A,W", sep=",", pattern=None,
-                 identify_timeout_s=3.0, **options):
+                 identify_timeout_s=3.0, max_power_w=None, **options):
         SerialMeter.__init__(self, port, interval_s, identify_timeout_s=identify_timeout_s,
                              **options)
+        if max_power_w is not None:
+            self.max_power_w = float(max_power_w)
         self.parser = LineParser(columns, sep, pattern)
         self._device_t = None
 

@@ -60,6 +60,7 @@ class UMMeter(SerialMeter):
     baudrate = 9600
     default_interval_s = 0.5
     polled = True
+    max_power_w = 120.0  # 24 V x 5 A, the largest of the UM24C/25C/34C ranges
 
     def __init__(self, port=None, interval_s=None, model=None, **options):
         SerialMeter.__init__(self, port, interval_s, **options)

@@ -66,6 +66,7 @@ class WattsUp(SerialMeter):
     baudrate = 115200
     default_interval_s = 1.0
     accuracy_pct = 1.5
+    max_power_w = 3600.0  # a 15 A mains meter on 230 V, with margin
 
     def __init__(self, port=None, interval_s=None, **options):
         SerialMeter.__init__(self, port, interval_s, **options)
