@@ -1,7 +1,6 @@
 """jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (tests/jtop_fake.py)."""
 import sys
 import time
-import types
 
 import pytest
 
