@@ -169,26 +169,37 @@ def _parse_log(lines, on_error):
 
 
 def _stamp_interval(parsed):
-    """Seconds per line from the 1 s date stamps: lines between the first and the last change of
-    second over the seconds between them; None when the stamps change fewer than twice."""
+    """Seconds per line from the 1 s date stamps, or None when they change second fewer than
+    twice. Between two changes of second, L lines took S seconds; segments whose S/L is far from
+    the median (a clock step, a burst of lost lines) are left out, the rest give sum S / sum L."""
     changes = [(lineno, wall) for (lineno, wall, _), (_, prev, _) in zip(parsed[1:], parsed)
                if wall != prev]
-    if len(changes) < 2 or changes[-1][0] == changes[0][0]:
+    segments = [(b_wall - a_wall, b_line - a_line)
+                for (a_line, a_wall), (b_line, b_wall) in zip(changes, changes[1:])
+                if b_wall > a_wall]
+    if not segments:
         return None
-    return (changes[-1][1] - changes[0][1]) / float(changes[-1][0] - changes[0][0])
+    typical = sorted(sec / float(n) for sec, n in segments)[len(segments) // 2]
+    kept = [(sec, n) for sec, n in segments if 0.5 * typical <= sec / float(n) <= 2 * typical]
+    return sum(sec for sec, _ in kept) / float(sum(n for _, n in kept))
 
 
 def _stamped_times(parsed, interval_s):
     """Each line's time: one interval after the previous line (per line number), but never
     outside the second its own date stamp names; the first group of lines ends at its second's
-    end, so a 10-lines-a-second log is spread over its seconds, not stacked on them."""
+    end, so a 10-lines-a-second log is spread over its seconds, not stacked on them. A stamp
+    that goes back (the clock was stepped) moves the stamps, not time: lines keep their pace."""
     first = parsed[0][1]
     n_first = sum(1 for _, wall, _ in parsed if wall == first)
     t = first + max(0.0, 1.0 - n_first * interval_s)
     times = [t]
+    offset = 0.0
     for (lineno, wall, _), (prev_lineno, _, _) in zip(parsed[1:], parsed):
-        t = max(t + (lineno - prev_lineno) * interval_s, wall)
-        t = max(times[-1], min(t, wall + 1.0 - 1e-6))
+        due = t + (lineno - prev_lineno) * interval_s
+        if wall + offset < t - 1.0:
+            offset = due - wall
+        stamp = wall + offset
+        t = max(t, min(max(due, stamp), stamp + 1.0 - 1e-6))
         times.append(t)
     return times
 

@@ -84,3 +84,13 @@ def test_non_utf8_lines_are_skipped_and_counted(tmp_path):
     assert "line 8:" in res.stderr and "line 13:" in res.stderr
     assert "2 undecodable (non-UTF-8) line(s) skipped" in res.stderr
     assert float(total_row(out)["energy_j"]) == pytest.approx(4.761 * 2.9, rel=0.005)
+
+
+def test_a_clock_stepped_back_mid_log_does_not_stop_time():
+    body = stamped_100ms_log(1)[0][len(STAMP):]
+    lines = stamped_100ms_log(3) + ["04-27-2026 10:00:%02d %s" % (k // 10, body) for k in range(30)]
+    rep = tegrastats.replay_log(lines)
+    times = [s.t_mono for s in rep.samples() if s.rail == "total"]
+    assert rep.interval_s == pytest.approx(0.1)
+    assert times[30] - times[29] == pytest.approx(0.1, abs=1e-3)
+    assert times[-1] == pytest.approx(5.9, abs=1e-3)
