@@ -7,6 +7,8 @@ Lines are timestamped on receipt. A replayed log is timed by its own `MM-DD-YYYY
 prefix where it has one (1 s resolution, so the interval between lines is detected from how
 often the second changes), else by the interval the user gives; never by guessing.
 """
+import contextlib
+import gc
 import os
 import re
 import shutil
@@ -215,7 +217,8 @@ def replay_log(lines, interval_s=None, on_error=None, total_rails=None, require_
     UTF-8 raises TegrastatsLineError carrying its line number, or, with `on_error(exc)`, is
     passed to it, counted (`exc.undecodable` tells the two apart) and skipped.
     """
-    parsed, bad, undecodable = _parse_log(lines, on_error)
+    with _no_gc():  # many live records would make the collector rescan them again and again
+        parsed, bad, undecodable = _parse_log(lines, on_error)
     if not parsed:
         return Replay([], interval_s, None, bad, undecodable)
     if interval_s is not None and not interval_s > 0:
@@ -247,9 +250,21 @@ def replay_log(lines, interval_s=None, on_error=None, total_rails=None, require_
         times = [(lineno - parsed[0][0]) * step for lineno, _, _ in parsed]
         timed_by = "interval"
     convert = _RailsToSamples("tegrastats", total_override=total_rails)
-    records = [(lineno, convert.samples(t, wall, rails))
-               for (lineno, _, rails), t, wall in zip(parsed, times, walls)]
+    with _no_gc():
+        records = [(lineno, convert.samples(t, wall, rails))
+                   for (lineno, _, rails), t, wall in zip(parsed, times, walls)]
     return Replay(records, step, timed_by, bad, undecodable)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def replay(lines, interval_s=None, on_error=None, total_rails=None):
