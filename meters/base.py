@@ -154,7 +154,7 @@ class Meter(object):
         self._stopping = threading.Event()
         self.error = None  # an exception that ended the reader thread, if any
         self.read_errors = 0  # transient read failures survived
-        self.gaps = 0  # readings flagged `gap` after missed ones
+        self.gaps = 0  # times reading resumed after missed readings (each flagged `gap`)
         self.last_read_error = None
         self._gap_all = False  # every rail's next reading follows a missed one
         self._gap_rails = set()  # rails whose next reading follows a missed one
