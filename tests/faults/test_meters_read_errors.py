@@ -77,3 +77,22 @@ def test_tegrastats_killed_mid_run_is_restarted(tmp_path, monkeypatch):
     assert meter.error is None and meter.restarts >= 1
     assert "exited with code -9" in meter.last_read_error
     check_gap_is_flagged_and_uncovered(rec, out, fault["t"], 0.1)
+
+
+def test_the_run_is_told_what_the_meter_survived(tmp_path):
+    from ebedge.sampling import MeterSampler
+    tree = FakeIna3221Tree(str(tmp_path / "sys"), "orin-nx", PowerProfile.parse("%g:100" % WATTS))
+    tree.start(rate_hz=200.0)
+    written = []
+    sampler = MeterSampler(["ina3221"], written.extend, {"ina3221": {"root": tree.root}}, 0.05)
+    try:
+        sampler.start()
+        time.sleep(0.4)
+        tree.vanish("VDD_IN", 0.15).join()
+        time.sleep(0.4)
+        lines = sampler.stop()
+    finally:
+        tree.close()
+    assert len(lines) == 1 and lines[0].startswith("ina3221: ")
+    assert "failed read(s) retried, 1 gap(s) flagged" in lines[0]
+    assert [s for s in written if s.rail == "total" and GAP in s.flags]
