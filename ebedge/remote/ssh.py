@@ -46,6 +46,10 @@ class Unreachable(SshError):
     """ssh could not connect to the board at all."""
 
 
+class _NoRsync(Exception):
+    """The board has no rsync: fall back to scp."""
+
+
 class ConnectionLost(SshError):
     """The connection dropped while a command was running (the board side may go on)."""
 
@@ -146,9 +150,23 @@ class Connection(object):
 
     def _check(self, returncode, stderr):
         if returncode == SSH_FAILED:
+            if not (stderr or "").strip():
+                stderr = self._diagnose()
             check_host_key(self.host, stderr)
             if _looks_like_ssh(stderr):
                 raise Unreachable("cannot reach %s over ssh: %s" % (self.host, _last_line(stderr)))
+
+    def _diagnose(self):
+        """ssh's own reason for a silent failure (a config's LogLevel ERROR hides negotiation
+        errors): one fresh connection attempt at LogLevel INFO, its stderr."""
+        argv = (["ssh", "-o", "LogLevel=INFO", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+                + self.ssh_options() + ["-T", self.host, "--", "true"])  # the first value wins
+        try:
+            done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  universal_newlines=True, timeout=CONNECT_TIMEOUT_S + 10)
+        except subprocess.TimeoutExpired:
+            return ""
+        return done.stderr
 
     def connect(self):
         """Open (or reuse) the master connection; raises HostKeyError/SshError with ssh's reason."""
@@ -178,33 +196,49 @@ class Connection(object):
 
     # -- files -------------------------------------------------------------------------------
     def pull(self, remote_dir, local_dir, extra_files=(), max_file_bytes=None):
-        """Copy remote_dir's contents (and `extra_files`, absolute remote paths) into local_dir.
+        """Copy remote_dir's contents (and, where they exist, `extra_files`: absolute remote
+        paths) into local_dir.
 
         rsync takes regular files and directories only (links, devices and special files are
         skipped and returned as notes) and refuses a file over `max_file_bytes`; without rsync,
         scp in SFTP mode. Local files the board does not have are kept. Returns [note]."""
         os.makedirs(local_dir, exist_ok=True)
-        sources = [remote_dir.rstrip("/") + "/"] + list(extra_files)
         if shutil.which("rsync"):
             options = ["--no-links", "--no-devices", "--no-specials", "--info=skip1"]
             if max_file_bytes is not None:
                 options.append("--max-size=%d" % (max_file_bytes + 1))
-            rc, out, err = self._rsync(options + ["%s:%s" % (self.host, s) for s in sources]
-                                       + [local_dir.rstrip("/") + "/"])
-            if rc == 0:
-                over = [l for l in out.splitlines() if l.endswith(" is over max-size")]
-                if over:
-                    raise SshError("%s sent a file over the %d-byte limit: %s"
-                                   % (self.host, max_file_bytes, over[0][:-len(" is over max-size")]))
-                return [l.strip() for l in out.splitlines() if l.startswith("skipping ")]
-            check_host_key(self.host, err)
-            if "command not found" not in err and rc not in (12, 127):
-                raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
-                                                                        _last_line(err)))
-        self._scp(["-r", self._scp_remote(sources[0] + "."), local_dir])
+            try:
+                notes = self._rsync_from(options, remote_dir.rstrip("/") + "/", local_dir,
+                                         max_file_bytes)
+                for path in extra_files:
+                    notes += self._rsync_from(options, path, local_dir, max_file_bytes,
+                                              missing_ok=True)
+                return notes
+            except _NoRsync:
+                pass
+        self._scp(["-r", self._scp_remote(remote_dir.rstrip("/") + "/."), local_dir])
         for path in extra_files:
-            self._scp([self._scp_remote(path), local_dir])
+            self._scp([self._scp_remote(path), local_dir], missing_ok=True)
         return []
+
+    def _rsync_from(self, options, source, local_dir, max_file_bytes, missing_ok=False):
+        rc, out, err = self._rsync(options + ["%s:%s" % (self.host, source),
+                                              local_dir.rstrip("/") + "/"])
+        if rc == 23 and missing_ok and "No such file" in err:
+            return []
+        if rc in (12, 127) or "command not found" in err:
+            check_host_key(self.host, err)
+            raise _NoRsync()
+        if rc != 0:
+            check_host_key(self.host, err)
+            raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
+                                                                    _last_line(err)))
+        over = [l[:-len(" is over max-size")] for l in out.splitlines()
+                if l.endswith(" is over max-size")]
+        if over:
+            raise SshError("%s sent a file over the %d-byte limit: %s"
+                           % (self.host, max_file_bytes, over[0]))
+        return [l.strip() for l in out.splitlines() if l.startswith("skipping ")]
 
     def push(self, local_path, remote_path):
         """Copy one local file to the board."""
@@ -228,14 +262,17 @@ class Connection(object):
         OpenSSH 8.7) the board's shell parses it, so it is quoted for that shell."""
         return "%s:%s" % (self.host, path if scp_has_sftp() else shlex.quote(path))
 
-    def _scp(self, args):
+    def _scp(self, args, missing_ok=False):
         mode = ["-s"] if scp_has_sftp() else []
         done = subprocess.run(["scp", "-q", "-p"] + mode + self.ssh_options() + args,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
-        if done.returncode != 0:
+        if done.returncode != 0 and not (missing_ok and "No such file" in done.stderr):
             check_host_key(self.host, done.stderr)
-            raise SshError("scp with %s failed: %s" % (self.host, _last_line(done.stderr)))
+            raise SshError("scp with %s failed: %s%s" % (
+                self.host, _last_line(done.stderr),
+                " (without rsync, files come by scp over SFTP: the board needs rsync or its "
+                "sftp subsystem)" if mode else ""))
 
 
 def scp_has_sftp():
