@@ -47,6 +47,7 @@ class Lab(object):
 
     def __init__(self, work, aliases=("board1",), env=None):
         self.work = work
+        os.makedirs(work, exist_ok=True)
         self.identity = os.path.join(work, "id")
         pub = keygen(self.identity)
         self.boards = {a: LoopbackBoard(work, a, pub, env).start() for a in aliases}
