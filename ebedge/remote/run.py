@@ -289,7 +289,12 @@ def _replace(stage, local):
         return
     old = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(local))
     os.rename(local, os.path.join(old, "run"))
-    os.rename(stage, local)
+    try:
+        os.rename(stage, local)
+    except OSError:
+        os.rename(os.path.join(old, "run"), local)  # put the earlier copy back
+        os.rmdir(old)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

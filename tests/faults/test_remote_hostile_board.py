@@ -145,3 +145,15 @@ def test_item19_run_checks_the_board_first(lab, tmp_path):
     assert "torch" in done.stderr and "libcudart" in done.stderr
     assert "ebedge remote install board1" in done.stderr
     assert not os.path.exists(os.path.join(lab.root(), ".agent", "notorch"))  # nothing started
+
+
+@pytest.mark.parametrize("value", ["", ".", "..", "a/b", "../x", "/abs", "x" * 129, "a b",
+                                   "a;b", "$(x)", "a`b`", "caf\u00e9", "a\nb", "a*", None, 7])
+def test_item1_run_id_shape(value):
+    from ebedge.errors import EbedgeError
+    from ebedge.runid import check_run_id, is_run_id
+    assert not is_run_id(value)
+    with pytest.raises(EbedgeError, match="bad run id"):
+        check_run_id(value)
+    assert check_run_id("x" * 128) and check_run_id("lost+found") == "lost+found"
+    assert check_run_id("vgg16-cifar10-eb-p0.5-r0_1.2")
