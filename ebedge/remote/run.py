@@ -77,8 +77,9 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
     local = local_run_dir(results, board.host, run_id)
     checking()
     progress("%s: connected (ssh master pid %s)" % (board.host, board.conn.master_pid()))
-    recorder = _LaptopRecorder(board, local, local_meter, clock_period_s,
-                                                                progress) if local_meter else None
+    recorder = None
+    if local_meter is not None:
+        recorder = _LaptopRecorder(board, local, local_meter, clock_period_s, progress)
     final = started = None
     try:
         if recorder is not None:
@@ -98,7 +99,7 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
             recorder.stop(final is not None)
     notes = collect(board, run_id, local, remote_out=started["out"], max_bytes=max_bytes)
     for note in notes:
-        progress("%s: %s: %s" % (board.host, run_id, note))
+        progress("warning: %s: %s: %s" % (board.host, run_id, note))
     progress("%s: run %s %s -> %s" % (board.host, run_id, final["state"], local))
     return final, local
 
@@ -106,7 +107,6 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
 def _follow(board, run_id, progress, reattach_s, recorder):
     """Stream the run's log until it ends; re-attach after every drop (see run_remote)."""
     log_from = 0
-    gave_up_at = None if reattach_s is None else time.monotonic() + reattach_s
     while True:
         try:
             return board.watch(run_id, lambda line: progress("%s| %s" % (board.host, line)),
@@ -116,6 +116,7 @@ def _follow(board, run_id, progress, reattach_s, recorder):
             progress("%s: connection lost; run %s goes on there%s; re-attaching"
                      % (board.host, run_id, ", the laptop meter keeps recording"
                         if recorder is not None else ""))
+        gave_up_at = None if reattach_s is None else time.monotonic() + reattach_s
         delay = 1.0
         while True:
             if gave_up_at is not None and time.monotonic() > gave_up_at:
@@ -198,6 +199,8 @@ class _LaptopRecorder(object):
         self._save()
         if error is not None:
             self.progress("%s: laptop meter error: %s" % (self.board.host, error))
+
+
 def _in_background(fn):
     """Start fn() in a thread; the returned callable waits for it and re-raises its error."""
     outcome = {}
@@ -310,7 +313,7 @@ def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES)
     states = [board.status(run_id)] if run_id else board.status()
     out, problems = [], []
     for state in states:
-        rid = state.get("run_id")
+        rid = run_id or state.get("run_id")  # the id asked for, whatever the board answers
         if not is_run_id(rid):
             problems.append("%s reported a run id that is not one: %s"
                             % (board.host, repr(rid)[:80]))
