@@ -96,29 +96,31 @@ def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", pyth
             argv = _resume_argv(root, run_id, state, settings_text, python)
             resumed = True
         else:
+            settings = None if suite else _parse_settings(settings_text)
             os.makedirs(agent_dir)
-            argv = _fresh_argv(agent_dir, out, settings_text, suite, python)
+            argv = _fresh_argv(agent_dir, out, settings, suite, python)
         proc = _spawn(argv, agent_dir, lock)
     except BaseException:
         lock.release()
         raise
-    lock.update(pid=proc.pid)
-    lock.hand_over()  # the run's process holds the lock from here on, until it exits
-    record = _read_json(os.path.join(agent_dir, "pid.json")) or {}
-    starts = record.get("starts", []) + [{"pid": proc.pid, "wall": time.time(), "argv": argv}]
-    _write_json(os.path.join(agent_dir, "pid.json"), {
-        "run_id": run_id, "out": out, "log": os.path.join(agent_dir, "log.txt"), "pid": proc.pid,
-        "argv": argv, "suite": suite or record.get("suite"), "started_wall": time.time(),
-        "starts": starts})
+    try:
+        lock.update(pid=proc.pid)
+        record = _read_json(os.path.join(agent_dir, "pid.json")) or {}
+        starts = record.get("starts", []) + [{"pid": proc.pid, "wall": time.time(), "argv": argv}]
+        _write_json(os.path.join(agent_dir, "pid.json"), {
+            "run_id": run_id, "out": out, "log": os.path.join(agent_dir, "log.txt"),
+            "pid": proc.pid, "argv": argv, "suite": suite or record.get("suite"),
+            "started_wall": time.time(), "starts": starts})
+    finally:
+        lock.hand_over()  # the run's process holds the lock from here on, until it exits
     return {"run_id": run_id, "out": out, "log": os.path.join(agent_dir, "log.txt"),
             "pid": proc.pid, "adopted": resumed, "resumed": resumed, "state": "running"}
 
 
-def _fresh_argv(agent_dir, out, settings_text, suite, python):
+def _fresh_argv(agent_dir, out, settings, suite, python):
     python = python or sys.executable
     if suite:
         return [python, "-c", _ENTRY, "bench", suite, "--out", out, "--quiet"]
-    settings = _parse_settings(settings_text)
     settings_path = os.path.join(agent_dir, "settings.json")
     _write_json(settings_path, settings)
     return [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out, "--quiet"]
