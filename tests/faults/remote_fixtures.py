@@ -75,8 +75,13 @@ class Lab(object):
 
 
 def write_run(run_dir, run_id, status="complete"):
-    """A small run directory as the runner writes it (two phases, one meter at 10 W)."""
+    """A small run directory as the runner writes it (one phase, one meter at 10 W), and the
+    agent's log beside it."""
     os.makedirs(run_dir, exist_ok=True)
+    log_dir = os.path.join(os.path.dirname(run_dir), ".agent", run_id)
+    os.makedirs(log_dir, exist_ok=True)
+    with open(os.path.join(log_dir, "log.txt"), "w") as f:
+        f.write("epoch 1/1\n")
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"run_id": run_id, "settings": {}}, f)
     with open(os.path.join(run_dir, "summary.json"), "w") as f:

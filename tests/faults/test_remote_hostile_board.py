@@ -44,10 +44,10 @@ def test_item1_run_ids_from_the_board_or_the_user_are_checked(lab, tmp_path):
         {"run_id": "lost+found", "state": "unknown", "out": str(tmp_path / "board" / "lf")},
         {"run_id": "good", "state": "complete", "out": good}])
     done = lab.remote("collect", "board1", "--results", lab.results, remote_ebedge=fake)
+    assert not os.path.exists(outside) and not os.path.exists(absolute)
     assert one_line_error(done), done.stdout + done.stderr  # 2 runs refused, said in one line
     assert "2 run(s)" in done.stderr
     assert "lost+found is no run" in done.stdout  # a stray folder: a warning, not an abort
-    assert not os.path.exists(outside) and not os.path.exists(absolute)
     assert json.load(open(os.path.join(lab.results, "board1", "good", "summary.json")))[
         "status"] == "complete"
     typed = lab.remote("collect", "board1", "../../x", "--results", lab.results)
