@@ -314,8 +314,9 @@ def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
 @click.option("--venv", default="~/.ebedge/venv", show_default=True, help="venv on the board")
 @_SSH_CONFIG
 def install_cmd(host, remote_python, venv, ssh_config):
-    """Build this ebedge as a wheel, install it into a venv on HOST (system site packages, so
-    JetPack's torch is seen), and say which dependencies are missing there."""
+    """Write this ebedge as a wheel (no build tools needed), install it into a venv on HOST
+    (system site packages, so JetPack's torch is seen), and say which dependencies are missing
+    there; exits non-zero while a required one is."""
     from ebedge.remote.provision import install
     from ebedge.remote.ssh import Connection
     with Connection(host, ssh_config) as conn:
