@@ -8,7 +8,7 @@ own phase, `eval`, excluded from `train_total` unless the settings ask otherwise
 import csv
 import os
 
-from ebedge import energy
+from ebedge import energy, safeio
 from meters.base import TOTAL, Sample
 
 TRAIN_PHASES = ("search", "prune", "retrain")
@@ -70,13 +70,11 @@ def energy_rows(run_id, phases, samples, include_eval=False, meter_methods=None)
 
 
 def write_energy_csv(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with safeio.atomic_write(path, newline="") as f:  # a fresh temp file, never a planted link
         writer = csv.DictWriter(f, fieldnames=ENERGY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in ENERGY_COLUMNS})
-    os.replace(tmp, path)
 
 
 def headline(rows, meter_order, train_flops_total):

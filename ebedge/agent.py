@@ -3,8 +3,13 @@
 Runs start detached (their own session, stdin from /dev/null, output to a log file), so a run
 survives the SSH connection dropping; the laptop can look at, stop or collect it any time later.
 Everything the agent keeps about a run lives beside the run directory, in `<root>/.agent/<id>/`
-(settings.json as pushed, log.txt, pid), because the runner wants its run directory to itself.
-A run's state is read from its files: summary.json's status, the pid and the heartbeat's age.
+(settings.json as pushed, log.txt, pid.json), because the runner wants its run directory to itself.
+
+One run per board: the agent takes the runs root's run lock (ebedge.runlock) before it starts a
+run and hands it to the run's process, which holds it until it exits. A run is live exactly while
+its process holds that lock; otherwise its state is read from its files (summary.json's status).
+A run that exists is never deleted or restarted from scratch: adopting a killed, failed or
+interrupted run resumes it (`--resume`), or leaves it for collection when it cannot be resumed.
 
 Device side: Python 3.6, standard library (plus ebedge and meters).
 """
@@ -16,27 +21,25 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
+from ebedge import runlock, safeio
 from ebedge.errors import EbedgeError
+from ebedge.runid import check_run_id, is_run_id
 
-DEFAULT_ROOT = "~/ebedge-runs"
+DEFAULT_ROOT = runlock.DEFAULT_ROOT
 AGENT_DIR = ".agent"
 LOCK_DIR = ".lock"
-HEARTBEAT_STALE_S = 30.0  # the runner touches its heartbeat every 2 s
 STATE_MARK = "@@ebedge-state "  # prefix of the last line `watch` prints
 # the detached command: ebedge's CLI under this very interpreter (not `-m ebedge.cli`, which
-# would import the CLI module twice)
-_ENTRY = "import sys; from ebedge.cli import main; sys.argv[0] = 'ebedge'; main()"
+# would import the CLI module twice), holding the run lock the agent handed over
+_ENTRY = ("import sys; from ebedge.runlock import adopt_inherited; adopt_inherited(); "
+          "from ebedge.cli import main; sys.argv[0] = 'ebedge'; main()")
+REQUIRED = ("torch", "torchvision", "numpy", "click")  # what a run cannot start without
 
 
 def runs_root(root=None):
     return os.path.abspath(os.path.expanduser(root or DEFAULT_ROOT))
-
-
-def check_run_id(run_id):
-    if not run_id or "/" in run_id or run_id.startswith(".") or "\0" in run_id:
-        raise EbedgeError("bad run id %r: no '/', no leading '.', not empty" % (run_id,))
-    return run_id
 
 
 def _agent_dir(root, run_id):
@@ -52,114 +55,155 @@ def _read_json(path):
 
 
 def _write_json(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    safeio.write_json(path, data)
 
 
-# -- processes ------------------------------------------------------------------------------------
-def pid_alive(pid):
-    """True for a live process (a zombie, whose parent never reaped it, counts as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (IOError, OSError, IndexError):
-        return True
-
-
-def _cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().decode("utf-8", "replace").split("\0")
-    except (IOError, OSError):
-        return []
-
-
-def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", python=None):
-    """Start a run detached; returns {"run_id", "out", "log", "pid", "adopted"}.
+# -- starting -------------------------------------------------------------------------------------
+def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", python=None,
+          sweep=None):
+    """Start a run detached; returns {"run_id", "out", "log", "pid", "adopted", "resumed"}.
 
     `settings_text`: the settings JSON (ignored with `suite`, a suite file on the board).
-    `if_exists`: "refuse" an existing run directory, or "adopt" it: a running or complete run is
-    reported as is (adopted), anything else is started again from scratch.
+    `if_exists`: "refuse" an existing run, or "adopt" it: a live or complete run is reported as
+    is, a killed/failed/interrupted one is resumed (never deleted). `sweep`: the sweep id this
+    start belongs to (a board reserved by another sweep refuses).
+    Refused (RunBusy) while another run is live on the board.
     """
     root = runs_root(root)
     run_id = check_run_id(run_id)
+    os.makedirs(root, exist_ok=True)
+    _check_reservation(root, sweep)
     out = os.path.join(root, run_id)
     agent_dir = _agent_dir(root, run_id)
-    if os.path.exists(out) or os.path.exists(agent_dir):
-        if if_exists != "adopt":
-            raise EbedgeError("run %s already exists on this board (%s)" % (run_id, out))
-        state = run_state(root, run_id)
-        if state["state"] in ("running", "complete"):
-            state.update(adopted=True, out=out, log=os.path.join(agent_dir, "log.txt"))
-            return state
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(agent_dir, ignore_errors=True)
-    os.makedirs(agent_dir)
+    try:
+        lock = runlock.acquire(root, run_id)
+    except runlock.RunBusy as busy:
+        if if_exists == "adopt" and busy.record.get("run_id") == run_id:
+            return dict(run_state(root, run_id), adopted=True, resumed=False,
+                        log=os.path.join(agent_dir, "log.txt"))
+        raise
+    try:
+        resumed = False
+        if os.path.exists(out) or os.path.exists(agent_dir):
+            if if_exists != "adopt":
+                raise EbedgeError("run %s already exists on this board (%s); choose another name"
+                                  " (it is kept for `ebedge remote collect`)" % (run_id, out))
+            state = _file_state(root, run_id)
+            if state["state"] == "complete":
+                lock.release()
+                return dict(state, adopted=True, resumed=False,
+                            log=os.path.join(agent_dir, "log.txt"))
+            argv = _resume_argv(root, run_id, state, settings_text, python)
+            resumed = True
+        else:
+            settings = None if suite else _parse_settings(settings_text)
+            os.makedirs(agent_dir)
+            argv = _fresh_argv(agent_dir, out, settings, suite, python)
+        proc = _spawn(argv, agent_dir, lock)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        lock.update(pid=proc.pid)
+        record = _read_json(os.path.join(agent_dir, "pid.json")) or {}
+        starts = record.get("starts", []) + [{"pid": proc.pid, "wall": time.time(), "argv": argv}]
+        _write_json(os.path.join(agent_dir, "pid.json"), {
+            "run_id": run_id, "out": out, "log": os.path.join(agent_dir, "log.txt"),
+            "pid": proc.pid, "argv": argv, "suite": suite or record.get("suite"),
+            "started_wall": time.time(), "starts": starts})
+    finally:
+        lock.hand_over()  # the run's process holds the lock from here on, until it exits
+    return {"run_id": run_id, "out": out, "log": os.path.join(agent_dir, "log.txt"),
+            "pid": proc.pid, "adopted": resumed, "resumed": resumed, "state": "running"}
+
+
+def _fresh_argv(agent_dir, out, settings, suite, python):
     python = python or sys.executable
     if suite:
-        argv = [python, "-c", _ENTRY, "bench", suite, "--out", out, "--quiet"]
-    else:
-        try:
-            settings = json.loads(settings_text)
-        except ValueError as exc:
-            raise EbedgeError("settings are not JSON: %s" % exc)
-        if not isinstance(settings, dict):
-            raise EbedgeError("settings must be a JSON object")
-        settings_path = os.path.join(agent_dir, "settings.json")
-        _write_json(settings_path, settings)
-        argv = [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out,
-                "--quiet"]
+        return [python, "-c", _ENTRY, "bench", suite, "--out", out, "--quiet"]
+    settings_path = os.path.join(agent_dir, "settings.json")
+    _write_json(settings_path, settings)
+    return [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out, "--quiet"]
+
+
+def _parse_settings(text):
+    try:
+        settings = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise EbedgeError("settings are not JSON: %s" % exc)
+    if not isinstance(settings, dict):
+        raise EbedgeError("settings must be a JSON object")
+    return settings
+
+
+def _resume_argv(root, run_id, state, settings_text, python):
+    """How to continue an unfinished run without losing anything it wrote."""
+    out = os.path.join(root, run_id)
+    record = _read_json(os.path.join(_agent_dir(root, run_id), "pid.json")) or {}
+    if record.get("suite"):
+        return record["argv"]  # the suite runner skips complete cells and resumes the others
+    config = _read_json(os.path.join(out, "config.json"))
+    if not isinstance(config, dict) or not isinstance(config.get("settings"), dict):
+        raise EbedgeError("run %s %s before it wrote config.json (%s); nothing to resume, and it "
+                          "is kept for collection: choose another name"
+                          % (run_id, state["state"], state.get("error") or "no reason recorded"))
+    if settings_text is not None:
+        from ebedge.settings import config_hash, resolve
+        wanted = config_hash(resolve(_parse_settings(settings_text)))
+        if config.get("config_hash") and wanted != config["config_hash"]:
+            raise EbedgeError("run %s exists on this board with other settings (config_hash %s, "
+                              "asked %s); choose another name" % (run_id, config["config_hash"],
+                                                                 wanted))
+    return [python or sys.executable, "-c", _ENTRY, "train", "--resume", out, "--quiet"]
+
+
+def _spawn(argv, agent_dir, lock):
+    env = dict(os.environ)
+    env.update(lock.child_env())
     log_path = os.path.join(agent_dir, "log.txt")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=agent_dir, close_fds=True, start_new_session=True)
-    record = {"run_id": run_id, "out": out, "log": log_path, "pid": proc.pid, "argv": argv,
-              "suite": suite, "started_wall": time.time()}
-    _write_json(os.path.join(agent_dir, "pid.json"), record)
-    return {"run_id": run_id, "out": out, "log": log_path, "pid": proc.pid, "adopted": False,
-            "state": "running"}
+        return subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=agent_dir, close_fds=True, pass_fds=(lock.fd,), env=env,
+                                start_new_session=True)
 
 
 # -- state ----------------------------------------------------------------------------------------
 def run_state(root, run_id):
-    """{"run_id", "state", "status", "pid", "heartbeat_age_s", "error"} for one run.
+    """{"run_id", "state", "status", "pid", "heartbeat_age_s", "error", "out"} for one run.
 
-    state: running (pid alive, heartbeat fresh or not yet written), complete, interrupted, failed,
-    stale (pid alive but heartbeat old: hung), killed (pid dead without a final status), unknown.
+    state: running (its process holds the board's run lock), complete, interrupted, failed,
+    killed (ended without a final status), finished (a suite), unknown (no such run).
     """
+    held = runlock.holder(root)
+    if held is not None and held.get("run_id") == run_id:
+        state = _file_state(root, run_id)
+        state.update(state="running", pid=held.get("pid"), error=None)
+        return state
+    return _file_state(root, run_id)
+
+
+def _file_state(root, run_id):
+    """The state of a run that is not live, from its files."""
     out = os.path.join(root, run_id)
     record = _read_json(os.path.join(_agent_dir(root, run_id), "pid.json")) or {}
-    pid = record.get("pid")
-    alive = pid_alive(pid) and bool(record) and out in _cmdline(pid)
     summary = _read_json(os.path.join(out, "summary.json")) or {}
-    status = summary.get("status")
+    status = summary.get("status") if isinstance(summary, dict) else None
+    status = status if isinstance(status, str) else None
     beat = os.path.join(out, "heartbeat")
     age = time.time() - os.path.getmtime(beat) if os.path.exists(beat) else None
     error = None
     if record.get("suite"):
-        state = "running" if alive else "finished"
+        state = "finished"
     elif status and status != "running":
         state = "failed" if status.startswith("failed") else status
         error = status[len("failed: "):] if state == "failed" else None
-    elif alive:
-        state = "stale" if age is not None and age > HEARTBEAT_STALE_S else "running"
     elif status == "running":
         state = "killed"
-    elif record:
+    elif record or os.path.exists(os.path.join(out, "config.json")):
         state, error = "failed", _log_tail(root, run_id) or "exited before writing a summary"
     else:
         state = "unknown"
-    return {"run_id": run_id, "state": state, "status": status, "pid": pid if alive else None,
+    return {"run_id": run_id, "state": state, "status": status, "pid": None,
             "heartbeat_age_s": age, "error": error, "out": out}
 
 
@@ -175,16 +219,18 @@ def _log_tail(root, run_id):
 
 
 def list_runs(root=None):
-    """run_state of every run under the root, oldest first."""
+    """run_state of every run under the root, oldest first. A folder that is no run (no
+    config.json and unknown to the agent, e.g. lost+found) or has no valid run id is left out."""
     root = runs_root(root)
     if not os.path.isdir(root):
         return []
-    ids = set(n for n in os.listdir(root) if not n.startswith(".")
-              and os.path.isdir(os.path.join(root, n)))
     agent = os.path.join(root, AGENT_DIR)
-    if os.path.isdir(agent):
-        ids.update(os.listdir(agent))
-    return [run_state(root, r) for r in sorted(ids, key=lambda r: _mtime(root, r))]
+    known = set(os.listdir(agent)) if os.path.isdir(agent) else set()
+    ids = set(n for n in os.listdir(root) if not n.startswith(".")
+              and os.path.isfile(os.path.join(root, n, "config.json")))
+    ids.update(known)
+    return [run_state(root, r) for r in sorted((i for i in ids if is_run_id(i)),
+                                               key=lambda r: _mtime(root, r))]
 
 
 def _mtime(root, run_id):
@@ -194,15 +240,51 @@ def _mtime(root, run_id):
     return 0.0
 
 
-def stop(run_id, root=None):
-    """SIGTERM the run (the runner then stops cleanly with status `interrupted`)."""
+def stop(run_id, root=None, kill=False, grace_s=0.0, wait_s=10.0):
+    """End a live run. SIGTERM: the runner stops cleanly with status `interrupted`. With `kill`:
+    SIGKILL to its process group (a hung run), right away or after `grace_s` seconds of SIGTERM."""
     root = runs_root(root)
-    state = run_state(root, check_run_id(run_id))
-    if state["pid"] is None:
-        raise EbedgeError("run %s is not running (state: %s)" % (run_id, state["state"]))
-    os.kill(state["pid"], signal.SIGTERM)
-    state["signalled"] = "SIGTERM"
+    run_id = check_run_id(run_id)
+    held = runlock.holder(root)
+    if held is None or held.get("run_id") != run_id or not held.get("pid"):
+        raise EbedgeError("run %s is not running (state: %s)"
+                          % (run_id, run_state(root, run_id)["state"]))
+    pid = int(held["pid"])
+    sent = []
+    if not kill or grace_s > 0:
+        _signal(pid, signal.SIGTERM, group=False)
+        sent.append("SIGTERM")
+        if kill and _wait_free(root, run_id, grace_s):
+            kill = False
+    if kill:
+        _signal(pid, signal.SIGKILL, group=True)
+        sent.append("SIGKILL")
+        _wait_free(root, run_id, wait_s)
+    state = run_state(root, run_id)
+    state.update(signalled="+".join(sent), signalled_pid=pid)
     return state
+
+
+def _signal(pid, signum, group):
+    try:
+        if group and os.getpgid(pid) == pid:  # a detached run leads its own session
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_free(root, run_id, seconds):
+    """True once no process holds `run_id` live (within `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        held = runlock.holder(root)
+        if held is None or held.get("run_id") != run_id:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def watch(run_id, root=None, log_from=0, poll_s=0.5, out=None):
@@ -225,7 +307,7 @@ def watch(run_id, root=None, log_from=0, poll_s=0.5, out=None):
             out.write(chunk.decode("utf-8", "replace"))
             ended_with_newline = chunk.endswith(b"\n")
             out.flush()
-        if state["state"] not in ("running",):
+        if state["state"] != "running":
             state["log_offset"] = offset
             out.write(("" if ended_with_newline else "\n") + STATE_MARK
                       + json.dumps(state, sort_keys=True) + "\n")
@@ -279,41 +361,73 @@ def info(root=None):
     return out
 
 
-# -- lock (one sweep per board) -------------------------------------------------------------------
-def lock(owner, root=None, host=None, pid=None, steal_stale_s=None):
-    """Take the board for sweep `owner`; returns the lock record. Re-taking one's own lock
-    refreshes it; another owner's lock is stolen only when older than `steal_stale_s`."""
+# -- check ---------------------------------------------------------------------------------------
+def check():
+    """{"python", "ebedge", "executable", "missing": {module: error}}: can this board run?"""
+    import platform
+    import ebedge
+    missing = {}
+    for name in REQUIRED + ("meters",):
+        try:
+            __import__(name)
+        except Exception as exc:  # a missing or broken install is what the laptop must hear
+            missing[name] = "%s: %s" % (type(exc).__name__, exc)
+    return {"python": platform.python_version(), "ebedge": ebedge.__version__,
+            "executable": sys.executable, "missing": missing}
+
+
+# -- reservation (one sweep per board) ------------------------------------------------------------
+def lock(owner, root=None, laptop=None, pid=None):
+    """Reserve the board for sweep `owner` (a random id); returns the reservation record.
+
+    Re-taking one's own reservation (a resumed sweep) is allowed and records the takeover; another
+    sweep's is refused until it is released (`unlock`, `ebedge remote unlock HOST`). Whether that
+    sweep still lives is not guessed from hostnames, pids or clocks."""
     root = runs_root(root)
     if not owner:
-        raise EbedgeError("a lock needs an owner id")
+        raise EbedgeError("a reservation needs an owner id")
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, LOCK_DIR)
-    record = {"owner": owner, "host": host, "pid": pid, "time": time.time()}
+    record = {"owner": owner, "session": uuid.uuid4().hex, "laptop": laptop, "pid": pid,
+              "time": time.time()}
     try:
         os.mkdir(path)
     except FileExistsError:
-        held = _read_json(os.path.join(path, "owner.json")) or {"time": os.path.getmtime(path)}
-        age = time.time() - float(held.get("time") or 0)
-        if held.get("owner") != owner and (steal_stale_s is None or age < steal_stale_s):
-            raise EbedgeError("board is locked by %s (host %s, pid %s) since %.0f s ago; "
-                              "use --steal-stale SECONDS if that sweep crashed"
-                              % (held.get("owner"), held.get("host"), held.get("pid"), age))
-        record["stolen_from"] = held if held.get("owner") != owner else None
+        held = _read_json(os.path.join(path, "owner.json")) or {}
+        if held.get("owner") != owner:
+            raise EbedgeError(reserved_message(held))
+        record["taken_over_from"] = held.get("session")
     _write_json(os.path.join(path, "owner.json"), record)
     return record
 
 
+def reserved_message(held, host="HOST"):
+    return ("board is reserved by sweep %s (laptop %s, pid %s, since %s); if that sweep is gone, "
+            "release it with `ebedge remote unlock %s`"
+            % (held.get("owner") or "unknown", held.get("laptop") or held.get("host") or "?",
+               held.get("pid") or "?", runlock.when_text(held.get("time")), host))
+
+
+def _check_reservation(root, sweep):
+    held = lock_holder(root)
+    if held is not None and held.get("owner") != sweep:
+        raise EbedgeError(reserved_message(held))
+
+
 def lock_holder(root=None):
-    return _read_json(os.path.join(runs_root(root), LOCK_DIR, "owner.json"))
-
-
-def unlock(owner, root=None, force=False):
-    """Release the lock if `owner` holds it (or with `force`); True when a lock was removed."""
     path = os.path.join(runs_root(root), LOCK_DIR)
-    held = _read_json(os.path.join(path, "owner.json")) or {}
     if not os.path.isdir(path):
-        return False
+        return None
+    return _read_json(os.path.join(path, "owner.json")) or {}
+
+
+def unlock(owner=None, root=None, force=False):
+    """Release the reservation if `owner` holds it (or with `force`); the record removed, or None."""
+    path = os.path.join(runs_root(root), LOCK_DIR)
+    held = lock_holder(root)
+    if held is None:
+        return None
     if held.get("owner") != owner and not force:
-        raise EbedgeError("board is locked by %s, not %s" % (held.get("owner"), owner))
+        raise EbedgeError("board is reserved by sweep %s, not %s" % (held.get("owner"), owner))
     shutil.rmtree(path, ignore_errors=True)
-    return True
+    return held

@@ -14,7 +14,7 @@ import sys
 import time
 
 import ebedge
-from ebedge import accounting, board, stats, lowp
+from ebedge import accounting, board, stats, lowp, runlock
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
@@ -89,6 +89,7 @@ def _idle(ctx, name, seconds):
             time.sleep(seconds)
 
 
+@runlock.guarded  # a run inside a runs root holds the board's run lock, or is refused
 def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     """Run `settings` (overrides of ebedge.settings.DEFAULTS) into `out`; returns the summary.
 

@@ -45,7 +45,8 @@ class LoopbackBoard(object):
                  "PidFile %s" % os.path.join(self.dir, "sshd.pid"),
                  "StrictModes no", "UsePAM no", "PermitRootLogin yes",
                  "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-                 "MaxSessions 64", "MaxStartups 64", "LogLevel ERROR"]
+                 "MaxSessions 64", "MaxStartups 64", "LogLevel ERROR",
+                 "Subsystem sftp internal-sftp"]  # as in a stock sshd_config (scp's SFTP mode)
         if env:
             lines.append("SetEnv " + " ".join("%s=%s" % kv for kv in sorted(env.items())))
         self.config = os.path.join(self.dir, "sshd_config")

@@ -6,6 +6,7 @@ import sys
 import click
 
 from ebedge import agent
+from ebedge.runid import check_run_id
 
 _ROOT = click.option("--root", default=None, help="runs root on this board [default: ~/ebedge-runs]")
 
@@ -25,10 +26,14 @@ def agent_group():
 @click.option("--suite", default=None, help="run this suite file (on the board) instead")
 @click.option("--out", required=True, help="run id (a directory under --root) or a path")
 @click.option("--if-exists", type=click.Choice(["refuse", "adopt"]), default="refuse",
-              show_default=True, help="adopt: report a running/complete run, restart others")
+              show_default=True,
+              help="adopt: report a live/complete run, resume a killed/failed/interrupted one")
+@click.option("--sweep", default=None, help="the sweep id this run belongs to (its reservation)")
 @_ROOT
-def start_cmd(settings_file, suite, out, if_exists, root):
-    """Start a run detached from this connection; prints its id, directory and pid."""
+def start_cmd(settings_file, suite, out, if_exists, sweep, root):
+    """Start a run detached from this connection; prints its id, directory and pid.
+
+    Refused while another run is live under the runs root (one run per board)."""
     if bool(settings_file) == bool(suite):
         raise click.UsageError("give exactly one of --settings and --suite")
     if os.sep in out:
@@ -40,7 +45,7 @@ def start_cmd(settings_file, suite, out, if_exists, root):
         else:
             with open(settings_file) as f:
                 text = f.read()
-    _echo_json(agent.start(text, out, root=root, suite=suite, if_exists=if_exists))
+    _echo_json(agent.start(text, out, root=root, suite=suite, if_exists=if_exists, sweep=sweep))
 
 
 @agent_group.command("status")
@@ -49,17 +54,20 @@ def start_cmd(settings_file, suite, out, if_exists, root):
 def status_cmd(run_id, root):
     """JSON list of the runs on this board (or one run's state)."""
     if run_id:
-        _echo_json(agent.run_state(agent.runs_root(root), run_id))
+        _echo_json(agent.run_state(agent.runs_root(root), check_run_id(run_id)))
     else:
         _echo_json(agent.list_runs(root))
 
 
 @agent_group.command("stop")
 @click.argument("run_id")
+@click.option("--kill", is_flag=True, help="SIGKILL its process group (a hung run)")
+@click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")
 @_ROOT
-def stop_cmd(run_id, root):
-    """SIGTERM a run; it stops cleanly with status `interrupted`."""
-    _echo_json(agent.stop(run_id, root))
+def stop_cmd(run_id, kill, grace, root):
+    """SIGTERM a run (it stops cleanly with status `interrupted`), or SIGKILL it with --kill."""
+    _echo_json(agent.stop(run_id, root, kill=kill, grace_s=grace))
 
 
 @agent_group.command("watch")
@@ -78,6 +86,12 @@ def clock_cmd():
     agent.clock_loop()
 
 
+@agent_group.command("check")
+def check_cmd():
+    """JSON: whether this board's Python can run ebedge (the modules that fail to import)."""
+    _echo_json(agent.check())
+
+
 @agent_group.command("info")
 @_ROOT
 def info_cmd(root):
@@ -86,21 +100,21 @@ def info_cmd(root):
 
 
 @agent_group.command("lock")
-@click.option("--owner", required=True, help="sweep id taking the board")
-@click.option("--host", default=None, help="the laptop running that sweep")
-@click.option("--pid", type=int, default=None, help="that sweep's process id on the laptop")
-@click.option("--steal-stale", type=float, default=None, metavar="SECONDS",
-              help="take over a lock older than this (its sweep crashed)")
+@click.option("--owner", required=True, help="sweep id reserving the board (random)")
+@click.option("--laptop", default=None, help="the laptop running that sweep (for people)")
+@click.option("--pid", type=int, default=None, help="that sweep's process id (for people)")
 @_ROOT
-def lock_cmd(owner, host, pid, steal_stale, root):
-    """Take this board for one sweep (refused while another sweep holds it)."""
-    _echo_json(agent.lock(owner, root, host=host, pid=pid, steal_stale_s=steal_stale))
+def lock_cmd(owner, laptop, pid, root):
+    """Reserve this board for one sweep (refused while another sweep holds it)."""
+    _echo_json(agent.lock(owner, root, laptop=laptop, pid=pid))
 
 
 @agent_group.command("unlock")
-@click.option("--owner", required=True)
-@click.option("--force", is_flag=True, help="remove whoever holds it")
+@click.option("--owner", default=None, help="release only if this sweep holds it")
+@click.option("--force", is_flag=True, help="release whoever holds it")
 @_ROOT
 def unlock_cmd(owner, force, root):
-    """Release this board."""
+    """Release this board's sweep reservation (a live run is not affected)."""
+    if not owner and not force:
+        raise click.UsageError("give --owner SWEEP_ID or --force")
     _echo_json({"released": agent.unlock(owner, root, force=force)})

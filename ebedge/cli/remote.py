@@ -13,6 +13,8 @@ _REMOTE_EBEDGE = click.option("--remote-ebedge", default=None,
 _ROOT = click.option("--root", default=None, help="runs root on the board [default: ~/ebedge-runs]")
 _RESULTS = click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False), help="local results directory")
+_MAX_BYTES = click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+                          help="refuse a collected run larger than this [default: 20 GiB]")
 _SETTING_OF = {"meter_names": "meters"}  # train's parameter name -> the setting it sets
 
 
@@ -95,15 +97,20 @@ def _train_settings(args, settings_file):
 @_REMOTE_EBEDGE
 @_ROOT
 @_RESULTS
+@_MAX_BYTES
 @click.pass_context
 def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_option, clock_period,
-            ssh_config, remote_ebedge, root, results):
+            ssh_config, remote_ebedge, root, results, max_bytes):
     """Run on HOST, detached from this connection; pull the run into RESULTS/HOST/RUN_ID.
 
     Takes any `ebedge train` option after HOST (e.g. --epochs 20 --width 0.125). Without
-    --meter-local only the board's meters are used.
+    --meter-local only the board's meters are used. The board is checked first; a dropped
+    connection is re-attached until the run ends (Ctrl-C leaves it running; collect it later).
     """
-    from ebedge.remote.run import LocalMeterSpec, run_remote
+    from ebedge.remote.run import MAX_BYTES, LocalMeterSpec, run_remote
+    from ebedge.runid import check_run_id
+    if run_id is not None:
+        check_run_id(run_id, "--name")
     board_options, local_options = _split_meter_options(meter_option)
     local = LocalMeterSpec(meter_local, port, local_options) if meter_local else None
     if local_options and not meter_local:
@@ -122,7 +129,8 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
         settings["meter_options"] = merged
     with _board(host, ssh_config, remote_ebedge, root) as board:
         final, local_dir = run_remote(board, settings, results, run_id=run_id, local_meter=local,
-                                      progress=_echo, clock_period_s=clock_period)
+                                      progress=_echo, clock_period_s=clock_period,
+                                      max_bytes=max_bytes or MAX_BYTES)
     _print_summary(local_dir)
     if final["state"] != "complete":
         raise EbedgeError("run ended %s%s" % (final["state"], ": %s" % final["error"]
@@ -160,7 +168,7 @@ def _num(value):
 @_ROOT
 @click.option("--json", "as_json", is_flag=True, help="print the agent's JSON")
 def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
-    """Runs on HOST and their state (running, complete, interrupted, failed, killed, stale)."""
+    """Runs on HOST and their state (running, complete, interrupted, failed, killed)."""
     with _board(host, ssh_config, remote_ebedge, root) as board:
         states = board.status(run_id)
     states = [states] if run_id else states
@@ -178,24 +186,58 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
 @_REMOTE_EBEDGE
 @_ROOT
 @_RESULTS
-def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results):
-    """Pull RUN_ID (or every run) from HOST, finished or partial; safe to repeat."""
-    from ebedge.remote.run import collect_all
+@_MAX_BYTES
+def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_bytes):
+    """Pull RUN_ID (or every run) from HOST, finished or partial; safe to repeat.
+
+    Each run lands in a fresh directory, is checked (regular files only, size cap) and only then
+    replaces the earlier copy; a folder on the board that is no run is skipped with a warning."""
+    from ebedge.remote.run import MAX_BYTES, collect_all
+    from ebedge.runid import check_run_id
+    if run_id is not None:
+        check_run_id(run_id)
     with _board(host, ssh_config, remote_ebedge, root) as board:
-        collect_all(board, results, run_id, progress=_echo)
+        _, problems = collect_all(board, results, run_id, progress=_echo,
+                                  max_bytes=max_bytes or MAX_BYTES)
+    if problems:
+        raise EbedgeError("%d run(s) from %s not collected (see the warnings above)"
+                          % (len(problems), host))
 
 
 @remote_group.command("stop")
 @click.argument("host")
 @click.argument("run_id")
+@click.option("--kill", is_flag=True, help="SIGKILL the run's processes (a hung run)")
+@click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")
 @_SSH_CONFIG
 @_REMOTE_EBEDGE
 @_ROOT
-def stop_cmd(host, run_id, ssh_config, remote_ebedge, root):
-    """Stop RUN_ID on HOST cleanly (it ends `interrupted`; collect it afterwards)."""
+def stop_cmd(host, run_id, kill, grace, ssh_config, remote_ebedge, root):
+    """Stop RUN_ID on HOST: cleanly (it ends `interrupted`), or with --kill at once (it is left
+    `killed`); either way resumable and collectable afterwards."""
     with _board(host, ssh_config, remote_ebedge, root) as board:
-        state = board.stop(run_id)
-    click.echo("%s: sent SIGTERM to %s (pid %s)" % (host, run_id, state.get("pid")))
+        state = board.stop(run_id, kill=kill, grace_s=grace)
+    click.echo("%s: sent %s to %s (pid %s); now %s" % (host, state.get("signalled"), run_id,
+                                                      state.get("signalled_pid"),
+                                                      state.get("state")))
+
+
+@remote_group.command("unlock")
+@click.argument("host")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+def unlock_cmd(host, ssh_config, remote_ebedge, root):
+    """Release HOST's sweep reservation (left by a sweep that is gone). A live run keeps the
+    board's run lock regardless: stop it with `ebedge remote stop HOST RUN_ID [--kill]`."""
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        released = board.unlock()
+    if released is None:
+        click.echo("%s: no sweep reservation" % host)
+    else:
+        click.echo("%s: released the reservation of sweep %s (laptop %s)"
+                   % (host, released.get("owner"), released.get("laptop") or released.get("host")))
 
 
 def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
@@ -272,11 +314,15 @@ def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
 @click.option("--venv", default="~/.ebedge/venv", show_default=True, help="venv on the board")
 @_SSH_CONFIG
 def install_cmd(host, remote_python, venv, ssh_config):
-    """Build this ebedge as a wheel, install it into a venv on HOST (system site packages, so
-    JetPack's torch is seen), and say which dependencies are missing there."""
+    """Write this ebedge as a wheel (no build tools needed), install it into a venv on HOST
+    (system site packages, so JetPack's torch is seen), and say which dependencies are missing
+    there; exits non-zero while a required one is."""
     from ebedge.remote.provision import install
     from ebedge.remote.ssh import Connection
     with Connection(host, ssh_config) as conn:
-        lines = install(conn, remote_python=remote_python, venv=venv, progress=_echo)
+        lines, missing = install(conn, remote_python=remote_python, venv=venv, progress=_echo)
     for line in lines:
         click.echo(line)
+    if missing:
+        raise EbedgeError("ebedge is installed on %s but cannot run there: %s missing (see above)"
+                          % (host, ", ".join(missing)))

@@ -11,22 +11,29 @@ again (the board's files replace ours) is harmless:
   share one time axis and the ordinary accounting integrates both per phase;
 - energy.csv is recomputed for every meter with ebedge.accounting (ebedge.energy.by_phase);
 - config.json gets "clock": {offset_s, bound_s, drift, ...} and the laptop meter's description;
-- summary.json gets "energy_compare" (board meter and laptop meter per phase, with their ratio),
-  the laptop meter as the headline when the board had none, the bound flag, and board_id = the
-  host alias the run was started on (the board's own hostname stays in board_hostname).
+- summary.json gets "energy_compare" (board meter and laptop meter per phase, with their ratio
+  and each meter's covered fraction; the ratio is null, and a flag says why, where either meter
+  covered less than COVERAGE_MIN of the phase), the laptop meter as the headline when the board
+  had none, the bound flag, and board_id = the host alias the run was started on (the board's
+  own hostname stays in board_hostname).
+
+Every file written here goes through a fresh temporary file (ebedge.safeio: O_EXCL|O_NOFOLLOW),
+since the directory holds what a board sent.
 """
 import csv
 import os
 
-from ebedge import accounting
+from ebedge import accounting, safeio
 from ebedge.errors import EbedgeError
 from ebedge.remote.clock import FLAG, ClockModel
-from ebedge.rundir import CsvLog, read_json, write_json_atomic
+from ebedge.rundir import CsvLog, read_json
 from ebedge.sampling import MeterSampler
 from meters.base import SAMPLE_COLUMNS, TOTAL, Sample
 
 LAPTOP = "laptop"
 SUFFIX = "@laptop"
+COVERAGE_MIN = 0.95  # below this covered fraction of a phase a meter's joules are not compared
+COVERAGE_FLAG = "laptop_meter_partial_coverage"
 
 
 class LaptopMeter(object):
@@ -77,7 +84,7 @@ class LaptopMeter(object):
 def write_clock(local_dir, estimates, meter_facts=None):
     path = os.path.join(local_dir, LAPTOP, "clock.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_json_atomic(path, {"estimates": list(estimates), "meter": meter_facts})
+    safeio.write_json(path, {"estimates": list(estimates), "meter": meter_facts})
 
 
 def _board_wall_minus_mono(path):
@@ -102,13 +109,11 @@ def _rewrite_samples(path, run_id, mapped):
     if os.path.exists(path):
         with open(path, newline="") as f:
             kept = [r for r in csv.DictReader(f) if not (r.get("meter") or "").endswith(SUFFIX)]
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with safeio.atomic_write(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(RUN_COLUMNS)
         writer.writerows([r.get(c, "") for c in RUN_COLUMNS] for r in kept)
         writer.writerows([run_id] + ["" if v is None else v for v in s.as_row()] for s in mapped)
-    os.replace(tmp, path)
 
 
 def merge_laptop(local_dir, host_alias=None):
@@ -142,13 +147,13 @@ def merge_laptop(local_dir, host_alias=None):
             facts = clock_doc.get("meter")
             if facts and facts["name"] not in [m.get("name") for m in config.get("meters", [])]:
                 config.setdefault("meters", []).append(facts)
-            write_json_atomic(config_path, config)
+            safeio.write_json(config_path, config)
             summary = _energy(local_dir, config, summary, run_id)
             flags = summary.setdefault("flags", [])
             if model.bound_s > config["clock"]["bound_limit_s"] and FLAG not in flags:
                 flags.append(FLAG)
     if summary:
-        write_json_atomic(summary_path, summary)
+        safeio.write_json(summary_path, summary)
     return summary
 
 
@@ -163,17 +168,37 @@ def _energy(local_dir, config, summary, run_id):
     totals = {}
     for r in rows:
         if r["rail"] == TOTAL:
-            totals.setdefault(r["meter"], {})[r["phase"]] = r["energy_kj"]
+            totals.setdefault(r["meter"], {})[r["phase"]] = r
     laptop = sorted(m for m in totals if m.endswith(SUFFIX))
     board = sorted(m for m in totals if not m.endswith(SUFFIX))
+    flags = [f for f in summary.get("flags") or [] if not f.startswith(COVERAGE_FLAG)]
     if laptop and board:
-        a, b = board[0], laptop[0]
-        summary["energy_compare"] = {
-            "board_meter": a, "laptop_meter": b,
-            "phases": {p: {"board_kj": totals[a].get(p), "laptop_kj": kj,
-                           "ratio_laptop_to_board": (kj / totals[a][p]
-                                                     if totals[a].get(p) else None)}
-                       for p, kj in sorted(totals[b].items())}}
+        compare = compare_meters(totals[board[0]], totals[laptop[0]])
+        summary["energy_compare"] = {"board_meter": board[0], "laptop_meter": laptop[0],
+                                     "coverage_min": COVERAGE_MIN, "phases": compare}
+        partial = ["%s %.0f%%" % (p, 100 * c["laptop_covered_frac"])
+                   for p, c in sorted(compare.items()) if c["laptop_covered_frac"] < COVERAGE_MIN]
+        if partial:
+            flags.append("%s: %s covered under %.0f%% of %s; those ratios are null"
+                         % (COVERAGE_FLAG, laptop[0], 100 * COVERAGE_MIN, ", ".join(partial)))
+    summary["flags"] = flags
     if laptop and not summary.get("energy"):
         summary["energy"] = accounting.headline(rows, laptop, summary.get("train_flops_total"))
     return summary
+
+
+def compare_meters(board_rows, laptop_rows):
+    """{phase: board_kj, laptop_kj, their covered fractions, ratio_laptop_to_board}; kJ is null
+    where a meter saw nothing of the phase, the ratio null unless both covered COVERAGE_MIN."""
+    out = {}
+    for phase in sorted(set(board_rows) | set(laptop_rows)):
+        b, l = board_rows.get(phase), laptop_rows.get(phase)
+        b_cov = b["covered_frac"] if b else 0.0
+        l_cov = l["covered_frac"] if l else 0.0
+        b_kj = b["energy_kj"] if b and b_cov > 0 else None
+        l_kj = l["energy_kj"] if l and l_cov > 0 else None
+        ok = b_cov >= COVERAGE_MIN and l_cov >= COVERAGE_MIN and b_kj
+        out[phase] = {"board_kj": b_kj, "laptop_kj": l_kj, "board_covered_frac": b_cov,
+                      "laptop_covered_frac": l_cov,
+                      "ratio_laptop_to_board": l_kj / b_kj if ok and l_kj is not None else None}
+    return out

@@ -1,21 +1,20 @@
 """`remote doctor` and `remote install`: what a board has, and putting this ebedge on it.
 
-Install assumes the board has no internet: the wheel is built here and pushed, the venv sees the
-system site packages (JetPack's NVIDIA torch/torchvision live there), our wheel goes in with
-`--no-deps`, and then every dependency is imported once on the board so the user learns exactly
-which are missing and how to bring them over.
+Install assumes the board has no internet: the wheel is written here (ebedge.remote.wheel, no
+build tools needed) and pushed, the venv sees the system site packages (JetPack's NVIDIA
+torch/torchvision live there), our wheel goes in with `--no-deps`, and then every dependency is
+imported once on the board so the user learns exactly which are missing and how to bring them
+over; a missing required one makes install fail.
 """
-import glob
 import json
 import os
 import posixpath
-import subprocess
-import sys
 import tempfile
 
 import ebedge
 from ebedge.errors import EbedgeError
 from ebedge.remote.clock import BOUND_LIMIT_S, ClockChannel, ClockModel
+from ebedge.remote.wheel import build_wheel
 
 # module -> (distribution name, needed when)
 DEPENDENCIES = (("torch", "torch", "always"), ("torchvision", "torchvision", "always"),
@@ -33,7 +32,7 @@ _CHECK = ("import json, sys\nout = {}\nfor name in %r:\n    try:\n        m = __
 def doctor(board, clock_bursts=3):
     """{"info", "clock", "ebedge_matches", "lines"} for `board` (a remote.board.Board)."""
     board.conn.connect()
-    info = board.info()
+    info = board.info()  # a board without ebedge: one line saying so and how to install
     channel = ClockChannel(board.conn, board.remote_ebedge)
     try:
         clock = ClockModel([channel.burst() for _ in range(clock_bursts)]).as_dict()
@@ -70,34 +69,9 @@ def _mode(mode):
     return str(mode)
 
 
-def source_root():
-    """The checkout this ebedge runs from (where setup.cfg is); EbedgeError if installed plainly."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(ebedge.__file__)))
-    if not os.path.exists(os.path.join(root, "setup.cfg")):
-        raise EbedgeError("ebedge runs from %s, not a source checkout; install builds the wheel "
-                          "from a checkout of ebedge" % root)
-    return root
-
-
-def build_wheel(outdir):
-    """Build this ebedge as a wheel (`python -m build` when present, else `pip wheel --no-deps`)."""
-    root = source_root()
-    try:
-        import build  # noqa: F401  (only asks whether it is installed)
-        argv = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", outdir, root]
-    except ImportError:
-        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "--wheel-dir", outdir, root]
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
-    wheels = glob.glob(os.path.join(outdir, "ebedge-*.whl"))
-    if done.returncode != 0 or not wheels:
-        raise EbedgeError("building the ebedge wheel failed: %s" % done.stdout.strip()[-400:])
-    return wheels[0]
-
-
 def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None):
-    """Push our wheel and install it into `venv` on the board; lines saying what is missing."""
+    """Push our wheel and install it into `venv` on the board; (lines saying what each
+    dependency is, [required distributions missing])."""
     progress = progress or (lambda text: None)
     conn.connect()
     home = conn.run(["printenv", "HOME"])[1].strip()
@@ -130,7 +104,8 @@ def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None)
 
 
 def dependency_report(found, ebedge_path):
-    """Lines for `install`: each dependency's version, and how to bring over a missing one."""
+    """(lines for `install`: each dependency's version and how to bring over a missing one,
+    [required distributions missing])."""
     py = found.get("python", "?")
     tag = "".join(py.split(".")[:2])
     lines = ["board Python %s; ebedge at %s" % (py, ebedge_path)]
@@ -157,7 +132,7 @@ def dependency_report(found, ebedge_path):
                      % (tag, " ".join(others), posixpath.dirname(ebedge_path), " ".join(others)))
     if not missing:
         lines.append("  every dependency imports; next: ebedge remote doctor HOST")
-    return lines
+    return lines, missing
 
 
 def _at_least(version, floor):

@@ -1,28 +1,45 @@
 """`ebedge remote run` and `collect`: settings out, a detached run on the board, its directory back.
 
-A run: resolve the settings here (bad input fails before anything reaches the board), open the
-connection, start the laptop meter and the clock channel when an external meter is used, start
-the run detached through the agent, stream its log while connected, then pull the run directory
-into `<results>/<host>/<run_id>/` and fold in the laptop's samples. If the connection drops the
-run goes on; `collect` fetches it (finished or partial) any time later.
+A run: resolve the settings here (bad input fails before anything reaches the board) while the
+connection opens and the board is checked (it can run ebedge), start the laptop meter and the
+clock channel when an external meter is used, start the run detached through the agent, stream
+its log while connected, then collect it into `<results>/<host>/<run_id>/` and fold in the
+laptop's samples. A dropped connection is not the end of the run: the laptop keeps recording and
+re-attaches until the run ends (or the user stops it with Ctrl-C; `collect` fetches it later).
+
+A collect trusts nothing the board sends: run ids are checked, files land in a fresh directory
+inside the results root, are checked there (regular files and directories only, nothing leaving
+it, a size cap) and only then replace the earlier copy, so a failed collect changes nothing.
 """
 import os
 import re
+import shutil
+import stat
+import tempfile
 import threading
 import time
 
-from ebedge.agent import check_run_id
 from ebedge.errors import EbedgeError
 from ebedge.remote import align
 from ebedge.remote.clock import ClockChannel, PeriodicProbe
+from ebedge.remote.ssh import ConnectionLost, SshError, Unreachable
+from ebedge.runid import check_run_id, is_run_id
 from ebedge.settings import resolve
 
 CLOCK_PERIOD_S = 30.0
+MAX_BYTES = 20 * 2 ** 30  # what one collected run may bring (checkpoints, long sample logs)
+REATTACH_MAX_DELAY_S = 30.0
+
+
+class RunDetached(ConnectionLost):
+    """The connection dropped after the run was started and did not come back in time: the run
+    may go on on the board (never start it elsewhere); collect it later."""
 
 
 def local_run_dir(results, host, run_id):
     """`<results>/<host>/<run_id>`, with the host alias made safe as a directory name."""
-    return os.path.join(results, re.sub(r"[^A-Za-z0-9._@-]", "_", host), run_id)
+    return os.path.join(results, re.sub(r"[^A-Za-z0-9._@-]", "_", host).lstrip(".") or "_",
+                        check_run_id(run_id))
 
 
 def default_run_id(settings):
@@ -40,66 +57,148 @@ class LocalMeterSpec(object):
 
 
 def run_remote(board, settings, results, run_id=None, local_meter=None, progress=None,
-               if_exists="refuse", clock_period_s=CLOCK_PERIOD_S):
+               if_exists="refuse", clock_period_s=CLOCK_PERIOD_S, sweep=None,
+               reattach_s=None, max_bytes=MAX_BYTES):
     """Run `settings` on `board` (a remote.board.Board); returns (final state, local run dir).
 
-    Raises ConnectionLost when the connection drops mid-run (what was recorded is kept locally)."""
+    A dropped connection is re-attached (the laptop meter records on) for up to `reattach_s`
+    seconds (None: until the run ends); then RunDetached, and what was recorded is kept locally."""
     progress = progress or (lambda text: None)
-    connecting = _in_background(board.conn.connect)  # resolving imports torch: seconds
+    checking = _in_background(board.require_ready)  # resolving imports torch: seconds
     try:
         settings = resolve(settings)
-        run_id = check_run_id(run_id or default_run_id(settings))
+        run_id = check_run_id(run_id or default_run_id(settings), "--name")
     except EbedgeError:
         try:
-            connecting()  # so that closing the connection finds it complete
+            checking()  # so that closing the connection finds it complete
         except EbedgeError:
             pass
         raise
     local = local_run_dir(results, board.host, run_id)
-    connecting()
+    checking()
     progress("%s: connected (ssh master pid %s)" % (board.host, board.conn.master_pid()))
-    meter = channel = probe = None
-    estimates = []
-    final = None
+    recorder = None
+    if local_meter is not None:
+        recorder = _LaptopRecorder(board, local, local_meter, clock_period_s, progress)
+    final = started = None
     try:
-        if local_meter is not None:
-            channel = ClockChannel(board.conn, board.remote_ebedge)
-            estimates.append(channel.burst())
-            meter = align.LaptopMeter(local_meter.name, os.path.join(local, align.LAPTOP,
-                                                                     "samples.csv"),
-                                      port=local_meter.port, options=local_meter.options)
-            align.write_clock(local, estimates)
-            meter.start()
-            align.write_clock(local, estimates, meter.describe())
-            probe = PeriodicProbe(channel, estimates, clock_period_s,
-                                  lambda: align.write_clock(local, estimates, meter.describe()))
-            probe.start()
-        started = board.start(settings, run_id, if_exists=if_exists)
+        if recorder is not None:
+            recorder.start()
+        try:
+            started = board.start(settings, run_id, if_exists=if_exists, sweep=sweep)
+        except (ConnectionLost, Unreachable) as exc:  # it may have started: never start it twice
+            raise RunDetached("%s; `ebedge remote status %s` tells whether run %s started"
+                              % (exc, board.host, run_id))
         progress("%s: run %s %s (pid %s) in %s" % (
-            board.host, run_id, "adopted" if started.get("adopted") else "started",
-            started.get("pid"), started["out"]))
-        final = board.watch(run_id, lambda line: progress("%s| %s" % (board.host, line)))
-        ended = time.monotonic()
+            board.host, run_id, "resumed" if started.get("resumed") else
+            "adopted" if started.get("adopted") else "started", started.get("pid"),
+            started["out"]))
+        final = _follow(board, run_id, progress, reattach_s, recorder)
     finally:
-        if probe is not None:
-            probe.stop()
-        if channel is not None:
-            if final is not None:
-                try:
-                    estimates.append(channel.burst())
-                except EbedgeError:
-                    pass
-            channel.close()
-        if meter is not None:
-            if final is not None:  # let the last phase's end fall between two laptop samples
-                time.sleep(max(0.0, meter.tail_s - (time.monotonic() - ended)))
-            error = meter.stop()
-            align.write_clock(local, estimates, meter.describe())
-            if error is not None:
-                progress("%s: laptop meter error: %s" % (board.host, error))
-    collect(board, run_id, local, remote_out=started["out"])
+        if recorder is not None:
+            recorder.stop(final is not None)
+    notes = collect(board, run_id, local, remote_out=started["out"], max_bytes=max_bytes)
+    for note in notes:
+        progress("warning: %s: %s: %s" % (board.host, run_id, note))
     progress("%s: run %s %s -> %s" % (board.host, run_id, final["state"], local))
     return final, local
+
+
+def _follow(board, run_id, progress, reattach_s, recorder):
+    """Stream the run's log until it ends; re-attach after every drop (see run_remote)."""
+    log_from = 0
+    while True:
+        try:
+            return board.watch(run_id, lambda line: progress("%s| %s" % (board.host, line)),
+                               log_from=log_from)
+        except ConnectionLost as exc:
+            log_from = getattr(exc, "log_offset", log_from)
+            progress("%s: connection lost; run %s goes on there%s; re-attaching"
+                     % (board.host, run_id, ", the laptop meter keeps recording"
+                        if recorder is not None else ""))
+        gave_up_at = None if reattach_s is None else time.monotonic() + reattach_s
+        delay = 1.0
+        while True:
+            if gave_up_at is not None and time.monotonic() > gave_up_at:
+                raise RunDetached("lost %s for longer than %.0f s while run %s went on; "
+                                  "`ebedge remote collect %s %s` fetches it later"
+                                  % (board.host, reattach_s, run_id, board.host, run_id))
+            time.sleep(delay)
+            delay = min(REATTACH_MAX_DELAY_S, 2 * delay)
+            try:
+                board.conn.connect()
+            except SshError as exc:
+                progress("%s: still unreachable (%s)" % (board.host, exc))
+                continue
+            progress("%s: re-attached to run %s" % (board.host, run_id))
+            if recorder is not None:
+                recorder.reopen_clock()
+            break
+
+
+class _LaptopRecorder(object):
+    """The laptop meter and the clock channel of one run; the meter outlives dropped connections."""
+
+    def __init__(self, board, local, spec, clock_period_s, progress):
+        self.board = board
+        self.progress = progress
+        self.local = local
+        self.spec = spec
+        self.period_s = clock_period_s
+        self.estimates = []
+        self.meter = self.channel = self.probe = None
+
+    def start(self):
+        self._open_clock()
+        self.meter = align.LaptopMeter(self.spec.name, os.path.join(self.local, align.LAPTOP,
+                                                                    "samples.csv"),
+                                       port=self.spec.port, options=self.spec.options)
+        align.write_clock(self.local, self.estimates)
+        self.meter.start()
+        self._save()
+
+    def _save(self):
+        align.write_clock(self.local, self.estimates,
+                          self.meter.describe() if self.meter is not None else None)
+
+    def _open_clock(self):
+        self.channel = ClockChannel(self.board.conn, self.board.remote_ebedge)
+        self.estimates.append(self.channel.burst())
+        self.probe = PeriodicProbe(self.channel, self.estimates, self.period_s, self._save)
+        self.probe.start()
+
+    def _close_clock(self, last_burst):
+        if self.probe is not None:
+            self.probe.stop()
+        if self.channel is not None:
+            if last_burst:
+                try:
+                    self.estimates.append(self.channel.burst())
+                except EbedgeError:
+                    pass
+            self.channel.close()
+        self.probe = self.channel = None
+
+    def reopen_clock(self):
+        """After a re-attach: a new clock channel (the old one went down with the connection)."""
+        self._close_clock(False)
+        try:
+            self._open_clock()
+            self._save()
+        except EbedgeError:
+            self.probe = self.channel = None
+
+    def stop(self, run_ended):
+        ended = time.monotonic()
+        self._close_clock(run_ended)
+        if self.meter is None:
+            return
+        if run_ended:  # let the last phase's end fall between two laptop samples
+            time.sleep(max(0.0, self.meter.tail_s - (time.monotonic() - ended)))
+        error = self.meter.stop()
+        self._save()
+        if error is not None:
+            self.progress("%s: laptop meter error: %s" % (self.board.host, error))
 
 
 def _in_background(fn):
@@ -123,22 +222,119 @@ def _in_background(fn):
     return wait
 
 
-def collect(board, run_id, local, remote_out=None):
-    """Pull the run (any state) into `local` and fold in laptop samples; returns the summary."""
-    board.pull(run_id, local, remote_out=remote_out)
-    return align.merge_laptop(local, host_alias=board.host)
+def collect(board, run_id, local, remote_out=None, max_bytes=MAX_BYTES):
+    """Pull the run (any state) into `local` and fold in laptop samples; returns notes on what
+    the board sent that was skipped. The copy lands in a fresh directory beside `local`, is
+    checked, merged and only then renamed into place; any failure leaves `local` as it was."""
+    check_run_id(run_id)
+    parent = os.path.dirname(local)
+    os.makedirs(parent, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=".collect-%s-" % run_id, dir=parent)
+    try:
+        if os.path.isdir(local):
+            _seed(local, stage)
+        notes = board.pull(run_id, stage, remote_out=remote_out, max_file_bytes=max_bytes)
+        check_tree(stage, max_bytes, "%s sent for run %s" % (board.host, run_id))
+        align.merge_laptop(stage, host_alias=board.host)
+        _replace(stage, local)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return notes
 
 
-def collect_all(board, results, run_id=None, progress=None):
-    """Collect one run, or every run the board has; [(run_id, state, local dir)]."""
+def _seed(src, dst):
+    """Hard-link (or copy) our earlier copy into the fresh directory, regular files only, so
+    laptop-side files survive and rsync moves only what changed."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        for name in dirnames:
+            if stat.S_ISDIR(os.lstat(os.path.join(dirpath, name)).st_mode):
+                os.mkdir(os.path.join(dst, rel, name))
+        dirnames[:] = [n for n in dirnames if os.path.isdir(os.path.join(dst, rel, n))]
+        for name in filenames:
+            source = os.path.join(dirpath, name)
+            if not stat.S_ISREG(os.lstat(source).st_mode):
+                continue
+            target = os.path.join(dst, rel, name)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target, follow_symlinks=False)
+
+
+def check_tree(root, max_bytes, what):
+    """EbedgeError unless `root` holds only directories and regular files (no link, device, pipe
+    or socket) of at most `max_bytes` in all."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise EbedgeError("refusing what %s: %s is a %s, not a regular file; nothing was "
+                                  "replaced" % (what, os.path.relpath(path, root),
+                                                "symlink" if stat.S_ISLNK(mode) else
+                                                "special file"))
+            total += os.lstat(path).st_size
+            if total > max_bytes:
+                raise EbedgeError("refusing what %s: over %d bytes (--max-bytes); nothing was "
+                                  "replaced" % (what, max_bytes))
+    return total
+
+
+def _replace(stage, local):
+    """Put the checked copy at `local`; the earlier copy is removed only once it is there."""
+    if not os.path.lexists(local):
+        os.rename(stage, local)
+        return
+    old = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(local))
+    os.rename(local, os.path.join(old, "run"))
+    try:
+        os.rename(stage, local)
+    except OSError:
+        os.rename(os.path.join(old, "run"), local)  # put the earlier copy back
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES):
+    """Collect one run, or every run the board has; ([(run_id, state, local dir)], [problem]).
+
+    With no `run_id`, an entry that is no run (unknown to the board, e.g. lost+found) is skipped
+    with a warning, and a run whose id or files are refused is reported as a problem while the
+    others are still collected."""
     progress = progress or (lambda text: None)
+    if run_id is not None:
+        check_run_id(run_id)
     states = [board.status(run_id)] if run_id else board.status()
-    out = []
+    out, problems = [], []
     for state in states:
-        if state["state"] == "unknown":
-            raise EbedgeError("%s has no run %s" % (board.host, state["run_id"]))
-        local = local_run_dir(results, board.host, state["run_id"])
-        collect(board, state["run_id"], local, remote_out=state["out"])
-        progress("%s: %s (%s) -> %s" % (board.host, state["run_id"], state["state"], local))
-        out.append((state["run_id"], state["state"], local))
-    return out
+        rid = run_id or state.get("run_id")  # the id asked for, whatever the board answers
+        if not is_run_id(rid):
+            problems.append("%s reported a run id that is not one: %s"
+                            % (board.host, repr(rid)[:80]))
+            progress("warning: " + problems[-1])
+            continue
+        if state.get("state") == "unknown":
+            if run_id:
+                raise EbedgeError("%s has no run %s" % (board.host, rid))
+            progress("warning: %s: %s is no run (no config.json), skipped" % (board.host, rid))
+            continue
+        local = local_run_dir(results, board.host, rid)
+        try:
+            notes = collect(board, rid, local, remote_out=state.get("out"), max_bytes=max_bytes)
+        except EbedgeError as exc:
+            if run_id:
+                raise
+            problems.append(str(exc))
+            progress("warning: %s" % exc)
+            continue
+        for note in notes:
+            progress("warning: %s: %s: %s" % (board.host, rid, note))
+        progress("%s: %s (%s) -> %s" % (board.host, rid, state["state"], local))
+        out.append((rid, state["state"], local))
+    return out, problems

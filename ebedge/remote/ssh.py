@@ -5,7 +5,11 @@ One `Connection` per board multiplexes every command over one ControlMaster whos
 in a private temporary directory and persists only briefly after the last use. Remote commands
 are always built from argument lists, each argument quoted for the remote shell; a user's string
 never becomes shell syntax on the board. Host keys are checked as the user's config says; a key
-mismatch is refused with a message that says so.
+mismatch is refused with a message that says so, and a host-key *type* the two sides cannot agree
+on is reported as that (an old board's ssh-rsa key), not as a possible attack.
+
+Files come back by rsync without links, devices or special files (`pull`), or by scp in SFTP mode
+where remote names are never parsed by the board's shell; what arrives is checked by the caller.
 """
 import os
 import re
@@ -21,11 +25,17 @@ CONNECT_TIMEOUT_S = 15
 SSH_FAILED = 255  # ssh's own exit status for connection-level failures
 
 _HOST_KEY_SIGNS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
-                   "No matching host key", "host key for .* has changed")
+                   "host key for .* has changed")
+_NEGOTIATION = re.compile(r"no matching (host key type|key exchange method|cipher|MAC) found\.?"
+                          r"\s*Their offer:\s*(\S+)", re.IGNORECASE)
 
 
 class SshError(EbedgeError):
     """ssh could not reach the board or the remote command failed; the message says which."""
+
+
+class NegotiationError(SshError):
+    """The client and the board share no host-key type, key exchange or cipher."""
 
 
 class HostKeyError(SshError):
@@ -34,6 +44,10 @@ class HostKeyError(SshError):
 
 class Unreachable(SshError):
     """ssh could not connect to the board at all."""
+
+
+class _NoRsync(Exception):
+    """The board has no rsync: fall back to scp."""
 
 
 class ConnectionLost(SshError):
@@ -58,7 +72,19 @@ def remote_command(argv):
 
 
 def check_host_key(host, stderr):
-    """Raise HostKeyError when ssh's stderr says the host key was refused."""
+    """Raise NegotiationError when the two sides share no algorithm, HostKeyError when ssh's
+    stderr says the host key itself was refused."""
+    found = _NEGOTIATION.search(stderr or "")
+    if found:
+        what, offer = found.group(1), found.group(2).strip()
+        hint = {"host key type": "HostKeyAlgorithms +%s" % offer.split(",")[0],
+                "key exchange method": "KexAlgorithms +%s" % offer.split(",")[0],
+                "cipher": "Ciphers +%s" % offer.split(",")[0],
+                "MAC": "MACs +%s" % offer.split(",")[0]}[what]
+        raise NegotiationError(
+            "cannot connect to %s: no %s both sides accept (the board offers %s); this is a "
+            "configuration mismatch, not a changed key: if you trust that, add `%s` to its "
+            "Host entry in your ssh config" % (host, what, offer, hint))
     for sign in _HOST_KEY_SIGNS:
         if re.search(sign, stderr or "", re.IGNORECASE):
             raise HostKeyError(
@@ -124,9 +150,23 @@ class Connection(object):
 
     def _check(self, returncode, stderr):
         if returncode == SSH_FAILED:
+            if not (stderr or "").strip():
+                stderr = self._diagnose()
             check_host_key(self.host, stderr)
             if _looks_like_ssh(stderr):
                 raise Unreachable("cannot reach %s over ssh: %s" % (self.host, _last_line(stderr)))
+
+    def _diagnose(self):
+        """ssh's own reason for a silent failure (a config's LogLevel ERROR hides negotiation
+        errors): one fresh connection attempt at LogLevel INFO, its stderr."""
+        argv = (["ssh", "-o", "LogLevel=INFO", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+                + self.ssh_options() + ["-T", self.host, "--", "true"])  # the first value wins
+        try:
+            done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  universal_newlines=True, timeout=CONNECT_TIMEOUT_S + 10)
+        except subprocess.TimeoutExpired:
+            return ""
+        return done.stderr
 
     def connect(self):
         """Open (or reuse) the master connection; raises HostKeyError/SshError with ssh's reason."""
@@ -155,51 +195,92 @@ class Connection(object):
         return False
 
     # -- files -------------------------------------------------------------------------------
-    def pull(self, remote_dir, local_dir, extra_files=()):
-        """Copy remote_dir's contents (and `extra_files`, absolute remote paths) into local_dir:
-        rsync (resumable, only what changed), or scp when rsync is missing on either side.
-        Local files the board does not have are kept."""
+    def pull(self, remote_dir, local_dir, extra_files=(), max_file_bytes=None):
+        """Copy remote_dir's contents (and, where they exist, `extra_files`: absolute remote
+        paths) into local_dir.
+
+        rsync takes regular files and directories only (links, devices and special files are
+        skipped and returned as notes) and refuses a file over `max_file_bytes`; without rsync,
+        scp in SFTP mode. Local files the board does not have are kept. Returns [note]."""
         os.makedirs(local_dir, exist_ok=True)
-        sources = [remote_dir.rstrip("/") + "/"] + list(extra_files)
         if shutil.which("rsync"):
-            rc, err = self._rsync(["%s:%s" % (self.host, s) for s in sources]
-                                  + [local_dir.rstrip("/") + "/"])
-            if rc == 0:
-                return
-            check_host_key(self.host, err)
-            if "command not found" not in err and rc not in (12, 127):
-                raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
-                                                                        _last_line(err)))
-        self._scp(["-r", "%s:%s." % (self.host, sources[0]), local_dir])
+            options = ["--no-links", "--no-devices", "--no-specials", "--info=skip1"]
+            if max_file_bytes is not None:
+                options.append("--max-size=%d" % (max_file_bytes + 1))
+            try:
+                notes = self._rsync_from(options, remote_dir.rstrip("/") + "/", local_dir,
+                                         max_file_bytes)
+                for path in extra_files:
+                    notes += self._rsync_from(options, path, local_dir, max_file_bytes,
+                                              missing_ok=True)
+                return notes
+            except _NoRsync:
+                pass
+        self._scp(["-r", self._scp_remote(remote_dir.rstrip("/") + "/."), local_dir])
         for path in extra_files:
-            self._scp(["%s:%s" % (self.host, path), local_dir])
+            self._scp([self._scp_remote(path), local_dir], missing_ok=True)
+        return []
+
+    def _rsync_from(self, options, source, local_dir, max_file_bytes, missing_ok=False):
+        rc, out, err = self._rsync(options + ["%s:%s" % (self.host, source),
+                                              local_dir.rstrip("/") + "/"])
+        if rc == 23 and missing_ok and "No such file" in err:
+            return []
+        if rc in (12, 127) or "command not found" in err:
+            check_host_key(self.host, err)
+            raise _NoRsync()
+        if rc != 0:
+            check_host_key(self.host, err)
+            raise SshError("rsync from %s failed (exit %d): %s" % (self.host, rc,
+                                                                    _last_line(err)))
+        over = [l[:-len(" is over max-size")] for l in out.splitlines()
+                if l.endswith(" is over max-size")]
+        if over:
+            raise SshError("%s sent a file over the %d-byte limit: %s"
+                           % (self.host, max_file_bytes, over[0]))
+        return [l.strip() for l in out.splitlines() if l.startswith("skipping ")]
 
     def push(self, local_path, remote_path):
         """Copy one local file to the board."""
         if shutil.which("rsync"):
-            rc, err = self._rsync([local_path, "%s:%s" % (self.host, remote_path)])
+            rc, _, err = self._rsync([local_path, "%s:%s" % (self.host, remote_path)])
             if rc == 0:
                 return
             check_host_key(self.host, err)
-        self._scp([local_path, "%s:%s" % (self.host, remote_path)])
+        self._scp([local_path, self._scp_remote(remote_path)])
 
-    def _rsync(self, paths):
+    def _rsync(self, args):
         shell = " ".join(shlex.quote(a) for a in ["ssh"] + self.ssh_options())
         # --protect-args: remote paths travel as data, not through the board's shell
-        argv = ["rsync", "-a", "--partial", "--protect-args", "-e", shell] + paths
+        argv = ["rsync", "-rt", "--protect-args", "-e", shell] + args
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
-        return done.returncode, done.stderr
+        return done.returncode, done.stdout, done.stderr
 
-    def _scp(self, args):
-        # scp -T would skip the filename check; -O (legacy protocol) is avoided on purpose so
-        # that new scp uses SFTP, where remote names are not parsed by a shell.
-        done = subprocess.run(["scp", "-q", "-p"] + self.ssh_options() + args,
+    def _scp_remote(self, path):
+        """`host:path` for scp: raw in SFTP mode; in the legacy protocol (an scp without -s, before
+        OpenSSH 8.7) the board's shell parses it, so it is quoted for that shell."""
+        return "%s:%s" % (self.host, path if scp_has_sftp() else shlex.quote(path))
+
+    def _scp(self, args, missing_ok=False):
+        mode = ["-s"] if scp_has_sftp() else []
+        done = subprocess.run(["scp", "-q", "-p"] + mode + self.ssh_options() + args,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
-        if done.returncode != 0:
+        if done.returncode != 0 and not (missing_ok and "No such file" in done.stderr):
             check_host_key(self.host, done.stderr)
-            raise SshError("scp with %s failed: %s" % (self.host, _last_line(done.stderr)))
+            raise SshError("scp with %s failed: %s%s" % (
+                self.host, _last_line(done.stderr),
+                " (without rsync, files come by scp over SFTP: the board needs rsync or its "
+                "sftp subsystem)" if mode else ""))
+
+
+def scp_has_sftp():
+    """True when this machine's scp speaks SFTP (`scp -s`, OpenSSH 8.7 and later)."""
+    done = subprocess.run(["ssh", "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    found = re.search(r"OpenSSH_(\d+)\.(\d+)", done.stdout)
+    return bool(found) and (int(found.group(1)), int(found.group(2))) >= (8, 7)
 
 
 def _looks_like_ssh(stderr):

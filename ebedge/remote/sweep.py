@@ -4,13 +4,19 @@ One thread per board takes the next cell it may run. A ledger JSON on the laptop
 cell's state (pending, running, done, failed) and its attempts (board, outcome), written after
 every change, so a sweep that was killed resumes where it stopped: done cells are never rerun,
 and a cell left `running` is adopted on its board (a run still going there is watched, a
-complete one collected, anything else started again). A failed cell goes back to the queue for
-another board until it has failed on `max_attempts` boards. Each board is locked for the sweep
-through `ebedge agent lock` (owner = the ledger's sweep id, so a resumed sweep gets its boards
-back; a lock left by a dead sweep on this laptop is taken over). Cells are pooled by board model
-and power mode: a cell that started on one kind of board is only retried on the same kind,
-unless `mixed_boards`.
+complete one collected, a killed or interrupted one resumed). A failed cell goes back to the queue
+for another board until it has failed on `max_attempts` boards. A cell whose connection dropped
+while its run went on is never queued again: its board's thread re-attaches (for up to
+REATTACH_S), and if the board stays away the cell stays with it until a later sweep re-attaches.
+
+Each board is reserved for the sweep through `ebedge agent lock` (owner = the ledger's random
+sweep id, so a resumed sweep gets its boards back; another sweep's reservation is refused until
+`ebedge remote unlock HOST` releases it). The board's own run lock still allows one run at a
+time whoever starts it. Two sweep processes never share one ledger (a lock on the laptop). Cells
+are pooled by board model and power mode: a cell that started on one kind of board is only
+retried on the same kind, unless `mixed_boards`.
 """
+import fcntl
 import json
 import os
 import socket
@@ -18,10 +24,12 @@ import threading
 import time
 import uuid
 
+from ebedge import safeio
 from ebedge.errors import EbedgeError
-from ebedge.remote.run import run_remote
+from ebedge.remote.run import RunDetached, run_remote
 from ebedge.remote.ssh import ConnectionLost, Unreachable
-from ebedge.rundir import write_json_atomic
+
+REATTACH_S = 3600.0  # how long a board's thread waits for a dropped board to come back
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
@@ -66,7 +74,7 @@ class Ledger(object):
                 if cell_id not in known:
                     self.data["cells"][cell_id] = _new_cell()
         else:
-            self.data = {"sweep_id": uuid.uuid4().hex[:12], "suite": suite_name,
+            self.data = {"sweep_id": uuid.uuid4().hex, "suite": suite_name,
                          "created": time.time(), "boards": {},
                          "cells": {c: _new_cell() for c in cell_ids}}
         self.order = list(cell_ids)
@@ -79,7 +87,7 @@ class Ledger(object):
     def save(self):
         with self._lock:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            write_json_atomic(self.path, self.data)
+            safeio.write_json(self.path, self.data)
 
     def cell(self, cell_id):
         return self.data["cells"][cell_id]
@@ -128,7 +136,7 @@ class Ledger(object):
             self.save()
 
     def release(self, cell_id):
-        """A board gave up on a cell without an outcome (connection lost): queue it again."""
+        """A board gave up on a cell before its run was started: queue it again."""
         with self._lock:
             cell = self.cell(cell_id)
             if cell["state"] == RUNNING:
@@ -136,22 +144,18 @@ class Ledger(object):
                 cell.update(state=PENDING, board=None)
                 self.save()
 
-    def release_board(self, host):
-        """Queue again every cell `host` holds as running (the board dropped out of the sweep)."""
-        with self._lock:
-            for cell_id in self.order:
-                if self.cell(cell_id)["state"] == RUNNING and self.cell(cell_id)["board"] == host:
-                    self.release(cell_id)
-
-    def open_cells(self, host, pool, mixed, max_attempts):
-        """True while some cell not finished could still come to this board."""
+    def open_cells(self, host, pool, mixed, max_attempts, active):
+        """True while some cell not finished could still come to this board. A cell running on
+        a board that is not `active` in this sweep stays with that board."""
         with self._lock:
             for c in self.order:
                 cell = self.cell(c)
                 if cell["state"] in (DONE, FAILED):
                     continue
                 if cell["state"] == RUNNING:
-                    return True  # another board may still fail it back to the queue
+                    if cell.get("board") in active:
+                        return True  # another board may still fail it back to the queue
+                    continue
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] == FAILED]
                 if host not in tried and (cell.get("pool") in (None, pool) or mixed):
                     return True
@@ -162,101 +166,111 @@ def _new_cell():
     return {"state": PENDING, "attempts": [], "board": None, "pool": None}
 
 
-def _pid_alive(pid):
+def _take_board(board, sweep_id):
+    """Reserve the board for this sweep (its random id); another sweep's reservation is refused
+    with the command that releases it."""
     try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
-
-
-def _take_board(board, sweep_id, progress):
-    """Lock the board for this sweep; a lock left here by a dead sweep process is taken over."""
-    me = socket.gethostname()
-    args = ["lock", "--owner", sweep_id, "--host", me, "--pid", str(os.getpid())]
-    try:
-        return board.agent(args)
+        return board.agent(["lock", "--owner", sweep_id, "--laptop", socket.gethostname(),
+                            "--pid", str(os.getpid())])
     except EbedgeError as exc:
-        text = str(exc)
-        if "locked by" not in text:
-            raise
-        rc, out, _ = board.conn.run(["cat", _lock_file(board)], check=False)
-        held = json.loads(out) if rc == 0 and out.strip() else {}
-        if held.get("host") == me and not _pid_alive(held.get("pid")):
-            progress("%s: taking over the lock of dead sweep %s (pid %s)"
-                     % (board.host, held.get("owner"), held.get("pid")))
-            return board.agent(args + ["--steal-stale", "0"])
-        raise
+        raise EbedgeError(str(exc).replace("ebedge remote unlock HOST",
+                                           "ebedge remote unlock %s" % board.host))
 
 
-def _lock_file(board):
-    root = board.root or "~/ebedge-runs"
-    return root.rstrip("/") + "/.lock/owner.json"
+class _LedgerLock(object):
+    """One sweep process per ledger on this laptop (flock, released when the process dies)."""
+
+    def __init__(self, ledger_path):
+        os.makedirs(os.path.dirname(os.path.abspath(ledger_path)), exist_ok=True)
+        self._fd = os.open(ledger_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise EbedgeError("another sweep process is using the ledger %s on this laptop"
+                              % ledger_path)
+
+    def release(self):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
 
 
 def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_boards=False,
-              local_meter=None, progress=None):
+              local_meter=None, progress=None, reattach_s=REATTACH_S):
     """Run every cell of `suite` (ebedge.suite.Suite) over `boards` [Board]; returns the ledger data."""
     progress = progress or (lambda text: None)
     if local_meter is not None and len(boards) > 1:
         raise EbedgeError("a laptop meter measures one board: --meter-local takes one host")
     cells = {c.cell_id: c.settings for c in suite.cells()}
     ledger_path = ledger_path or os.path.join(results, "sweep-%s.json" % suite.name)
-    ledger = Ledger(ledger_path, suite.name, list(cells))
-    for host in set(c.get("board") for c in ledger.data["cells"].values()):
-        if host and host not in [b.host for b in boards]:
-            ledger.release_board(host)  # left running by a sweep over other boards
-    progress("sweep %s: %d cells over %d boards, ledger %s" % (
-        ledger.sweep_id, len(cells), len(boards), ledger_path))
+    ledger_lock = _LedgerLock(ledger_path)
+    try:
+        ledger = Ledger(ledger_path, suite.name, list(cells))
+        for cell_id, cell in sorted(ledger.data["cells"].items()):
+            if cell["state"] == RUNNING and cell.get("board") not in [b.host for b in boards]:
+                progress("%s: cell %s stays with board %s (not in this sweep), where it may still "
+                         "run" % (ledger.sweep_id, cell_id, cell.get("board")))
+        progress("sweep %s: %d cells over %d boards, ledger %s" % (
+            ledger.sweep_id, len(cells), len(boards), ledger_path))
+        active = set(b.host for b in boards)
+        threads = [threading.Thread(target=_worker, name="sweep-%s" % b.host,
+                                    args=(b, ledger, cells, results, active, max_attempts,
+                                          mixed_boards, local_meter, progress, reattach_s))
+                   for b in boards]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return ledger.data
+    finally:
+        ledger_lock.release()
 
-    def worker(board):
-        locked = False
-        try:
-            board.conn.connect()
-            _take_board(board, ledger.sweep_id, progress)
-            locked = True
-            facts = board.info()["board"]
-            pool = [facts.get("model"), facts.get("nvpmodel_mode")]
-            ledger.board(board.host, state="active", pool=pool)
-            while ledger.open_cells(board.host, pool, mixed_boards, max_attempts):
-                cell_id = ledger.take(board.host, pool, max_attempts, mixed_boards)
-                if cell_id is None:
-                    time.sleep(1.0)
-                    continue
-                progress("%s: cell %s" % (board.host, cell_id))
-                try:
-                    final, local = run_remote(board, cells[cell_id], results, run_id=cell_id,
-                                              local_meter=local_meter, if_exists="adopt",
-                                              progress=progress)
-                except (ConnectionLost, Unreachable):
-                    ledger.release(cell_id)
-                    raise
-                except EbedgeError as exc:
-                    ledger.finish(cell_id, board.host, False, str(exc), max_attempts=max_attempts)
-                    progress("%s: cell %s failed: %s" % (board.host, cell_id, exc))
-                    continue
-                ok = final["state"] == "complete"
-                ledger.finish(cell_id, board.host, ok, final["state"] if ok else
-                              "%s: %s" % (final["state"], final.get("error")), local=local,
-                              max_attempts=max_attempts)
-                progress("%s: cell %s %s" % (board.host, cell_id, final["state"]))
-            ledger.board(board.host, state="finished")
-        except EbedgeError as exc:
-            ledger.release_board(board.host)
-            ledger.board(board.host, state="failed", error=str(exc))
-            progress("%s: board dropped from the sweep: %s" % (board.host, exc))
-        finally:
-            if locked:
-                try:
-                    board.agent(["unlock", "--owner", ledger.sweep_id])
-                except EbedgeError:
-                    pass
-            board.close()
 
-    threads = [threading.Thread(target=worker, args=(b,), name="sweep-%s" % b.host)
-               for b in boards]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return ledger.data
+def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_meter, progress,
+            reattach_s):
+    """One board's thread: take cells until none is left for it."""
+    locked = False
+    try:
+        board.conn.connect()
+        _take_board(board, ledger.sweep_id)
+        locked = True
+        facts = board.info()["board"]
+        pool = [facts.get("model"), facts.get("nvpmodel_mode")]
+        ledger.board(board.host, state="active", pool=pool)
+        while ledger.open_cells(board.host, pool, mixed, max_attempts, active):
+            cell_id = ledger.take(board.host, pool, max_attempts, mixed)
+            if cell_id is None:
+                time.sleep(1.0)
+                continue
+            progress("%s: cell %s" % (board.host, cell_id))
+            try:
+                final, local = run_remote(board, cells[cell_id], results, run_id=cell_id,
+                                          local_meter=local_meter, if_exists="adopt",
+                                          progress=progress, sweep=ledger.sweep_id,
+                                          reattach_s=reattach_s)
+            except RunDetached:
+                raise  # the cell stays running on this board: a later sweep re-attaches
+            except (ConnectionLost, Unreachable):
+                ledger.release(cell_id)  # lost before the run was started
+                raise
+            except EbedgeError as exc:
+                ledger.finish(cell_id, board.host, False, str(exc), max_attempts=max_attempts)
+                progress("%s: cell %s failed: %s" % (board.host, cell_id, exc))
+                continue
+            ok = final["state"] == "complete"
+            ledger.finish(cell_id, board.host, ok, final["state"] if ok else
+                          "%s: %s" % (final["state"], final.get("error")), local=local,
+                          max_attempts=max_attempts)
+            progress("%s: cell %s %s" % (board.host, cell_id, final["state"]))
+        ledger.board(board.host, state="finished")
+    except EbedgeError as exc:
+        ledger.board(board.host, state="failed", error=str(exc))
+        progress("%s: board dropped from the sweep: %s" % (board.host, exc))
+    finally:
+        active.discard(board.host)
+        if locked:
+            try:
+                board.agent(["unlock", "--owner", ledger.sweep_id])
+            except EbedgeError:
+                pass
+        board.close()
