@@ -11,8 +11,22 @@ _PUBLIC = {
     "ReportError": "runs", "Run": "runs", "load_run": "runs", "find_run_dirs": "runs",
     "ratio_label": "runs", "t_quantile_975": "runs", "mean_ci95": "runs",
     "runs_frame": "tables", "table_frame": "tables", "phases_frame": "tables",
-    "cell_stats": "tables", "improvements": "tables",
+    "cell_stats": "tables", "improvements": "tables", "pivot_cells": "tables",
+    "settings_key": "runs", "result_settings": "runs", "emissions_frame": "codecarbon",
 }
+HOST_DEPENDENCIES = ("pandas", "matplotlib")
+INSTALL_COMMAND = "pip install pandas matplotlib"
+
+
+def missing_host_dependencies():
+    """The report's packages that do not import here (a board's Python 3.6 has none of them)."""
+    missing = []
+    for name in HOST_DEPENDENCIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def __getattr__(name):  # PEP 562 (Python 3.7+, the host side); a no-op definition on 3.6
