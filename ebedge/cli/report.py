@@ -6,18 +6,6 @@ import click
 from ebedge.errors import EbedgeError
 
 
-def build_or_explain(paths, out_dir, **options):
-    """build_report, or one EbedgeError line naming the install command where pandas or matplotlib is missing."""
-    from ebedge.report import INSTALL_COMMAND, missing_host_dependencies
-    missing = missing_host_dependencies()
-    if missing:
-        raise EbedgeError("the report needs %s, not installed here: %s (or `pip install ebedge` on Python 3.7+)"
-                          % (" and ".join(missing), INSTALL_COMMAND))
-    # pandas and matplotlib load only when a report is asked for: the board's `ebedge` has neither.
-    from ebedge.report.build import build_report
-    return build_report(paths, out_dir, **options)
-
-
 def echo_result(result, out_dir):
     for line in result.warnings:
         click.echo("warning: " + line, err=True)
@@ -48,10 +36,11 @@ def echo_result(result, out_dir):
 def report_command(results_dirs, out_dir, allow_mixed_power_modes, allow_mixed_energy_methods, formats,
                    carbon_intensity):
     """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
+    from ebedge.report import build_report_checked
     try:
-        result = build_or_explain(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes,
-                                  allow_mixed_energy_methods=allow_mixed_energy_methods, formats=formats,
-                                  carbon_intensity_g_per_kwh=carbon_intensity)
+        result = build_report_checked(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes,
+                                      allow_mixed_energy_methods=allow_mixed_energy_methods, formats=formats,
+                                      carbon_intensity_g_per_kwh=carbon_intensity)
     except (EbedgeError, ValueError) as exc:
         raise click.ClickException(str(exc))
     echo_result(result, out_dir)
