@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from ebedge import report
-from ebedge.cli import main
 from ebedge.cli.report import report_command
 from test_report import PHASES, write_run
 
@@ -230,7 +229,6 @@ import sys
 import ebedge.defaults
 {block}
 ebedge.defaults.QUICK_SETTINGS.update(epochs=2, limit_train=128, limit_test=64, idle_seconds=0.0, meters=["model"])
-from ebedge.cli import main
 main(["run", "--out", {out!r}, "--quiet"])
 """
 
