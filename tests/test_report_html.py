@@ -253,3 +253,23 @@ def test_ebedge_run_writes_its_report(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "report not written: the report needs pandas" in again.stderr and "Traceback" not in again.stderr
     assert os.path.isfile(str(tmp_path / "board" / "dense" / "summary.json"))
+
+
+def test_damaged_config_and_summary_fields_do_not_break_the_page(tmp_path):
+    root = str(tmp_path / "results")
+    d = write_run(root, "r1")
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    config.update(settings=["not", "a", "dict"], board="<b>board</b>", meters={"x": 1}, versions=None)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(d, "summary.json")) as f:
+        summary = json.load(f)
+    summary["flags"] = "<i>one flag</i>"
+    with open(os.path.join(d, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    out = str(tmp_path / "rep")
+    report.build_report([root], out)
+    page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
+    assert "&lt;b&gt;board&lt;/b&gt;" in page and "<li>&lt;i&gt;one flag&lt;/i&gt;</li>" in page
+    assert "<b>board" not in page and "<i>one flag" not in page

@@ -222,7 +222,8 @@ def _run_section(run: Run, info: dict, phases: pd.DataFrame, plots: Dict[str, Li
              ("board", info.get("board_id")), ("power mode", info.get("power_mode")),
              ("settings key", info.get("settings_key")), ("directory", run.path)]
     parts = [head, _kv((k, "" if _missing(v) else v) for k, v in facts)]
-    flags = [f for f in ((run.summary or {}).get("flags") or [])] + list(run.notes)
+    flags = (run.summary or {}).get("flags") or []
+    flags = (flags if isinstance(flags, list) else [flags]) + list(run.notes)
     if run.missing:
         flags.append("missing files: " + ", ".join(run.missing))
     if flags:

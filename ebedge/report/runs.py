@@ -105,7 +105,8 @@ class Run:
 
     @property
     def settings(self) -> dict:
-        return self.config.get("settings") or {}
+        settings = self.config.get("settings")
+        return settings if isinstance(settings, dict) else {}
 
     def get(self, key, default=None):
         """A summary field, falling back to the config's settings (so incomplete runs still say what they were)."""
