@@ -73,6 +73,20 @@ def test_runs_with_different_settings_are_separate_rows(tmp_path):
     assert len(res.cells_df[res.cells_df["method"] == "eb"]) == 3
 
 
+
+def test_improvement_only_over_baselines_with_the_same_settings(tmp_path):
+    root = str(tmp_path / "results")
+    set_settings(write_run(root, "eb20", energy_kj=100.0), epochs=20)
+    set_settings(write_run(root, "eb40", energy_kj=150.0), epochs=40)
+    set_settings(write_run(root, "lt40", method="lt", energy_kj=600.0, eb_epoch=None), epochs=40)
+    out = str(tmp_path / "rep")
+    report.build_report([root], out)
+    table = pd.read_csv(os.path.join(out, "table.csv")).set_index("settings")
+    assert table.loc["epochs=40"].loc[lambda t: t["method"] == "eb", "energy_x[p=0.5]"].tolist() == [4.0]
+    eb20 = table.loc["epochs=20"]
+    assert eb20["method"] == "eb" and pd.isna(eb20["baseline[p=0.5]"]) and pd.isna(eb20["energy_x[p=0.5]"])
+
+
 def test_mixed_measured_and_modelled_energy_refused_unless_allowed(tmp_path):
     root = str(tmp_path / "results")
     write_run(root, "a", energy_kj=200.0)

@@ -133,7 +133,8 @@ def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> 
     """EB Train's gain over the strongest baseline, per EB cell.
 
     For every eb* cell (model, dataset, method, ratio): the baselines are the cells of the other
-    methods, neither eb* nor dense, at the same model, dataset and ratio; the strongest baseline is the
+    methods, neither eb* nor dense, at the same model, dataset and ratio, whose settings differ from the eb*
+    cell's in nothing the table's rows differ in (cell_stats' `settings`); the strongest baseline is the
     one with the highest mean retrain accuracy. energy_x = baseline mean energy / eb mean energy and
     flops_x = baseline mean training FLOPs / eb mean training FLOPs (> 1 means EB Train is cheaper).
     Comparing cells at different power modes raises ReportError unless allow_mixed_power_modes.
@@ -141,7 +142,8 @@ def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> 
     rows = []
     for _, eb in cells[cells["method"].map(is_eb_method)].iterrows():
         peers = cells[(cells["model"] == eb["model"]) & (cells["dataset"] == eb["dataset"])
-                      & (cells["ratio"] == eb["ratio"]) & cells["method"].map(is_baseline_method)]
+                      & (cells["ratio"] == eb["ratio"]) & (cells["settings"] == eb["settings"])
+                      & cells["method"].map(is_baseline_method)]
         peers = peers[peers["acc_pct_mean"].notna()]
         if peers.empty:
             continue
