@@ -190,6 +190,8 @@ def _kv(items) -> str:
     for key, value in items:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True, default=str)
+        elif isinstance(value, float):
+            value = "{:.6g}".format(value)
         rows.append("<tr><td>{}</td><td><code>{}</code></td></tr>".format(_e(key), _e(value)))
     return '<table class="kv">{}</table>'.format("".join(rows)) if rows else '<p class="muted">none recorded</p>'
 
