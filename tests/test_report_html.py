@@ -161,8 +161,7 @@ def test_codecarbon_emissions_csv(tmp_path):
     assert m1["python_version"] == "3.6.9" and m1["project_name"] == "ebedge"
     assert rows.loc["x2", "ebedge_energy_method"] == "modelled"
     # emissions only from a stated carbon intensity
-    cli = CliRunner().invoke(report_command, [root, "--out", out, "--format", "codecarbon",
-                                              "--carbon-intensity", "400"])
+    cli = CliRunner().invoke(report_command, [root, "--out", out, "--carbon-intensity", "400"])
     assert cli.exit_code == 0, cli.output
     m1 = pd.read_csv(os.path.join(out, "emissions.csv")).set_index("run_id").loc["m1"]
     assert m1["emissions"] == pytest.approx(total_j / 3.6e6 * 0.4)

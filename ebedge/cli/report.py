@@ -32,11 +32,14 @@ def echo_result(result, out_dir):
 @click.option("--format", "formats", multiple=True, type=click.Choice(["codecarbon"]),
               help="Also write emissions.csv in CodeCarbon's columns (repeatable).")
 @click.option("--carbon-intensity", type=click.FloatRange(min=0), metavar="G_PER_KWH",
-              help="Grid carbon intensity in g CO2eq/kWh; fills CodeCarbon's emissions columns (else empty).")
+              help="Grid carbon intensity in g CO2eq/kWh; fills CodeCarbon's emissions columns (else empty). "
+                   "Implies --format codecarbon.")
 def report_command(results_dirs, out_dir, allow_mixed_power_modes, allow_mixed_energy_methods, formats,
                    carbon_intensity):
     """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
     from ebedge.report import build_report_checked
+    if carbon_intensity is not None and "codecarbon" not in formats:
+        formats += ("codecarbon",)
     try:
         result = build_report_checked(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes,
                                       allow_mixed_energy_methods=allow_mixed_energy_methods, formats=formats,
