@@ -69,7 +69,8 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     Raises ReportError for a path that is not a directory, an unknown format, or (unless the matching allow_*)
     when a table cell would average, or an improvement would compare, runs at different power modes, or a
     cell would mix measured, modelled and unmeasured energy; nothing is written then. Foreign files and
-    incomplete runs become warnings, never errors. Emissions are filled only from carbon_intensity_g_per_kwh.
+    incomplete runs become warnings, never errors. Emissions are filled only from carbon_intensity_g_per_kwh
+    (g CO2eq/kWh; a negative one is a ReportError before anything is written).
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -115,7 +116,8 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
                           files=files, warnings=warnings, notes=notes)
     generated = time.time()
-    tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv", "report.json")]
+    json_path = os.path.join(out_dir, "report.json")
+    tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]
     if "codecarbon" in formats:
         from ebedge.report.codecarbon import emissions_frame
         path = os.path.join(out_dir, "emissions.csv")
@@ -123,8 +125,8 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
                                                                                       float_format="%.10g")
         files.append(path)
         tables.append(path)
-    write_report_json(result, tables[3], paths, generated)
-    files.append(tables[3])
+    write_report_json(result, json_path, paths, generated)
+    files.append(json_path)
     from ebedge.report.page import render
     index = os.path.join(out_dir, "index.html")
     with open(index, "w", encoding="utf-8") as f:

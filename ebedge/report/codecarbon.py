@@ -51,10 +51,8 @@ def _window(phases_df: pd.DataFrame, run_id: str, meter, rail):
 
 def emissions_frame(runs: List[Run], runs_df: pd.DataFrame, phases_df: pd.DataFrame,
                     carbon_intensity_g_per_kwh: Optional[float] = None) -> pd.DataFrame:
-    """One CodeCarbon row per run that has a headline energy; emissions only with a stated intensity."""
-    if carbon_intensity_g_per_kwh is not None and not carbon_intensity_g_per_kwh >= 0:
-        raise ValueError("carbon intensity must be a number >= 0 (g CO2eq per kWh), got {!r}"
-                         .format(carbon_intensity_g_per_kwh))
+    """One CodeCarbon row per run that has a headline energy; emissions only with a stated intensity
+    (g CO2eq/kWh, >= 0: build_report checks it before writing anything)."""
     by_id = {r.run_id: r for r in runs}
     rows = []
     for _, info in runs_df.iterrows():
