@@ -12,7 +12,7 @@ import math
 import os
 import re
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 import pandas as pd
@@ -136,7 +136,9 @@ def _energy_class(label: str) -> str:
 
 
 def _cell(row: dict, r: str, energy_label: str) -> str:
-    col = lambda metric: row.get("{}[p={}]".format(metric, r))  # noqa: E731
+    def col(metric):
+        return row.get("{}[p={}]".format(metric, r))
+
     n = col("n")
     if _missing(n) or not n:
         return '<td class="muted">&ndash;</td>'
@@ -249,7 +251,7 @@ def _run_section(run: Run, info: dict, phases: pd.DataFrame, plots: Dict[str, Li
     return "\n".join(parts) + "</section>"
 
 
-def render(result, out_dir: str, report_files: Sequence[str], generated: float = None) -> str:
+def render(result, out_dir: str, report_files: Sequence[str], generated: Optional[float] = None) -> str:
     """The page for a ReportResult whose CSVs and plots are already in out_dir."""
     svgs = [f for f in result.files if f.endswith(".svg")]
     names = set(result.runs_df.get("model", [])) | set(result.runs_df.get("dataset", []))
