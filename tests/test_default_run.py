@@ -45,6 +45,8 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     # energy is measured by the best meter found, and says how
     assert eb["energy"]["method"] in ("measured", "modelled")
     assert "(%s, %s)" % (eb["energy"]["method"], eb["energy"]["meter"]) in eb_row
+    assert lines[-1] == "report: " + os.path.abspath(os.path.join(out, "report", "index.html"))
+    assert os.path.getsize(os.path.join(out, "report", "index.html")) > 0
 
     # the report of this output: every file and plot, and a table made of these summaries
     report_dir = str(tmp_path / "report")

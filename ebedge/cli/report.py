@@ -1,24 +1,12 @@
-"""`ebedge report`: run directories in, CSVs and plots out (the lead attaches report_command to the main group)."""
+"""`ebedge report`: run directories in; CSVs, plots, index.html and report.json out."""
 import os
 
 import click
 
+from ebedge.errors import EbedgeError
 
-@click.command("report")
-@click.argument("results_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for runs.csv, table.csv, phases.csv and plots/.")
-@click.option("--allow-mixed-power-modes", is_flag=True,
-              help="Average (and compare) runs recorded at different power modes instead of refusing.")
-def report_command(results_dirs, out_dir, allow_mixed_power_modes):
-    """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
-    # pandas and matplotlib load only when a report is asked for: the board's `ebedge` has neither.
-    from ebedge.report.build import ReportError, build_report
 
-    try:
-        result = build_report(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes)
-    except ReportError as exc:
-        raise click.ClickException(str(exc))
+def echo_result(result, out_dir):
     for line in result.warnings:
         click.echo("warning: " + line, err=True)
     for line in result.notes:
@@ -27,4 +15,35 @@ def report_command(results_dirs, out_dir, allow_mixed_power_modes):
     click.echo("{} runs ({} complete, {} not) -> {}".format(len(result.runs), complete, len(result.runs) - complete,
                                                            os.path.abspath(out_dir)))
     plots = [f for f in result.files if f.endswith(".png")]
-    click.echo("wrote runs.csv, table.csv, phases.csv and {} plots (PNG + SVG)".format(len(plots)))
+    click.echo("wrote {} and {} plots (PNG + SVG)".format(
+        ", ".join(os.path.basename(f) for f in result.files if f.endswith((".csv", ".json"))), len(plots)))
+    click.echo("report: {}".format(os.path.abspath(os.path.join(out_dir, "index.html"))))
+
+
+@click.command("report")
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for index.html, report.json, runs.csv, table.csv, phases.csv and plots/.")
+@click.option("--allow-mixed-power-modes", is_flag=True,
+              help="Average (and compare) runs recorded at different power modes instead of refusing.")
+@click.option("--allow-mixed-energy-methods", is_flag=True,
+              help="Average runs whose energy was measured with runs whose energy was modelled (or not "
+                   "measured) instead of refusing.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["codecarbon"]),
+              help="Also write emissions.csv in CodeCarbon's columns (repeatable).")
+@click.option("--carbon-intensity", type=click.FloatRange(min=0), metavar="G_PER_KWH",
+              help="Grid carbon intensity in g CO2eq/kWh; fills CodeCarbon's emissions columns (else empty). "
+                   "Implies --format codecarbon.")
+def report_command(results_dirs, out_dir, allow_mixed_power_modes, allow_mixed_energy_methods, formats,
+                   carbon_intensity):
+    """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
+    from ebedge.report import build_report_checked
+    if carbon_intensity is not None and "codecarbon" not in formats:
+        formats += ("codecarbon",)
+    try:
+        result = build_report_checked(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes,
+                                      allow_mixed_energy_methods=allow_mixed_energy_methods, formats=formats,
+                                      carbon_intensity_g_per_kwh=carbon_intensity)
+    except (EbedgeError, ValueError) as exc:
+        raise click.ClickException(str(exc))
+    echo_result(result, out_dir)

@@ -155,3 +155,11 @@ def run(out, overwrite, quiet):
     summaries = run_default(out, overwrite=overwrite, quiet=quiet)
     click.echo(side_by_side([s for _, s in summaries]))
     click.echo("results: %s" % out)
+    from ebedge.report import MissingHostDependencies, build_report_checked
+    report_dir = os.path.join(out, "report")
+    try:
+        build_report_checked([path for path, _ in summaries], report_dir)
+    except MissingHostDependencies as exc:  # a board without pandas still finishes its runs
+        click.echo("report not written: %s" % exc, err=True)
+        return
+    click.echo("report: %s" % os.path.abspath(os.path.join(report_dir, "index.html")))

@@ -1,4 +1,5 @@
-"""build_report: run directories in, report CSVs and plots out (host side: Python 3.8+, pandas, matplotlib).
+"""build_report: run directories in; report CSVs, plots, index.html and report.json out (host side:
+Python 3.8+, pandas, matplotlib).
 
 The report reads run directories only through their files (the run-directory contract), so it can
 report runs written by another ebedge version, on any board, and runs that crashed half way.
@@ -9,8 +10,13 @@ Outputs of `build_report`:
   phases.csv  energy (gross and net kJ) and seconds per phase, per run, meter and rail
   plots/      mask-distance matrices (Fig. 3), accuracy and FLOPs against ticket epoch (Figs. 1 and 5),
               energy and FLOPs bars per method, power traces with phases shaded; each as PNG and SVG
+  index.html  all of it on one self-contained page (ebedge.report.page)
+  report.json the same numbers, machine-readable
+  emissions.csv  with formats=("codecarbon",): CodeCarbon's columns (ebedge.report.codecarbon)
 """
+import json
 import os
+import time
 from dataclasses import dataclass  # novermin: the 3.6 backport is a declared dependency
 from typing import Dict, List, Optional, Sequence  # noqa: F401
 
@@ -18,7 +24,9 @@ import pandas as pd
 
 from ebedge.report.runs import (ReportError, Run, find_run_dirs, load_run,  # noqa: F401 (public names)
                                 ratio_label, t_quantile_975)
-from ebedge.report.tables import phases_frame, runs_frame, table_frame
+from ebedge.report.tables import cell_stats, phases_frame, pivot_cells, runs_frame
+
+FORMATS = ("codecarbon",)
 
 
 # ---------------------------------------------------------------- the whole report
@@ -28,6 +36,7 @@ class ReportResult:
     """What build_report read and wrote."""
     runs: List[Run]
     runs_df: pd.DataFrame
+    cells_df: pd.DataFrame
     table_df: pd.DataFrame
     phases_df: pd.DataFrame
     files: List[str]
@@ -35,14 +44,39 @@ class ReportResult:
     notes: List[str]
 
 
-def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bool = False,
-                 now: Optional[float] = None) -> ReportResult:
-    """Read every run directory under `paths` and write runs.csv, table.csv, phases.csv and plots/ to out_dir.
+def _records(frame: pd.DataFrame) -> list:
+    """Rows as JSON-ready dicts (NaN -> null, numpy scalars -> numbers)."""
+    return json.loads(frame.to_json(orient="records", double_precision=15))
 
-    Raises ReportError for a path that is not a directory, or (unless allow_mixed_power_modes) when a
-    table cell would average, or an improvement would compare, runs at different power modes; nothing is
-    written then. Foreign files and incomplete runs become warnings, never errors.
+
+def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], generated: float) -> None:
+    """report.json: the numbers of runs.csv, the table (long and Table 2 shape) and phases.csv, and what was read."""
+    from ebedge import __version__
+    doc = {"ebedge_version": __version__, "generated_wall": generated,
+           "inputs": [os.path.abspath(p) for p in inputs], "warnings": result.warnings, "notes": result.notes,
+           "cells": _records(result.cells_df), "table": _records(result.table_df),
+           "runs": _records(result.runs_df), "phases": _records(result.phases_df)}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True, allow_nan=False)
+
+
+def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bool = False,
+                 now: Optional[float] = None, allow_mixed_energy_methods: bool = False,
+                 formats: Sequence[str] = (), carbon_intensity_g_per_kwh: Optional[float] = None) -> ReportResult:
+    """Read every run directory under `paths` and write runs.csv, table.csv, phases.csv, plots/, index.html,
+    report.json (and, per `formats`, emissions.csv) to out_dir.
+
+    Raises ReportError for a path that is not a directory, an unknown format, or (unless the matching allow_*)
+    when a table cell would average, or an improvement would compare, runs at different power modes, or a
+    cell would mix measured, modelled and unmeasured energy; nothing is written then. Foreign files and
+    incomplete runs become warnings, never errors. Emissions are filled only from carbon_intensity_g_per_kwh
+    (g CO2eq/kWh; a negative one is a ReportError before anything is written).
     """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ReportError("unknown report format(s): {}; known: {}".format(", ".join(unknown), ", ".join(FORMATS)))
+    if carbon_intensity_g_per_kwh is not None and not carbon_intensity_g_per_kwh >= 0:
+        raise ReportError("carbon intensity must be >= 0 g CO2eq/kWh, got {}".format(carbon_intensity_g_per_kwh))
     run_dirs, foreign = find_run_dirs(paths, skip=[out_dir])
     runs, duplicates, by_id = [], [], {}  # type: List[Run], List[str], Dict[str, Run]
     for run in (load_run(d, now=now) for d in run_dirs):
@@ -53,7 +87,8 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
         by_id[run.run_id] = run
         runs.append(run)
     runs_df = runs_frame(runs)
-    table_df = table_frame(runs_df, allow_mixed_power_modes)
+    cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods)
+    table_df = pivot_cells(cells_df, allow_mixed_power_modes)
     phases_df = phases_frame(runs)
     notes = []
     os.makedirs(out_dir, exist_ok=True)
@@ -72,11 +107,29 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     if not ticket:
         notes.append("ticket-epoch plots (Figs. 1, 5) skipped: no method/ratio drew tickets at more than one epoch")
     files += ticket
-    files += draw.plot_method_bars(runs_df, plots, allow_mixed_power_modes)
+    files += draw.plot_method_bars(runs_df, plots, allow_mixed_power_modes, allow_mixed_energy_methods)
     warnings = ["not a run directory, ignored: {}".format(f) for f in foreign] + duplicates
     for run in runs:
         if not run.complete:
             warnings.append("run {} is {}: listed in runs.csv, left out of the table".format(run.run_id, run.status))
         warnings += ["run {}: {}".format(run.run_id, n) for n in run.notes]
-    return ReportResult(runs=runs, runs_df=runs_df, table_df=table_df, phases_df=phases_df, files=files,
-                        warnings=warnings, notes=notes)
+    result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
+                          files=files, warnings=warnings, notes=notes)
+    generated = time.time()
+    json_path = os.path.join(out_dir, "report.json")
+    tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]
+    if "codecarbon" in formats:
+        from ebedge.report.codecarbon import emissions_frame
+        path = os.path.join(out_dir, "emissions.csv")
+        emissions_frame(runs, runs_df, phases_df, carbon_intensity_g_per_kwh).to_csv(path, index=False,
+                                                                                      float_format="%.10g")
+        files.append(path)
+        tables.append(path)
+    write_report_json(result, json_path, paths, generated)
+    files.append(json_path)
+    from ebedge.report.page import render
+    index = os.path.join(out_dir, "index.html")
+    with open(index, "w", encoding="utf-8") as f:
+        f.write(render(result, out_dir, tables, generated))
+    files.append(index)
+    return result

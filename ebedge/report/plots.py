@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ebedge.report.runs import Run, _method_rank, _ratio_rank, _read_csv, ratio_label
+from ebedge.report.runs import Run, _ratio_rank, _read_csv, ratio_label
 from ebedge.report.tables import cell_stats
 
 def _safe(text) -> str:
@@ -152,13 +152,15 @@ def plot_ticket_epoch(runs_df: pd.DataFrame, out_dir: str) -> List[str]:
     return paths
 
 
-def plot_method_bars(runs_df: pd.DataFrame, out_dir: str, allow_mixed_power_modes: bool = False) -> List[str]:
-    """Energy (train_total kJ, with its measured/modelled label) and training PFLOPs per method, grouped by
-    prune ratio, mean with 95% interval, one figure per (model, dataset)."""
-    cells = cell_stats(runs_df, allow_mixed_power_modes)
+def plot_method_bars(runs_df: pd.DataFrame, out_dir: str, allow_mixed_power_modes: bool = False,
+                     allow_mixed_energy_methods: bool = False) -> List[str]:
+    """Energy (train_total kJ, with its measured/modelled label) and training PFLOPs per method (and result
+    settings, where rows differ in them), grouped by prune ratio, mean with 95% interval, one figure per
+    (model, dataset)."""
+    cells = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods)
     paths = []
     for (model, dataset), g in cells.groupby(["model", "dataset"]):
-        methods = sorted(g["method"].unique(), key=_method_rank)
+        methods = list(dict.fromkeys(g["label"]))  # cell_stats' order: the paper's, then settings
         ratios = sorted(g["ratio"].unique(), key=_ratio_rank)
         fig = _figure(max(6.4, 1.2 * len(methods) * 2), 4.2)
         width = 0.8 / len(ratios)
@@ -167,7 +169,7 @@ def plot_method_bars(runs_df: pd.DataFrame, out_dir: str, allow_mixed_power_mode
         for i, (metric, label) in enumerate(panels):
             ax = fig.add_subplot(1, 2, i + 1)
             for j, r in enumerate(ratios):
-                sub = g[g["ratio"] == r].set_index("method").reindex(methods)
+                sub = g[g["ratio"] == r].set_index("label").reindex(methods)
                 x = np.arange(len(methods)) + (j - (len(ratios) - 1) / 2.0) * width
                 ax.bar(x, sub[metric + "_mean"].fillna(0), width, yerr=sub[metric + "_ci95"].fillna(0),
                        capsize=2, label="p={}".format(r))

@@ -1,6 +1,7 @@
 """Reading run directories through their files (the run-directory contract) into `Run`s.
 
 Host side: Python 3.8+, pandas."""
+import hashlib
 import json
 import math
 import os
@@ -44,6 +45,28 @@ def mean_ci95(values) -> Tuple[float, float]:
     return mean, (half if half is not None else float("nan"))
 
 
+# Settings that do not change what a run measures: which repeat it is, where it was written, how it
+# was observed. Everything else (new keys too, e.g. amp or data_pipeline) separates table rows.
+NOT_RESULT_SETTINGS = ("seed", "repeat", "out", "run_id", "workers", "meters", "meter_options",
+                       "meter_interval", "download")
+
+
+def result_settings(settings: dict) -> dict:
+    """The settings that determine a run's result, less the prune ratio it was pruned at (the table's
+    column); ratios only detected for study stay, as 'prune_ratio_detected'."""
+    out = {k: v for k, v in settings.items() if k not in NOT_RESULT_SETTINGS and k != "prune_ratio"}
+    ratios = settings.get("prune_ratio")
+    if isinstance(ratios, (list, tuple)) and len(ratios) > 1:
+        out["prune_ratio_detected"] = list(ratios[1:])
+    return out
+
+
+def settings_key(settings: dict) -> str:
+    """Equal for runs that differ only in seed, repeat, output place, meters or the pruned ratio."""
+    blob = json.dumps(result_settings(settings), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
 def ratio_label(prune_ratio) -> str:
     """'0.5' for a prune ratio, '-' for runs without one (dense).
 
@@ -82,7 +105,8 @@ class Run:
 
     @property
     def settings(self) -> dict:
-        return self.config.get("settings") or {}
+        settings = self.config.get("settings")
+        return settings if isinstance(settings, dict) else {}
 
     def get(self, key, default=None):
         """A summary field, falling back to the config's settings (so incomplete runs still say what they were)."""

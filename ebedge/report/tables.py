@@ -1,11 +1,12 @@
 """Data frames of a report: runs.csv, table.csv (Table 2 shape), phases.csv."""
+import json
 import math
 from typing import Dict, List, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ebedge.report.runs import (ENERGY_PHASES, ReportError, Run, _energy, _flat, _method_rank, _num, _power_mode, _ratio_rank, _read_csv, energy_label, is_baseline_method, is_eb_method, mean_ci95, ratio_label, ticket_epoch)
+from ebedge.report.runs import (ENERGY_PHASES, ReportError, Run, _energy, _flat, _method_rank, _num, _power_mode, _ratio_rank, _read_csv, energy_label, is_baseline_method, is_eb_method, mean_ci95, ratio_label, result_settings, settings_key, ticket_epoch)
 
 
 RUNS_KEY_COLUMNS = ["run_id", "status", "complete", "board_id", "power_mode", "method", "model", "dataset",
@@ -48,6 +49,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
         row["missing_files"] = ";".join(run.missing)
         row["notes"] = ";".join(run.notes)
         row["config_hash"] = run.config.get("config_hash")
+        row["settings_key"] = settings_key(run.settings)
+        row["result_settings"] = json.dumps(result_settings(run.settings), sort_keys=True, default=str)
         for key, value in sorted(run.settings.items()):
             row["setting_" + key] = _flat(value)
         row["path"] = run.path
@@ -62,42 +65,76 @@ def _modes(series: pd.Series) -> List[str]:
                    for v in series})
 
 
-def cell_stats(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
-    """Long form of Table 2: one row per (model, dataset, method, ratio) over the complete runs.
+def _differing_settings(done: pd.DataFrame) -> Dict[str, str]:
+    """settings_key -> 'k=v, ...' for the result settings that differ between the table's rows
+    (model, dataset and method are columns of their own)."""
+    groups = {k: json.loads(v) for k, v in zip(done["settings_key"], done["result_settings"])}
+    keys = sorted({k for s in groups.values() for k in s} - {"model", "dataset", "method"})
+    differ = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in groups.values()}) > 1]
+    return {g: ", ".join("{}={}".format(k, _flat(s.get(k))) for k in differ) for g, s in groups.items()}
 
-    acc_pct = final test accuracy in percent, energy_kj = train_total kJ, pflops = train_flops_total / 1e15;
-    each with mean and ci95 (t-interval half-width; empty for n = 1). Raises ReportError when the runs of
-    one cell ran at different power modes, unless allow_mixed_power_modes.
+
+def _check_one(values: List[str], what: str, cell: str, flag: str, allowed: bool):
+    if len(values) > 1 and not allowed:
+        raise ReportError("{} averages runs with different {} ({}); pass {} to average them anyway"
+                          .format(cell, what, ", ".join(values), flag))
+
+
+CELL_COLUMNS = ["model", "dataset", "method", "settings_key", "settings", "label", "ratio", "n", "acc_pct_mean",
+                "acc_pct_ci95", "energy_kj_mean", "energy_kj_ci95", "pflops_mean", "pflops_ci95", "power_mode",
+                "energy_method", "energy_label", "boards", "n_flagged", "flags", "run_ids"]
+
+
+def cell_stats(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
+               allow_mixed_energy_methods: bool = False) -> pd.DataFrame:
+    """Long form of Table 2: one row per (model, dataset, method, result settings, ratio) over the complete runs.
+
+    Runs are averaged only when their result settings (settings_key) agree: runs differing in anything but
+    seed, repeat, output place or meters are separate rows, and `settings` names what differs between
+    rows. acc_pct = final test accuracy in percent, energy_kj = train_total kJ, pflops = train_flops_total
+    / 1e15; each with mean and ci95 (t-interval half-width; empty for n = 1). Raises ReportError when the
+    runs of one cell ran at different power modes (unless allow_mixed_power_modes) or mix measured,
+    modelled and unmeasured energy (unless allow_mixed_energy_methods).
     """
-    cols = ["model", "dataset", "method", "ratio", "n", "acc_pct_mean", "acc_pct_ci95", "energy_kj_mean",
-            "energy_kj_ci95", "pflops_mean", "pflops_ci95", "power_mode", "energy_label", "boards"]
     if runs_df.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=CELL_COLUMNS)
     done = runs_df[runs_df["complete"].astype(bool)]
+    if done.empty:
+        return pd.DataFrame(columns=CELL_COLUMNS)
+    differ = _differing_settings(done)
     rows = []
-    for (model, dataset, method, ratio), g in done.groupby(["model", "dataset", "method", "ratio"], sort=False):
+    for (model, dataset, method, key, ratio), g in done.groupby(
+            ["model", "dataset", "method", "settings_key", "ratio"], sort=False):
+        cell = "{}/{}/{} p={}{}".format(model, dataset, method, ratio,
+                                       " ({})".format(differ[key]) if differ[key] else "")
         modes = _modes(g["power_mode"])
-        if len(modes) > 1 and not allow_mixed_power_modes:
-            raise ReportError("{}/{}/{} p={} averages runs at different power modes ({}); "
-                              "pass --allow-mixed-power-modes to average them anyway"
-                              .format(model, dataset, method, ratio, ", ".join(modes)))
+        _check_one(modes, "power modes", cell, "--allow-mixed-power-modes", allow_mixed_power_modes)
+        methods = sorted(set(g["energy_method"].astype(str)))
+        _check_one(methods, "energy methods", cell, "--allow-mixed-energy-methods", allow_mixed_energy_methods)
         acc = mean_ci95(g["test_acc"] * 100.0)
         energy = mean_ci95(g["energy_kj_train_total"])
         pflops = mean_ci95(g["train_pflops_total"])
-        rows.append([model, dataset, method, ratio, len(g), acc[0], acc[1], energy[0], energy[1],
-                     pflops[0], pflops[1], "+".join(modes), "+".join(sorted(set(g["energy_label"]))),
-                     "+".join(sorted({str(b) for b in g["board_id"] if b is not None and b == b}))])
-    out = pd.DataFrame(rows, columns=cols)
+        flags = sorted({f for f in g["flags"] if isinstance(f, str) and f})
+        rows.append([model, dataset, method, key, differ[key],
+                     "{} ({})".format(method, differ[key]) if differ[key] else method, ratio, len(g),
+                     acc[0], acc[1], energy[0], energy[1], pflops[0], pflops[1], "+".join(modes), "+".join(methods),
+                     "+".join(sorted(set(g["energy_label"]))),
+                     "+".join(sorted({str(b) for b in g["board_id"] if b is not None and b == b})),
+                     sum(1 for f in g["flags"] if isinstance(f, str) and f), " | ".join(flags),
+                     ";".join(g["run_id"].astype(str))])
+    out = pd.DataFrame(rows, columns=CELL_COLUMNS)
     out["_m"] = out["method"].map(_method_rank)
     out["_r"] = out["ratio"].map(_ratio_rank)
-    return out.sort_values(["model", "dataset", "_m", "_r"]).drop(columns=["_m", "_r"]).reset_index(drop=True)
+    return (out.sort_values(["model", "dataset", "_m", "settings", "_r"]).drop(columns=["_m", "_r"])
+            .reset_index(drop=True))
 
 
 def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
     """EB Train's gain over the strongest baseline, per EB cell.
 
     For every eb* cell (model, dataset, method, ratio): the baselines are the cells of the other
-    methods, neither eb* nor dense, at the same model, dataset and ratio; the strongest baseline is the
+    methods, neither eb* nor dense, at the same model, dataset and ratio, whose settings differ from the eb*
+    cell's in nothing the table's rows differ in (cell_stats' `settings`); the strongest baseline is the
     one with the highest mean retrain accuracy. energy_x = baseline mean energy / eb mean energy and
     flops_x = baseline mean training FLOPs / eb mean training FLOPs (> 1 means EB Train is cheaper).
     Comparing cells at different power modes raises ReportError unless allow_mixed_power_modes.
@@ -105,7 +142,8 @@ def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> 
     rows = []
     for _, eb in cells[cells["method"].map(is_eb_method)].iterrows():
         peers = cells[(cells["model"] == eb["model"]) & (cells["dataset"] == eb["dataset"])
-                      & (cells["ratio"] == eb["ratio"]) & cells["method"].map(is_baseline_method)]
+                      & (cells["ratio"] == eb["ratio"]) & (cells["settings"] == eb["settings"])
+                      & cells["method"].map(is_baseline_method)]
         peers = peers[peers["acc_pct_mean"].notna()]
         if peers.empty:
             continue
@@ -115,19 +153,22 @@ def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> 
                               "pass --allow-mixed-power-modes to compare them anyway"
                               .format(eb["model"], eb["dataset"], eb["ratio"], eb["method"], eb["power_mode"],
                                       best["method"], best["power_mode"]))
-        rows.append({"model": eb["model"], "dataset": eb["dataset"], "method": eb["method"], "ratio": eb["ratio"],
-                     "baseline": best["method"],
+        rows.append({"model": eb["model"], "dataset": eb["dataset"], "method": eb["method"],
+                     "settings_key": eb["settings_key"], "ratio": eb["ratio"], "baseline": best["label"],
                      "energy_x": best["energy_kj_mean"] / eb["energy_kj_mean"],
                      "flops_x": best["pflops_mean"] / eb["pflops_mean"]})
-    return pd.DataFrame(rows, columns=["model", "dataset", "method", "ratio", "baseline", "energy_x", "flops_x"])
+    return pd.DataFrame(rows, columns=["model", "dataset", "method", "settings_key", "ratio", "baseline", "energy_x",
+                                       "flops_x"])
 
 
 TABLE_METRICS = ("acc_pct_mean", "acc_pct_ci95", "energy_kj_mean", "energy_kj_ci95", "pflops_mean",
-                 "pflops_ci95", "n", "baseline", "energy_x", "flops_x")
+                 "pflops_ci95", "n", "n_flagged", "flags", "baseline", "energy_x", "flops_x")
+TABLE_KEYS = ["model", "dataset", "method", "settings", "settings_key"]
 
 
-def table_frame(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
-    """The paper's Table 2: one row per (model, dataset, method), complete runs only.
+def table_frame(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
+                allow_mixed_energy_methods: bool = False) -> pd.DataFrame:
+    """The paper's Table 2: one row per (model, dataset, method, result settings), complete runs only.
 
     Columns are '<metric>[p=<ratio>]' for metric in TABLE_METRICS, grouped by metric then ratio;
     runs without a prune ratio (dense) fill the 'p=-' columns. Metrics: retrain accuracy in percent,
@@ -135,16 +176,20 @@ def table_frame(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False) ->
     ci95 = 95% t-interval half-width over repeats (empty for n = 1), n = runs averaged (0: none); and, on eb*
     rows, baseline / energy_x / flops_x as defined in `improvements`.
     """
-    cells = cell_stats(runs_df, allow_mixed_power_modes)
-    keys = ["model", "dataset", "method"]
+    return pivot_cells(cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods),
+                       allow_mixed_power_modes)
+
+
+def pivot_cells(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
+    """cell_stats' long form in Table 2's shape (see table_frame)."""
     if cells.empty:
-        return pd.DataFrame(columns=keys + ["power_mode", "energy_label", "boards"])
+        return pd.DataFrame(columns=TABLE_KEYS + ["power_mode", "energy_label", "boards"])
     gains = improvements(cells, allow_mixed_power_modes)
-    cells = cells.merge(gains, on=keys + ["ratio"], how="left")
+    cells = cells.merge(gains, on=["model", "dataset", "method", "settings_key", "ratio"], how="left")
     ratios = sorted(cells["ratio"].unique(), key=_ratio_rank)
     rows = []
-    for key, g in cells.groupby(keys, sort=False):
-        row = dict(zip(keys, key))
+    for key, g in cells.groupby(TABLE_KEYS, sort=False):
+        row = dict(zip(TABLE_KEYS, key))
         row["power_mode"] = "+".join(sorted(set("+".join(g["power_mode"]).split("+"))))
         row["energy_label"] = "+".join(sorted(set("+".join(g["energy_label"]).split("+"))))
         row["boards"] = "+".join(sorted(set(b for b in "+".join(g["boards"]).split("+") if b)))
