@@ -48,7 +48,7 @@ def mean_ci95(values) -> Tuple[float, float]:
 # Settings that do not change what a run measures: which repeat it is, where it was written, how it
 # was observed. Everything else (new keys too, e.g. amp or data_pipeline) separates table rows.
 NOT_RESULT_SETTINGS = ("seed", "repeat", "out", "run_id", "workers", "meters", "meter_options",
-                       "meter_interval", "download")
+                       "meter_interval", "download", "data_dir")
 
 
 def result_settings(settings: dict) -> dict:
