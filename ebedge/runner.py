@@ -22,8 +22,6 @@ from ebedge.rundir import RunDir, completed, read_json, write_json_atomic
 from ebedge.sampling import MeterSampler
 from ebedge.settings import config_hash, resolve
 
-MIN_SAMPLES_PER_WINDOW = 20
-
 
 class Interrupted(Exception):
     """Raised in the main thread on SIGTERM, like KeyboardInterrupt on SIGINT."""
@@ -195,11 +193,11 @@ def _short_window_warnings(rows, sampler):
     periods = {m.name: m.interval_s for m in sampler.meters}
     out = []
     for row in rows:
-        period = periods.get(row["meter"])
-        if period and row["rail"] == "total" and row["duration_s"] < MIN_SAMPLES_PER_WINDOW * period \
-                and row["phase"] not in ("train_total", "run_total"):
-            out.append("warning: %s lasted %.2fs, under %d periods of %s (%.2fs)" % (
-                row["phase"], row["duration_s"], MIN_SAMPLES_PER_WINDOW, row["meter"], period))
+        if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
+            warning = accounting.short_window_warning(row["phase"], row["duration_s"],
+                                                      row["meter"], periods.get(row["meter"]))
+            if warning:
+                out.append(warning)
     return out
 
 
