@@ -140,3 +140,14 @@ def test_monitor_needs_no_torch():
             "m.close(); assert w.result.method == 'modelled', w.result\n"
             "assert 'torch' not in sys.modules")
     subprocess.check_call([sys.executable, "-c", code])
+
+
+def test_the_example_measures_a_plain_pytorch_loop(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "measure_pytorch_loop.py")
+    out = subprocess.check_output([sys.executable, example, "--meter", "model", "--epochs", "1",
+                                   "--idle", "0.5", "--log-dir", str(tmp_path / "loop")],
+                                  universal_newlines=True)
+    assert "epoch 0: acc" in out and "modelled by model" in out
+    with open(str(tmp_path / "loop" / "windows.csv")) as f:
+        names = [row["phase"] for row in csv.DictReader(f)]
+    assert names == ["idle", "epoch-0", "eval"]
