@@ -22,6 +22,8 @@ from ebedge.rundir import RunDir, completed, read_json, write_json_atomic
 from ebedge.sampling import MeterSampler
 from ebedge.settings import config_hash, resolve
 
+NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
+
 
 class Interrupted(Exception):
     """Raised in the main thread on SIGTERM, like KeyboardInterrupt on SIGINT."""
@@ -179,6 +181,8 @@ def _finish(rundir, settings, summary, sampler):
         accounting.write_energy_csv(rundir.file("energy.csv"), rows)
         names = [m.name for m in sampler.meters] if sampler is not None else []
         summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
+        if not settings["meters"] and NO_ENERGY_NOTE not in summary["flags"]:
+            summary["flags"].append(NO_ENERGY_NOTE)
         if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
             summary["modelled_energy"] = lowp.modelled_energy(summary)
         summary["flags"].extend(_short_window_warnings(rows, sampler))

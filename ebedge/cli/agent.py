@@ -14,7 +14,7 @@ def _echo_json(data):
     click.echo(json.dumps(data, sort_keys=True))
 
 
-@click.group("agent")
+@click.group("agent", hidden=True)  # internal: `ebedge remote` calls it on the board
 def agent_group():
     """Board side of `ebedge remote`: detached runs, their state, clock, info, sweep lock."""
 
@@ -98,7 +98,7 @@ def lock_cmd(owner, host, pid, steal_stale, root):
 
 
 @agent_group.command("unlock")
-@click.option("--owner", required=True)
+@click.option("--owner", required=True, help="sweep id that holds the board")
 @click.option("--force", is_flag=True, help="remove whoever holds it")
 @_ROOT
 def unlock_cmd(owner, force, root):
