@@ -117,8 +117,9 @@ def start(settings_text, run_id, root=None, suite=None, if_exists="refuse", pyth
             raise EbedgeError("settings must be a JSON object")
         settings_path = os.path.join(agent_dir, "settings.json")
         _write_json(settings_path, settings)
-        argv = [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out,
-                "--quiet"]
+        # not --quiet: the log (no tty, so no progress bars) gets a line per epoch with its ETA,
+        # which `ebedge remote run`/`watch` stream to the laptop
+        argv = [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out]
     log_path = os.path.join(agent_dir, "log.txt")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT,
