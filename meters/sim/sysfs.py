@@ -1,8 +1,9 @@
 """Fake INA3221 sysfs trees, laid out as on the boards, whose readings follow a PowerProfile.
 
 Layouts follow docs/reference/jetson-power-sensing.md section 2: JetPack 4 `ina3221x` IIO
-for TX2, Nano and Xavier NX (and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and Orin NX. The board's total (its
-input rail, or the documented sum) equals P(t); every other rail is a fixed fraction of P(t).
+for TX2, Nano and Xavier NX (and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and
+Orin NX. The board's total (its input rail, or the documented sum) equals P(t); every other
+rail is a fixed fraction of P(t).
 So the truth for the `total` rail is `profile.energy(t0, t1)` in simulator seconds.
 
 Values are rewritten by `write(t)` (a given sim time) or by a background thread (`start()`),
