@@ -10,7 +10,8 @@
 A `MeterSampler` reads the meters in the background (as during a run); every window is
 integrated by `ebedge.energy.by_phase`, the code that integrates a run's phases, so a window
 gets the same trapezoid over real timestamps, gap handling, idle subtraction and uncertainty as
-a phase of the same span. With `log_dir`, samples.csv and windows.csv are appended as they happen
+a phase of the same span. Ending a window never waits for a meter: its energy is computed when
+first read (after waiting, then, for a sample past its end) or by `close()`. With `log_dir`, samples.csv and windows.csv are appended as they happen
 and energy.csv (computed from those files, as the runner does), config.json and summary.json are
 written at `close()`, so `ebedge report DIR` reads the directory like a run's.
 Device side: Python 3.6, no torch import.
@@ -36,6 +37,10 @@ WINDOW_FILE = "windows.csv"  # phases.csv's columns; `phase` holds the window's 
 MIN_COVERED_FRAC = 0.999  # below this, part of the window had no samples: flagged
 
 
+_RESULT_FIELDS = ("rows", "per_rail", "rail", "method", "energy_j", "power_w", "net_energy_j",
+                  "idle_power_w", "covered_frac", "uncertainty_pct", "flags")
+
+
 class Measurement(object):
     """One window as measured.
 
@@ -44,17 +49,31 @@ class Measurement(object):
     rail); `per_rail` is {rail: joules} of that meter; `rows` holds energy.csv rows for every
     meter and rail. `method` is `measured` or `modelled`; `flags` lists what makes the number
     less than a clean measurement (short window, gaps, meter errors).
+
+    The energy fields are computed when first read (or at the latest by `Monitor.close()`), once
+    the meters have read past the window's end, so ending a window never waits for a meter.
     """
 
-    def __init__(self, name, t_start, t_end, rows, meter, flags):
+    def __init__(self, monitor, name, t_start, t_end, extra_flags):
+        self._monitor = monitor
+        self._resolved = False
+        self._extra_flags = extra_flags
         self.name = name
         self.t_start = t_start
         self.t_end = t_end
         self.seconds = t_end - t_start
+        self.meter = monitor.meter
+
+    def __getattr__(self, attr):  # only for attributes not set yet: the energy fields
+        if attr in _RESULT_FIELDS and not self.__dict__.get("_resolved"):
+            self._monitor._resolve(self, wait=True)
+            return getattr(self, attr)
+        raise AttributeError(attr)
+
+    def _set(self, rows, flags):
         self.rows = rows
-        self.meter = meter
-        self.flags = flags
-        mine = [r for r in rows if r["meter"] == meter]
+        self.flags = self._extra_flags + flags
+        mine = [r for r in rows if r["meter"] == self.meter]
         self.per_rail = {r["rail"]: r["energy_j"] for r in mine}
         rails = {r["rail"]: r for r in mine}
         main = rails.get(TOTAL) or (rails[sorted(rails)[0]] if rails else {})
@@ -66,6 +85,7 @@ class Measurement(object):
         self.idle_power_w = main.get("idle_power_w")
         self.covered_frac = main.get("covered_frac", 0.0)
         self.uncertainty_pct = main.get("uncertainty_pct")
+        self._resolved = True
 
     def __repr__(self):
         return "Measurement(%s: %s J over %.3f s, %s by %s%s)" % (
@@ -108,14 +128,17 @@ class _LogDir(object):
     def file(self, name):
         return os.path.join(self.path, name)
 
+    def close(self):
+        self.samples.close()
+        self.windows.close()
+
     def log_window(self, name, start, end):
         self.windows.write([(self.run_id, name, "", "%.6f" % start[0], "%.6f" % end[0],
                              "%.6f" % start[1], "%.6f" % end[1])])
 
     def finish(self, idle_power_w, meter_names, summary):
         """energy.csv from the files (as the runner computes a run's), then summary.json."""
-        self.samples.close()
-        self.windows.close()
+        self.close()
         windows = accounting.read_phases(self.file(WINDOW_FILE))
         samples = accounting.read_samples(self.file("samples.csv"))
         rows = energy.by_phase(samples, windows, idle_power_w=idle_power_w, run_id=self.run_id)
@@ -142,17 +165,24 @@ class Monitor(object):
                                  if log_dir else "monitor")
         self.idle_power_w = None  # {(meter, rail): watts} once measure_idle() has run
         self.measurements = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._samples = []
+        self._latest = {}  # meter -> t_mono of its newest sample received
         self._open = {}  # key -> (name, (t_mono, t_wall))
+        self._pending = []  # ended windows whose energy is not computed yet
         self._keys = itertools.count()
         self._closed = False
         self._started = time.monotonic()
         self._log = _LogDir(log_dir, self.run_id) if log_dir else None
-        self._sampler = MeterSampler(names, self._receive, meter_options, interval_s)
+        try:
+            self._sampler = MeterSampler(names, self._receive, meter_options, interval_s)
+        except Exception:
+            if self._log:
+                self._log.close()
+            raise
         self._sampler.start()
         self._sampler.settle(now()[0])  # a first sample precedes the first window
-        self.meter = self._sampler.meters[0].name
+        self.meter = self._sampler.meters[0].name  # the meter Measurement fields describe
         if self._log:
             write_json_atomic(self._log.file("config.json"), {
                 "run_id": self.run_id, "kind": "monitor", "settings": {},
@@ -194,6 +224,7 @@ class Monitor(object):
         key = self._begin(IDLE_WINDOW, None)
         time.sleep(seconds)
         m = self._end(key)
+        self._resolve(m, wait=True)
         self.idle_power_w = {(r["meter"], r["rail"]): r["avg_power_w"] for r in m.rows
                              if r["avg_power_w"] is not None}
         return m
@@ -204,6 +235,8 @@ class Monitor(object):
             return
         for key in list(self._open):
             self._end(key, extra_flag="window still open at close(), ended there")
+        for m in list(self._pending):
+            self._resolve(m, wait=True)
         self._closed = True
         errors = self._sampler.stop()
         if self._log:
@@ -226,6 +259,8 @@ class Monitor(object):
     def _receive(self, samples):
         with self._lock:
             self._samples.extend(samples)
+            for s in samples:
+                self._latest[s.meter] = max(s.t_mono, self._latest.get(s.meter, s.t_mono))
         if self._log:
             self._log.samples.write(samples)
 
@@ -247,21 +282,38 @@ class Monitor(object):
             if key not in self._open:
                 raise EbedgeError("window %r is not open" % (key,))
             name, start = self._open.pop(key)
-        self._sampler.settle(end[0])  # a sample after the end, so the edge interpolates
-        with self._lock:
-            samples = list(self._samples)
-        rows = energy.by_phase(samples, [(name, None, start[0], end[0])],
-                               idle_power_w=self.idle_power_w, run_id=self.run_id)
-        m = Measurement(name, start[0], end[0], rows, self.meter,
-                        self._flags(name, end[0] - start[0], rows, extra_flag))
-        self.measurements.append(m)
+            m = Measurement(self, name, start[0], end[0], [extra_flag] if extra_flag else [])
+            self.measurements.append(m)
+            self._pending.append(m)
         if self._log:
             self._log.log_window(name, start, end)
-        self._forget_old_samples()
+        self._resolve_ready()
         return m
 
-    def _flags(self, name, seconds, rows, extra_flag):
-        flags = [extra_flag] if extra_flag else []
+    def _resolve_ready(self):
+        """Compute the windows every meter has already read past (no waiting), then forget the
+        samples no open or pending window needs."""
+        with self._lock:
+            newest = min(self._latest.get(m.name, float("-inf")) for m in self._sampler.meters)
+            ready = [m for m in self._pending if m.t_end < newest]
+        for m in ready:
+            self._resolve(m, wait=False)
+        self._forget_old_samples()
+
+    def _resolve(self, m, wait):
+        """Integrate window `m` over the samples, as a run's phase is (energy.by_phase)."""
+        if wait:
+            self._sampler.settle(m.t_end)  # a sample after the end, so the edge interpolates
+        with self._lock:
+            if m._resolved:
+                return
+            rows = energy.by_phase(self._samples, [(m.name, None, m.t_start, m.t_end)],
+                                   idle_power_w=self.idle_power_w, run_id=self.run_id)
+            m._set(rows, self._flags(m.name, m.seconds, rows))
+            self._pending.remove(m)
+
+    def _flags(self, name, seconds, rows):
+        flags = []
         for meter in self._sampler.meters:
             short = accounting.short_window_warning(name, seconds, meter.name, meter.interval_s)
             if short:
@@ -278,7 +330,8 @@ class Monitor(object):
         """Keep what open windows need, plus each rail's last earlier sample (an edge's left
         neighbour), so a long session does not hold every sample in memory."""
         with self._lock:
-            cut = min([start[0] for _, start in self._open.values()] or [float("inf")])
+            cut = min([start[0] for _, start in self._open.values()]
+                      + [m.t_start for m in self._pending] or [float("inf")])
             kept, last = [], {}
             for s in self._samples:
                 if s.t_mono >= cut:
