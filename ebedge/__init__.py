@@ -1,3 +1,7 @@
 """ebedge: energy benchmarking of Early-Bird ticket training on edge devices."""
 
 __version__ = "0.1.0"
+
+from ebedge.monitor import Measurement, Monitor  # noqa: E402 (needs __version__ above)
+
+__all__ = ["Measurement", "Monitor", "__version__"]

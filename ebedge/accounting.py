@@ -13,6 +13,7 @@ from meters.base import TOTAL, Sample
 
 TRAIN_PHASES = ("search", "prune", "retrain")
 ENERGY_COLUMNS = energy.ENERGY_COLUMNS
+MIN_PERIODS_PER_WINDOW = 20  # a window shorter than this many sample periods has coarse energy
 
 
 def _float(value):
@@ -98,4 +99,12 @@ def headline(rows, meter_order, train_flops_total):
                 "covered_frac": {p: r["covered_frac"] for p, r in phases.items()},
                 "j_per_train_gflop": (train_j / (train_flops_total / 1e9)
                                       if train_j is not None and train_flops_total else None)}
+    return None
+
+
+def short_window_warning(name, duration_s, meter, period_s):
+    """A warning when window `name` spans fewer than 20 periods of `meter`, else None."""
+    if period_s and duration_s < MIN_PERIODS_PER_WINDOW * period_s:
+        return "warning: %s lasted %.2fs, under %d periods of %s (%.2fs)" % (
+            name, duration_s, MIN_PERIODS_PER_WINDOW, meter, period_s)
     return None

@@ -123,7 +123,9 @@ def _fresh_argv(agent_dir, out, settings, suite, python):
         return [python, "-c", _ENTRY, "bench", suite, "--out", out, "--quiet"]
     settings_path = os.path.join(agent_dir, "settings.json")
     _write_json(settings_path, settings)
-    return [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out, "--quiet"]
+    # not --quiet: the log (no tty, so no progress bars) gets a line per epoch with its ETA,
+    # which `ebedge remote run`/`watch` stream to the laptop
+    return [python, "-c", _ENTRY, "train", "--settings", settings_path, "--out", out]
 
 
 def _parse_settings(text):
@@ -154,7 +156,7 @@ def _resume_argv(root, run_id, state, settings_text, python):
             raise EbedgeError("run %s exists on this board with other settings (config_hash %s, "
                               "asked %s); choose another name" % (run_id, config["config_hash"],
                                                                  wanted))
-    return [python or sys.executable, "-c", _ENTRY, "train", "--resume", out, "--quiet"]
+    return [python or sys.executable, "-c", _ENTRY, "train", "--resume", out]
 
 
 def _spawn(argv, agent_dir, lock):

@@ -1,6 +1,6 @@
 """Joules from meter samples: trapezoid over real timestamps, per phase, with gaps and idle.
 
-Rules (DESIGN.md, MLPerf Power practice):
+Rules (docs/DESIGN.md, MLPerf Power practice):
 - Integrate the instantaneous power with the trapezoid rule on each sample's `t_mono`; a phase
   edge that falls between two samples is interpolated linearly, so a phase shorter than the
   sample interval still gets its share.

@@ -22,7 +22,7 @@ from ebedge.rundir import RunDir, completed, read_json, write_json_atomic
 from ebedge.sampling import MeterSampler
 from ebedge.settings import config_hash, resolve
 
-MIN_SAMPLES_PER_WINDOW = 20
+NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
 
 
 class Interrupted(Exception):
@@ -182,6 +182,8 @@ def _finish(rundir, settings, summary, sampler):
         accounting.write_energy_csv(rundir.file("energy.csv"), rows)
         names = [m.name for m in sampler.meters] if sampler is not None else []
         summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
+        if not settings["meters"] and NO_ENERGY_NOTE not in summary["flags"]:
+            summary["flags"].append(NO_ENERGY_NOTE)
         if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
             summary["modelled_energy"] = lowp.modelled_energy(summary)
         summary["flags"].extend(_short_window_warnings(rows, sampler))
@@ -196,11 +198,11 @@ def _short_window_warnings(rows, sampler):
     periods = {m.name: m.interval_s for m in sampler.meters}
     out = []
     for row in rows:
-        period = periods.get(row["meter"])
-        if period and row["rail"] == "total" and row["duration_s"] < MIN_SAMPLES_PER_WINDOW * period \
-                and row["phase"] not in ("train_total", "run_total"):
-            out.append("warning: %s lasted %.2fs, under %d periods of %s (%.2fs)" % (
-                row["phase"], row["duration_s"], MIN_SAMPLES_PER_WINDOW, row["meter"], period))
+        if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
+            warning = accounting.short_window_warning(row["phase"], row["duration_s"],
+                                                      row["meter"], periods.get(row["meter"]))
+            if warning:
+                out.append(warning)
     return out
 
 

@@ -39,7 +39,7 @@ DEFAULTS = {
     "seed": 1,
     "device": "auto",
     "workers": 0,
-    "meters": [],  # meter names; [] = none, ["auto"] = the best meters.detect() finds
+    "meters": ["auto"],  # meter names; ["auto"] = the best meters.detect() finds; ["none"] = []
     "meter_options": {},  # {meter name: {option: value}}
     "meter_interval": None,
     "idle_seconds": 0.0,
@@ -102,6 +102,10 @@ def resolve(overrides):
         raise EbedgeError("idle seconds must not be negative, got %r" % s["idle_seconds"])
     if isinstance(s["meters"], str):
         s["meters"] = [m for m in s["meters"].split(",") if m]
+    if "none" in s["meters"]:  # measuring nothing is an explicit choice, never mixed with meters
+        if len(s["meters"]) > 1:
+            raise EbedgeError("meter 'none' cannot be combined with other meters")
+        s["meters"] = []
     return s
 
 

@@ -40,8 +40,10 @@ import json
 import os
 import re
 import sys
+import time
 
 from ebedge.errors import EbedgeError
+from ebedge.eta import Eta
 from ebedge.settings import DEFAULTS, resolve
 
 if sys.version_info >= (3, 11):
@@ -271,20 +273,24 @@ def run_suite(suite, out_dir, execute, progress=print):
     """
     cells = suite.cells()
     results = []
+    eta = Eta(len(cells))
     for number, cell in enumerate(cells, 1):
         run_dir = os.path.join(out_dir, cell.cell_id)
         label = "[%d/%d] %s" % (number, len(cells), cell.cell_id)
         if _status_of(run_dir) == "complete":
             progress("%s: complete, skipped" % label)
+            eta.done()
             results.append((cell.cell_id, "skipped"))
             continue
         resume = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
         progress("%s: %s" % (label, "resuming" if resume else "running"))
+        began = time.monotonic()
         try:
             summary = execute(dict(cell.settings), out=run_dir, resume=resume)
             status = (summary or {}).get("status") or _status_of(run_dir) or "unknown"
         except EbedgeError as exc:
             status = "failed: %s" % exc
-        progress("%s: %s" % (label, status))
+        eta.done(time.monotonic() - began)
+        progress("%s: %s%s" % (label, status, "  (suite %s)" % eta.text() if eta.text() else ""))
         results.append((cell.cell_id, status))
     return results

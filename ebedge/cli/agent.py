@@ -15,7 +15,7 @@ def _echo_json(data):
     click.echo(json.dumps(data, sort_keys=True))
 
 
-@click.group("agent")
+@click.group("agent", hidden=True)  # internal: `ebedge remote` calls it on the board
 def agent_group():
     """Board side of `ebedge remote`: detached runs, their state, clock, info, sweep lock."""
 

@@ -6,17 +6,25 @@ import click
 
 from ebedge.errors import EbedgeError
 
-BENCHMARKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+# The suites ship inside the package (package_data), so `ebedge bench quick` works after any install.
+SUITES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "suites")
+
+
+def shipped_suites():
+    """Paths of the suites that ship with ebedge, by name."""
+    names = sorted(n for n in os.listdir(SUITES_DIR) if n.endswith(".toml")) if os.path.isdir(SUITES_DIR) else []
+    return [os.path.join(SUITES_DIR, n) for n in names]
 
 
 def suite_path(suite):
-    """SUITE as given if it is a file, else the shipped benchmarks/<SUITE>.toml (so `ebedge bench quick` works)."""
+    """SUITE as given if it is a file, else the shipped suite of that name (so `ebedge bench quick` works)."""
     if os.path.isfile(suite):
         return suite
-    shipped = os.path.join(BENCHMARKS_DIR, suite if suite.endswith(".toml") else suite + ".toml")
-    if os.path.isfile(shipped):
+    shipped = os.path.join(SUITES_DIR, suite if suite.endswith(".toml") else suite + ".toml")
+    if os.path.basename(suite) == suite and os.path.isfile(shipped):  # a plain name, not a path
         return shipped
-    raise EbedgeError("suite not found: %s (neither a file nor a suite in %s)" % (suite, BENCHMARKS_DIR))
+    raise EbedgeError("suite not found: %s (neither a file nor a shipped suite; `ebedge bench --list` lists those)"
+                      % suite)
 
 
 def _describe(settings):
@@ -31,14 +39,21 @@ def _describe(settings):
               help="Directory for the cells' run directories  [default: results/<suite name>/]")
 @click.option("--dry-run", is_flag=True, help="List the cells and exit; nothing runs.")
 @click.option("--quiet", is_flag=True, help="Only one line per cell, no per-epoch output.")
-def bench_command(suite, out_dir, dry_run, quiet):
-    """Run the suite SUITE (a .toml file, or the name of one in benchmarks/; default: quick).
+@click.option("--list", "list_only", is_flag=True, help="List the suites that ship with ebedge and exit.")
+def bench_command(suite, out_dir, dry_run, quiet, list_only):
+    """Run the suite SUITE (a .toml file, or the name of a shipped suite: see --list; default: quick).
 
     Cells already complete in the output directory are skipped and interrupted ones resumed,
     so running the same command again finishes an interrupted suite.
     """
     from ebedge.suite import load_suite, run_suite
 
+    if list_only:
+        for path in shipped_suites():
+            loaded = load_suite(path)
+            click.echo("%-24s %4d cells  %s" % (os.path.basename(path)[:-len(".toml")], len(loaded.cells()),
+                                                loaded.description))
+        return
     try:
         loaded = load_suite(suite_path(suite))
     except EbedgeError as exc:

@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ebedge.cli.train import PassesTrainOptions
 from ebedge.errors import EbedgeError
 
 _SSH_CONFIG = click.option("--ssh-config", type=click.Path(dir_okay=False),
@@ -79,8 +80,8 @@ def _train_settings(args, settings_file):
     return settings
 
 
-@remote_group.command("run", context_settings={"ignore_unknown_options": True,
-                                               "allow_extra_args": True})
+@remote_group.command("run", cls=PassesTrainOptions,
+                      context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("host")
 @click.option("--suite", type=click.Path(dir_okay=False, exists=True),
               help="run every cell of this suite file on HOST, one after another")
@@ -122,6 +123,7 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
                local)
         return
     settings = _train_settings(ctx.args, settings_file)
+    settings.setdefault("meters", ["auto"])  # measure by default, also on a board with older defaults
     if board_options:
         merged = dict(settings.get("meter_options") or {})
         for name, opts in board_options.items():
@@ -272,7 +274,7 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
 @click.option("--mixed-boards", is_flag=True,
               help="let a cell move between boards of different model or power mode")
 @click.option("--meter-local", default=None, help="meter on THIS machine (one board at a time!)")
-@click.option("--port", default=None)
+@click.option("--port", default=None, help="serial port of --meter-local")
 @click.option("--meter-option", multiple=True, help="KEY=VALUE for --meter-local")
 @_SSH_CONFIG
 @_REMOTE_EBEDGE
@@ -294,7 +296,7 @@ def sweep_cmd(suite, hosts, hosts_file, ledger, max_attempts, mixed_boards, mete
 @_SSH_CONFIG
 @_REMOTE_EBEDGE
 @_ROOT
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
     """What HOST has: Python, torch, ebedge (vs ours), meters, power mode, disk, clock offset."""
     from ebedge.remote.provision import doctor

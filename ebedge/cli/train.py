@@ -6,36 +6,47 @@ import click
 
 from ebedge.cli.options import load_settings_file, parse_meter_options
 from ebedge.errors import EbedgeError
-from ebedge.settings import METHODS, RETRAIN_MODES
+from ebedge.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
+
+
+def _meter_choices():
+    import meters  # the drivers' registry; loads no torch
+    return ["auto", "none"] + meters.names()
+
 
 @click.command()
-@click.option("--method", default="eb", show_default=True, help="one of: " + ", ".join(METHODS))
-@click.option("--model", default="vgg16", show_default=True,
-              help="vgg16, vgg11, preresnet101, preresnet164, resnet18, resnet50")
-@click.option("--dataset", default="synthetic", show_default=True,
-              help="synthetic, cifar10, cifar100, imagefolder")
+@click.option("--method", default="eb", show_default=True, type=click.Choice(METHODS),
+              help="EB Train variant or baseline to run")
+@click.option("--model", default="vgg16", show_default=True, type=click.Choice(MODEL_NAMES),
+              help="network to train")
+@click.option("--dataset", default="synthetic", show_default=True, type=click.Choice(DATASETS),
+              help="synthetic ships with ebedge; imagefolder is any class-per-folder tree")
 @click.option("--data-dir", default=None, help="dataset root (CIFAR files or train/ + test/ tree)")
 @click.option("--download", is_flag=True, help="download CIFAR into --data-dir if missing")
 @click.option("--prune-ratio", "prune_ratio", multiple=True, type=float,
               help="p; repeat for several detectors (the first is pruned at) [default: 0.5]")
 @click.option("--epochs", type=int, help="search schedule length [default: 160]")
 @click.option("--retrain-epochs", type=int, help="retrain length [default: remaining epochs]")
-@click.option("--batch-size", type=int, help="[default: 256]")
+@click.option("--batch-size", type=int, help="mini-batch size [default: 256]")
 @click.option("--lr", type=float, help="initial learning rate [default: 0.1]")
 @click.option("--sparsity", type=float, help="L1 strength on BN scales, the paper's s [default: 1e-4]")
 @click.option("--epsilon", type=float, help="Early-Bird mask-distance threshold [default: 0.1]")
 @click.option("--keep-searching", is_flag=True, default=None,
               help="keep training after the ticket is drawn, for study (the ticket drawn at the "
                    "EB epoch is still the one pruned; the extra epochs count as search FLOPs)")
-@click.option("--retrain", type=click.Choice(RETRAIN_MODES), help="[default: finetune]")
+@click.option("--retrain", type=click.Choice(RETRAIN_MODES),
+              help="after pruning: keep the inherited weights or re-initialise [default: finetune]")
 @click.option("--width", type=float, help="channel multiplier for small runs [default: 1]")
 @click.option("--limit-train", type=int, help="use a seeded random subset of N training images")
 @click.option("--limit-test", type=int, help="use a seeded random subset of N test images")
-@click.option("--seed", type=int, help="[default: 1]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--seed", type=int, help="random seed of data order and initialisation [default: 1]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="where to train; auto = cuda when available [default: auto]")
 @click.option("--workers", type=int, help="data-loader workers [default: 0]")
-@click.option("--meter", "meter_names", multiple=True,
-              help="meter to record (repeatable; 'auto' = best available)")
+@click.option("--meter", "meter_names", multiple=True, type=click.Choice(_meter_choices()),
+              help="meter to record, repeatable; auto = the most trusted present (the labelled "
+                   "'model' estimate when no real meter exists), none = measure nothing "
+                   "[default: auto]")
 @click.option("--meter-option", multiple=True, help="METER.KEY=VALUE driver option, e.g. wattsup.port=/dev/ttyUSB0")
 @click.option("--meter-interval", type=float, help="sampling interval in seconds")
 @click.option("--idle-seconds", type=float, help="idle power window before and after [default: 0]")
@@ -45,7 +56,7 @@ from ebedge.settings import METHODS, RETRAIN_MODES
               help="wait until every thermal zone is below this many degrees C first")
 @click.option("--snip-unstructured", is_flag=True, default=None,
               help="SNIP on single weights (FLOPs counted dense) instead of channels")
-@click.option("--repeats", default=1, show_default=True, type=int,
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
               help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
               help="JSON object of settings (what `ebedge remote` pushes); flags given here win")
@@ -57,8 +68,8 @@ from ebedge.settings import METHODS, RETRAIN_MODES
 def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
           settings_file, resume_dir, out, overwrite, quiet, repeats, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
-    from ebedge.runner import execute
     if resume_dir:
+        from ebedge.runner import execute
         summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
         out = resume_dir
     else:
@@ -74,9 +85,10 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         data_dir = settings.get("data_dir")
         if data_dir is not None and not os.path.isdir(data_dir) and not download:
             raise EbedgeError("data directory not found: %s" % data_dir)
-        from ebedge.runner import default_out
         from ebedge.settings import resolve
-        out = out or default_out(resolve(settings))
+        resolved = resolve(settings)  # every value is checked before torch loads
+        from ebedge.runner import default_out, execute
+        out = out or default_out(resolved)
         if repeats != 1:
             _repeat(settings, out, repeats, overwrite, quiet)
             return
@@ -99,6 +111,21 @@ def _repeat(settings, out, repeats, overwrite, quiet):
 
 _PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}
 
+
+class PassesTrainOptions(click.Command):
+    """A command that passes `ebedge train`'s setting options on (`remote run`): its --help
+    lists them after its own options."""
+
+    def format_options(self, ctx, formatter):
+        click.Command.format_options(self, ctx, formatter)
+        setting_of = {v: k for k, v in _PARAM_NAMES.items()}
+        own = {opt for p in self.params for opt in p.opts}
+        rows = [p.get_help_record(ctx) for p in train.params
+                if isinstance(p, click.Option) and setting_of.get(p.name, p.name) in DEFAULTS
+                and not own.intersection(p.opts)]
+        with formatter.section("Train options (passed on to the run)"):
+            formatter.write_dl(rows)
+
 def _given(ctx, name):
     """True when the user typed the option (not its default) on the command line."""
     source = getattr(ctx, "get_parameter_source", None)
@@ -118,13 +145,15 @@ def _one_line(summary):
     return text
 
 @click.command()
-@click.option("--model", default="vgg16", show_default=True)
+@click.option("--model", default="vgg16", show_default=True, type=click.Choice(MODEL_NAMES),
+              help="network to count")
 @click.option("--dataset", default="cifar10", show_default=True,
+              type=click.Choice(("cifar10", "cifar100", "imagenet", "synthetic")),
               help="cifar10, cifar100 (50,000 images), imagenet (1,281,167), or synthetic")
-@click.option("--epochs", default=160, show_default=True, type=int)
+@click.option("--epochs", default=160, show_default=True, type=int, help="training epochs")
 @click.option("--images", type=int, help="training images per epoch [default: the dataset's]")
 @click.option("--prune-ratio", type=float, help="count the network pruned at p by a uniform mask")
-@click.option("--width", default=1.0, show_default=True, type=float)
+@click.option("--width", default=1.0, show_default=True, type=float, help="channel multiplier")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
     """Forward MACs/FLOPs, parameters and training FLOPs (FLOPs = 2 x MACs, step = 3 x forward)."""
@@ -144,10 +173,10 @@ def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
 
 @click.command()
 @click.option("--out", default=os.path.join("results", "default"), show_default=True,
-              type=click.Path(file_okay=False))
+              type=click.Path(file_okay=False), help="where the two runs land (<out>/eb, <out>/dense)")
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True,
               help="replace an earlier default run in --out")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="no progress output")
 def run(out, overwrite, quiet):
     """The built-in default: EB Train and dense training side by side on the synthetic set."""
     from ebedge.defaults import run_default

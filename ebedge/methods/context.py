@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ebedge import flops
+from ebedge.eta import Eta
 from ebedge.data import load_dataset, make_loaders
 from ebedge.models import build_model
 from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
@@ -132,6 +133,7 @@ class MethodContext(object):
             self.say("resuming %s at epoch %d" % (stage, start))
         step_flops = 3 * self.forward_flops(model) * self.n_train
         trained = start - first
+        eta = Eta(last - start)  # stages stopped early (the EB search) go on in the next one
         for epoch in range(start, last):
             lr = schedule.lr_at(epoch)
             set_lr(optimizer, lr)
@@ -146,16 +148,17 @@ class MethodContext(object):
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
             self.carry["test_acc"] = test.accuracy
             seconds = time.monotonic() - began
+            eta.done(seconds)
             self.rundir.log_epoch({
                 "phase": stage, "epoch": epoch, "lr": lr, "train_loss": round(result.loss, 6),
                 "train_acc": round(result.accuracy, 6), "test_acc": round(test.accuracy, 6),
                 "seconds": round(seconds, 3), "train_flops": step_flops,
                 "mask_distance": extra.get("mask_distance")})
-            self.say("%s epoch %d/%d  lr %.4g  loss %.3f  train %.1f%%  test %.1f%%%s  %.1fs" % (
+            self.say("%s epoch %d/%d  lr %.4g  loss %.3f  train %.1f%%  test %.1f%%%s  %.1fs  %s" % (
                 stage, epoch + 1, last, lr, result.loss, 100 * result.accuracy,
                 100 * test.accuracy,
                 "" if extra.get("mask_distance") is None
-                else "  mask-dist %.3f" % extra["mask_distance"], seconds))
+                else "  mask-dist %.3f" % extra["mask_distance"], seconds, eta.text()))
             trained += 1
             with self.phase(stage, epoch):  # the checkpoint is training's bookkeeping
                 self.checkpoint(stage, epoch + 1, model, optimizer)

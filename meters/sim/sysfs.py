@@ -1,6 +1,6 @@
 """Fake INA3221 sysfs trees, laid out as on the boards, whose readings follow a PowerProfile.
 
-Layouts follow fixtures/sysfs/README.md: JetPack 4 `ina3221x` IIO for TX2, Nano and Xavier NX
+Layouts follow docs/reference/jetson-power-sensing.md section 2: JetPack 4 `ina3221x` IIO for TX2, Nano and Xavier NX
 (and AGX Xavier), JetPack 5+ `ina3221` hwmon for AGX Orin and Orin NX, and on AGX Thor the
 `ina3221` hwmon module rails plus the carrier's `ina238` (VIN: `in1_input` mV, `curr1_input` mA,
 `power1_input` uW). The board's total (its input rail, or the documented sum) equals P(t); every
