@@ -22,8 +22,7 @@ from typing import Dict, List, Optional, Sequence  # noqa: F401
 
 import pandas as pd
 
-from ebedge.report.runs import (ReportError, Run, find_run_dirs, load_run,  # noqa: F401 (public names)
-                                ratio_label, t_quantile_975)
+from ebedge.report.runs import ReportError, Run, find_run_dirs, load_run
 from ebedge.report.tables import cell_stats, phases_frame, pivot_cells, runs_frame
 
 FORMATS = ("codecarbon",)
