@@ -1,7 +1,7 @@
 """Before a run resumes: decide what its files say was committed, and what was lost.
 
-The last checkpoint is the commit point. Phase rows written after it describe work that the
-resumed run does again, so they are relabelled `lost` (their energy is real and is reported
+The last checkpoint is the commit point. Phase rows (and epochs.csv rows) written after it
+describe work that the resumed run does again, so they are relabelled `lost` (their energy is real and is reported
 apart, never inside `train_total`); the time between the last row and the killed process's last
 sign of life (heartbeat, last sample) becomes one more `lost` row. The killed process's runtime
 is counted from its heartbeat, on its own boot's monotonic clock.
@@ -10,8 +10,8 @@ import csv
 import io
 import os
 
-from ebedge.rundir import (IDLE_PHASES, LOST, PHASE_COLUMNS, csv_bytes, write_atomic,
-                           read_heartbeat, read_phase_rows)
+from ebedge.rundir import (EPOCH_COLUMNS, IDLE_PHASES, LOST, PHASE_COLUMNS, csv_bytes,
+                           read_heartbeat, read_phase_rows, write_atomic)
 
 SAMPLE_TAIL_BYTES = 1 << 16  # the killed process's last samples are at the end of samples.csv
 
@@ -98,7 +98,22 @@ def settle(run_path, checkpoint, previous_status):
         flags.append("lost work: %.2f s (%d phase row(s)%s) done before the run stopped and "
                      "redone after the resume; reported as phase `lost`, not in train_total"
                      % (seconds, len(lost), (", epoch(s) " + ",".join(epochs)) if epochs else ""))
+    _relabel_lost_epochs(os.path.join(run_path, "epochs.csv"), checkpoint)
     return Settlement(lost, killed_runtime, flags)
+
+
+def _relabel_lost_epochs(path, checkpoint):
+    """epochs.csv rows after the checkpoint (an epoch trained, but its checkpoint never
+    written) get phase `lost`: the resumed run trains that epoch again."""
+    if checkpoint is not None and "epoch_rows" not in checkpoint:
+        return  # written by an older ebedge: it did not count
+    rows = read_phase_rows(path)
+    keep = checkpoint["epoch_rows"] if checkpoint is not None else 0
+    changed = [r for r in rows[keep:] if r.get("phase") != LOST]
+    for row in changed:
+        row["phase"] = LOST
+    if changed:
+        write_atomic(path, lambda f: f.write(csv_bytes(EPOCH_COLUMNS, rows)))
 
 
 def _killed_tail(run_path, rows, checkpoint):

@@ -174,6 +174,7 @@ class RunDir(object):
         self.phases = CsvLog(self.file("phases.csv"), PHASE_COLUMNS)
         self.phase_rows = len(read_phase_rows(self.file("phases.csv")))
         self.epochs = CsvLog(self.file("epochs.csv"), EPOCH_COLUMNS)
+        self.epoch_rows = len(read_phase_rows(self.file("epochs.csv")))
         self.samples = CsvLog(self.file("samples.csv"), SAMPLE_COLUMNS)
         self._heartbeat_stop = threading.Event()
         self._heartbeat = None
@@ -212,6 +213,7 @@ class RunDir(object):
 
     def log_epoch(self, row):
         self.epochs.write([[self.run_id] + [_blank(row.get(c)) for c in EPOCH_COLUMNS[1:]]])
+        self.epoch_rows += 1
 
     def log_samples(self, samples):
         """Called from the meter thread: a failed write is kept for the runner (which ends the
@@ -297,7 +299,8 @@ def read_heartbeat(path):
 
 
 def read_phase_rows(path):
-    """phases.csv as dicts (rows cut short by a crash are kept as read; absent file: [])."""
+    """phases.csv (or epochs.csv) as dicts (rows cut short by a crash are kept as read; absent
+    file: [])."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:

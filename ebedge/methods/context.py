@@ -114,6 +114,7 @@ class MethodContext(object):
                     "loader": (self._loader_generator().get_state()
                                if self._loader_generator() is not None else None)},
             "boot_id": self.rundir.boot_id, "phase_rows": self.rundir.phase_rows,
+            "epoch_rows": self.rundir.epoch_rows,
             "own_phase_start": phase_start[0] if phase_start is not None else None,
         })
 
