@@ -8,6 +8,9 @@ Rules (DESIGN.md, MLPerf Power practice):
   excluded (never zero-filled, never bridged) and reported through `covered_frac` and `max_gap_s`.
   `energy_j` is the energy of the covered part; `avg_power_w` is that energy over covered time.
   Samples whose power is None or NaN are missing readings and so widen the gap around them.
+- Monotonic time is per boot: with samples given per boot id, a window is integrated over its own
+  boot's samples only (a window of a boot without samples is uncovered), and idle power is taken
+  per boot, so nothing is integrated, interpolated or subtracted across two boots.
 - `meter_energy_j` is the meter's own cumulative counter over the window, interpolated at the
   edges (clamped to the span the counter samples cover), reported beside our integral.
 - uncertainty_pct = accuracy_pct (the meter's accuracy class, 0 when unknown)

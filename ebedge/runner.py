@@ -269,10 +269,18 @@ def _energy_summary(rundir, settings, summary, sampler):
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
     if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
         summary["modelled_energy"] = lowp.modelled_energy(summary)
+    # derived from the files: recomputed each time, so an earlier process's view goes away
+    summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
     for message in (_short_window_warnings(rows, sampler)
                     + _coverage_flags(rows, settings["min_coverage"])
                     + _idle_flags(rows, phases)):
         _flag(summary["flags"], message)
+
+
+def _derived(flag):
+    """True for the flags _energy_summary computes from the files."""
+    return flag.startswith(("low coverage: ", "idle power missing ")) or (
+        flag.startswith("warning: ") and " periods of " in flag)
 
 
 def _phase_seconds(phases):
