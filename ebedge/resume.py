@@ -16,17 +16,25 @@ from ebedge.rundir import (EPOCH_COLUMNS, IDLE_PHASES, LOST, PHASE_COLUMNS, csv_
 SAMPLE_TAIL_BYTES = 1 << 16  # the killed process's last samples are at the end of samples.csv
 
 
-class Settlement(object):
-    """What a resume found: seconds and rows of lost work, runtime of a killed process."""
+def lost_flag(phases):
+    """The summary flag for `lost` rows among phases.csv 5-tuples (None when there are none);
+    derived from the file, so every finish states all the work lost so far."""
+    lost = [p for p in phases if p[0] == LOST]
+    if not lost:
+        return None
+    epochs = sorted({str(p[1]) for p in lost if p[1] not in ("", None)}, key=int)
+    return ("lost work: %.2f s (%d phase row(s)%s) done before the run stopped and redone after "
+            "the resume; reported as phase `lost`, not in train_total"
+            % (sum(p[3] - p[2] for p in lost), len(lost),
+               (", epoch(s) " + ",".join(epochs)) if epochs else ""))
 
-    def __init__(self, lost_rows, killed_runtime_s, flags):
-        self.lost_rows = lost_rows
+
+class Settlement(object):
+    """What a resume found beyond the files: the runtime of a killed process, and flags."""
+
+    def __init__(self, killed_runtime_s, flags):
         self.killed_runtime_s = killed_runtime_s
         self.flags = flags
-
-    @property
-    def lost_s(self):
-        return sum(float(r["t_end_mono"]) - float(r["t_start_mono"]) for r in self.lost_rows)
 
 
 def _float(row, key):
@@ -92,14 +100,8 @@ def settle(run_path, checkpoint, previous_status):
             flags.append(flag)
     if lost:
         write_atomic(phases_path, lambda f: f.write(csv_bytes(PHASE_COLUMNS, rows)))
-        seconds = sum(float(r["t_end_mono"]) - float(r["t_start_mono"]) for r in lost)
-        epochs = sorted({r.get("epoch") for r in lost if r.get("epoch") not in ("", None)},
-                        key=int)
-        flags.append("lost work: %.2f s (%d phase row(s)%s) done before the run stopped and "
-                     "redone after the resume; reported as phase `lost`, not in train_total"
-                     % (seconds, len(lost), (", epoch(s) " + ",".join(epochs)) if epochs else ""))
     _relabel_lost_epochs(os.path.join(run_path, "epochs.csv"), checkpoint)
-    return Settlement(lost, killed_runtime, flags)
+    return Settlement(killed_runtime, flags)
 
 
 def _relabel_lost_epochs(path, checkpoint):

@@ -271,15 +271,17 @@ def _energy_summary(rundir, settings, summary, sampler):
         summary["modelled_energy"] = lowp.modelled_energy(summary)
     # derived from the files: recomputed each time, so an earlier process's view goes away
     summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
-    for message in (_short_window_warnings(rows, sampler)
+    for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
                     + _coverage_flags(rows, settings["min_coverage"])
                     + _idle_flags(rows, phases)):
+        if message is None:
+            continue
         _flag(summary["flags"], message)
 
 
 def _derived(flag):
     """True for the flags _energy_summary computes from the files."""
-    return flag.startswith(("low coverage: ", "idle power missing ")) or (
+    return flag.startswith(("low coverage: ", "idle power missing ", "lost work: ")) or (
         flag.startswith("warning: ") and " periods of " in flag)
 
 
