@@ -16,7 +16,7 @@ has an exact integral, and each hit by one random fault:
 
 Each run is compared with the same settings run undisturbed (epochs, FLOPs, EB epoch and
 accuracy must be identical) and with the simulator's truth over its own phase windows (energy of
-`train_total` and of `lost` within 3 % + 0.5 J). A run is within tolerance when all of that
+`train_total` and of `lost` within the run's stated `uncertainty_pct` + 3 % + 0.5 J). A run is within tolerance when all of that
 holds; flagged when its summary carries flags or a non-complete status; silently wrong when it
 is off and no flag explains it (must be 0): only a non-complete status excuses different
 training numbers, and only a `low coverage` or `meter error` flag an energy off the truth. Files written outside the results root are counted in the runs' working
@@ -222,14 +222,17 @@ def _epochs(out):
 
 
 def _energy(out, phase):
+    """(joules, uncertainty_pct) of the board total in `phase`, or (None, None)."""
     for r in _rows(os.path.join(out, "energy.csv")):
         if r["phase"] == phase and r["meter"] == "ina3221" and r["rail"] == "total":
-            return float(r["energy_j"])
-    return None
+            return float(r["energy_j"]), float(r["uncertainty_pct"])
+    return None, None
 
 
-def _close(measured, truth):
-    return measured is not None and abs(measured - truth) <= ENERGY_REL * truth + ENERGY_ABS
+def _close(measured, uncertainty_pct, truth):
+    """Within the run's own stated uncertainty, plus the interpolation allowance."""
+    return measured is not None and abs(measured - truth) <= (
+        (ENERGY_REL + uncertainty_pct / 100.0) * truth + ENERGY_ABS)
 
 
 EXPLAINS_ENERGY = ("low coverage", "meter error")
@@ -256,8 +259,8 @@ def judge(trial, baseline):
             continue
         truth = sum(trial.tree.truth(float(r["t_start_mono"]), float(r["t_end_mono"]))
                     for r in windows)
-        measured = _energy(trial.out, name)
-        if not _close(measured, truth):
+        measured, uncertainty = _energy(trial.out, name)
+        if not _close(measured, uncertainty, truth):
             energy.append("%s %s J, truth %.2f J" % (name, measured, truth))
     wrong = training + energy
     flagged = bool(flags) or not complete

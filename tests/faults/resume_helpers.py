@@ -83,6 +83,14 @@ def energy_row(out, phase, meter="ina3221", rail="total"):
     return None
 
 
+def assert_energy_matches(row, exact, extra_pct=2.0):
+    """energy.csv `row` agrees with the exact joules within its own stated uncertainty (meter
+    accuracy + uncovered share) plus `extra_pct` for interpolation over short windows."""
+    bound = exact * (float(row["uncertainty_pct"]) + extra_pct) / 100.0
+    assert abs(float(row["energy_j"]) - exact) <= bound, (row["phase"], row["energy_j"], exact)
+    return bound
+
+
 def truth(tree, phase_rows):
     """Exact joules of the board total over the given phases.csv rows."""
     return sum(tree.truth(float(r["t_start_mono"]), float(r["t_end_mono"])) for r in phase_rows)
