@@ -46,7 +46,7 @@ from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 
 SETTINGS = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "96", "--limit-test", "32",
-            "--batch-size", "32", "--device", "cpu", "--quiet", "--method", "eb", "--epochs", "3",
+            "--batch-size", "32", "--device", "cpu", "--quiet", "--method", "eb", "--epochs", "4",
             "--epsilon", "0.5", "--meter", "ina3221", "--meter-interval", "0.05"]
 PROFILE = "6:0.7,11:0.9,4-9:0.6"
 VARIANTS = 3  # distinct seeds; each has one undisturbed baseline
@@ -69,6 +69,7 @@ class Trial(object):
                                 "--meter-option", "ina3221.root=%s" % self.tree.root]
         self.env = dict(bench.env)
         self.notes = []
+        self.injected = True  # False when the run ended before the fault could hit it
 
     def start(self, args=None, env=None, preexec_fn=None):
         return subprocess.Popen(self.bench.command(args or self.args), cwd=self.bench.cwd,
@@ -92,8 +93,16 @@ class Trial(object):
                 break
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is not None:
+            self.injected = False
+            self.notes.append("finished before the kill")
+            return
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        if _summary(self.out).get("status") == "complete":  # killed while it tidied up
+            self.injected = False
+            self.notes.append("complete before the kill")
+            return
         self.notes.append("killed")
 
     def close(self):
@@ -110,21 +119,26 @@ def _rows(path):
 # -- faults ----------------------------------------------------------------------------------------
 def fault_sigkill(trial, rng):
     trial.kill_mid_epoch(rng)
-    return trial.resume()
+    if trial.injected:
+        trial.resume()
 
 
 def fault_clock_step(trial, rng):
     trial.kill_mid_epoch(rng)
+    if not trial.injected:
+        return
     step = rng.choice([-86400.0, -3600.0, 3600.0, 86400.0 * 30])
     trial.notes.append("wall clock %+gs" % step)
-    return trial.resume(env=dict(trial.env, EBEDGE_CLOCK_SHIFT_S=str(step)))
+    trial.resume(env=dict(trial.env, EBEDGE_CLOCK_SHIFT_S=str(step)))
 
 
 def fault_reboot(trial, rng):
     trial.kill_mid_epoch(rng)
+    if not trial.injected:
+        return
     with open(trial.env["EBEDGE_BOOT_ID_PATH"], "w") as f:
         f.write("campaign-boot-%08x\n" % rng.getrandbits(32))
-    return trial.resume()
+    trial.resume()
 
 
 def _file_size_limit(limit):
@@ -136,10 +150,13 @@ def _file_size_limit(limit):
 
 def fault_disk_full(trial, rng):
     trial.kill_mid_epoch(rng)
+    if not trial.injected:
+        return
     checkpoint = os.path.join(trial.out, "checkpoints", "last.pt")
     if not os.path.exists(checkpoint):
         trial.notes.append("no checkpoint before the kill: plain resume")
-        return trial.resume()
+        trial.resume()
+        return
     with open(checkpoint, "rb") as f:
         good = f.read()
     code, output = trial.resume(preexec_fn=_file_size_limit(len(good) - 1))
@@ -151,7 +168,7 @@ def fault_disk_full(trial, rng):
     trial.notes.append("disk full %s" % ("handled" if clean else "MISHANDLED: %r" % output[-300:]))
     if not clean:
         trial.bench.mishandled += 1
-    return trial.resume()
+    trial.resume()
 
 
 def _temporaries(out):
@@ -165,13 +182,16 @@ def _while_running(trial, rng, start_fault, end_fault):
     while proc.poll() is None and len(_rows(path)) < 2:
         time.sleep(0.05)
     time.sleep(rng.uniform(0.0, 1.0))
+    if proc.poll() is not None:
+        trial.injected = False
+        trial.notes.append("finished before the fault")
+        return
     held = rng.uniform(0.3, 2.0)
     undo = start_fault()
     time.sleep(held)
     end_fault(undo)
     trial.notes.append("%.1fs" % held)
-    output = proc.communicate(timeout=TIMEOUT_S)[0].decode("utf-8", "replace")
-    return proc.returncode, output
+    proc.communicate(timeout=TIMEOUT_S)
 
 
 def _total_device(trial):
@@ -203,7 +223,8 @@ FAULTS = {"meter_drop": fault_meter_drop, "read_error": fault_read_error,
           "sigkill": fault_sigkill, "clock_step": fault_clock_step, "disk_full": fault_disk_full,
           "reboot": fault_reboot}
 # Remote faults need a loopback sshd board (tests/remote_sshd.py) and the collect checks;
-# register them here as name -> function(trial, rng) -> (exit code, output).
+# register them here as name -> function(trial, rng) that runs the trial to its end and sets
+# trial.injected = False when the fault could not be applied.
 REMOTE_FAULTS = {"ssh_drop": None, "hostile_board": None}
 
 
@@ -342,15 +363,16 @@ def campaign(runs, seed, root, say, kinds=None):
             trial.close()
         within, flagged, silent, wrong = judge(trial, baselines[run_seed])
         table["runs"] += 1
-        table["faults"] += 1
+        table["faults"] += trial.injected
         table["within_tolerance"] += within
         table["flagged"] += flagged
         table["silently_wrong"] += silent
-        row = per_fault.setdefault(kind, [0, 0, 0, 0])
-        for k, v in enumerate((1, within, flagged, silent)):
+        row = per_fault.setdefault(kind, [0, 0, 0, 0, 0])
+        for k, v in enumerate((1, trial.injected, within, flagged, silent)):
             row[k] += v
         say("run %3d %-11s %-7s %-8s %s%s" % (
-            i, kind, "ok" if within else "off", "flagged" if flagged else "-",
+            i, kind if trial.injected else "(none)", "ok" if within else "off",
+            "flagged" if flagged else "-",
             ", ".join(trial.notes), ("  [" + "; ".join(wrong) + "]") if wrong else ""))
     table["outside_writes"] = bench.outside_writes()
     table["mishandled_disk_full"] = bench.mishandled
@@ -359,9 +381,10 @@ def campaign(runs, seed, root, say, kinds=None):
 
 
 def render(table, per_fault):
-    lines = ["%-14s %6s %8s %8s %8s" % ("fault", "runs", "within", "flagged", "silent")]
+    lines = ["%-14s %6s %8s %8s %8s %8s" % ("fault", "runs", "injected", "within", "flagged",
+                                            "silent")]
     for kind in sorted(per_fault):
-        lines.append("%-14s %6d %8d %8d %8d" % ((kind,) + tuple(per_fault[kind])))
+        lines.append("%-14s %6d %8d %8d %8d %8d" % ((kind,) + tuple(per_fault[kind])))
     lines.append("")
     for key, label in (("runs", "runs"), ("faults", "faults injected"),
                        ("within_tolerance", "results within tolerance"),
