@@ -4,6 +4,8 @@ checkpoint, from which the run resumes to completion."""
 import os
 import resource
 import signal
+import subprocess
+import sys
 
 from ebedge.rundir import load_checkpoint
 from tests.faults.resume_helpers import TINY, kill_mid_epoch, rows, run, summary
@@ -49,3 +51,28 @@ def test_disk_full_at_a_checkpoint_fails_cleanly_and_resumes(tmp_path):
     assert sorted(e for p, e in epochs if p == "search") == [0, 1, 2]
     assert ("lost", 1) in epochs  # trained, but its checkpoint never reached the disk
     assert _leftovers(out) == []
+
+
+SAMPLES_FILL = """
+import sys
+from ebedge.rundir import RunDir
+from meters.base import Sample
+rundir = RunDir(sys.argv[1], "run")
+for k in range(2000):  # the meter thread's writes: they must not raise
+    rundir.log_samples([Sample(k * 0.01, 1.8e9, "ina3221", "total", 5.0)])
+rundir.close()
+print(repr(rundir.write_error))
+"""
+
+
+def test_disk_full_in_the_meter_thread_is_kept_for_the_runner(tmp_path):
+    """samples.csv hits the limit in the meter thread: no traceback there; the error is kept
+    (as DiskFull) so that the runner ends the run `failed: disk full`."""
+    done = subprocess.run([sys.executable, "-c", SAMPLES_FILL, str(tmp_path / "run")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          preexec_fn=_file_size_limit(20000), timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr.decode() == ""
+    assert done.stdout.decode().startswith("DiskFull('disk full (")
+    assert "samples.csv" in done.stdout.decode()
+    assert os.path.getsize(str(tmp_path / "run" / "samples.csv")) <= 20000
