@@ -3,12 +3,16 @@
 Reads a run directory's `phases.csv` and `samples.csv` (so a resumed run counts the samples
 written before it was interrupted), integrates every meter and rail per phase with
 `ebedge.energy`, subtracts idle power, and writes `energy.csv`. Evaluation passes are their
-own phase, `eval`, excluded from `train_total` unless the settings ask otherwise.
+own phase, `eval`, excluded from `train_total` unless the settings ask otherwise. Work lost to a
+crash (phase `lost`, see ebedge.resume) is its own row too, never inside `train_total`.
+Monotonic time is per boot: every window is integrated over its own boot's samples, and idle
+power comes from the idle windows of the same boot.
 """
 import csv
 import os
 
-from ebedge import energy, safeio
+from ebedge import energy
+from ebedge.rundir import IDLE_PHASES, csv_bytes, write_atomic
 from meters.base import TOTAL, Sample
 
 TRAIN_PHASES = ("search", "prune", "retrain")
@@ -20,62 +24,88 @@ def _float(value):
     return float(value) if value not in ("", None) else None
 
 
+def _boot(row):
+    return row.get("boot_id") or ""
+
+
 def read_phases(path):
-    """(phase, epoch, t_start_mono, t_end_mono) per row of phases.csv."""
+    """(phase, epoch, t_start_mono, t_end_mono, boot_id) per row of phases.csv (boot_id "" for
+    runs written before it was recorded)."""
     rows = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             try:
                 rows.append((row["phase"], row["epoch"], float(row["t_start_mono"]),
-                             float(row["t_end_mono"])))
+                             float(row["t_end_mono"]), _boot(row)))
             except (KeyError, TypeError, ValueError):
                 continue  # a row cut short by a crash
     return rows
 
 
-def read_samples(path):
-    samples = []
+def read_samples(path, by_boot=False):
+    """The samples of samples.csv: a list, or with `by_boot` {boot_id: [Sample]}."""
+    samples = {}
     if not os.path.exists(path):
-        return samples
+        return samples if by_boot else []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             try:
-                samples.append(Sample(float(row["t_mono"]), float(row["t_wall"]), row["meter"],
-                                      row["rail"], _float(row["power_w"]), _float(row["voltage_v"]),
-                                      _float(row["current_a"]), _float(row["meter_energy_j"]),
-                                      [x for x in row["flags"].split("|") if x]))
+                sample = Sample(float(row["t_mono"]), float(row["t_wall"]), row["meter"],
+                                row["rail"], _float(row["power_w"]), _float(row["voltage_v"]),
+                                _float(row["current_a"]), _float(row["meter_energy_j"]),
+                                [x for x in row["flags"].split("|") if x])
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
-    return samples
+            samples.setdefault(_boot(row), []).append(sample)
+    if by_boot:
+        return samples
+    return [s for boot in samples for s in samples[boot]]
 
 
 def _idle_power(samples, phases):
-    """{(meter, rail): watts} averaged over the idle windows before and after the run."""
-    idle = [(a, b) for name, _, a, b in phases if name in ("idle_before", "idle_after")]
-    if not idle:
-        return None
-    rows = energy.by_phase(samples, [("idle", None, a, b) for a, b in idle])
-    return {(r["meter"], r["rail"]): r["avg_power_w"] for r in rows
-            if r["avg_power_w"] is not None}
+    """{(meter, rail, boot): watts} averaged over each boot's own idle windows."""
+    idle = [(a, b, boot) for name, _, a, b, boot in phases if name in IDLE_PHASES]
+    out = {}
+    for boot in sorted({w[2] for w in idle}):
+        windows = [("idle", None, a, b, boot) for a, b, bt in idle if bt == boot]
+        for r in energy.by_phase(samples, windows):
+            if r["avg_power_w"] is not None:
+                out[(r["meter"], r["rail"], boot)] = r["avg_power_w"]
+    return out or None
+
+
+def _with_boots(phases, samples):
+    """Phases as 5-tuples and samples as {boot: [Sample]}. Samples without a boot id (a list,
+    or rows written before it was recorded) belong to the run's boot when it had only one."""
+    phases = [tuple(p) + ("",) * (5 - len(p)) for p in phases]
+    if not isinstance(samples, dict):
+        samples = {"": list(samples)}
+    boots = {p[4] for p in phases}
+    if "" in samples and len(boots) == 1 and "" not in boots:
+        only = boots.pop()
+        samples = dict(samples)
+        samples[only] = samples.get(only, []) + samples.pop("")
+    return phases, samples
 
 
 def energy_rows(run_id, phases, samples, include_eval=False, meter_methods=None):
-    """energy.csv rows: every phase, plus `train_total` and `run_total`."""
+    """energy.csv rows: every phase, plus `train_total` and `run_total` (per boot, from its
+    first to its last mark). `samples`: a list, or {boot_id: [Sample]} (read_samples)."""
+    phases, samples = _with_boots(phases, samples)
     counted = TRAIN_PHASES + (("eval",) if include_eval else ())
     windows = list(phases)
-    windows += [("train_total", e, a, b) for name, e, a, b in phases if name in counted]
-    if phases:
-        windows.append(("run_total", None, min(p[2] for p in phases), max(p[3] for p in phases)))
+    windows += [("train_total", e, a, b, boot) for name, e, a, b, boot in phases
+                if name in counted]
+    for boot in sorted({p[4] for p in phases}):
+        marks = [p for p in phases if p[4] == boot]
+        windows.append(("run_total", None, min(p[2] for p in marks), max(p[3] for p in marks),
+                        boot))
     return energy.by_phase(samples, windows, idle_power_w=_idle_power(samples, phases),
                            run_id=run_id, method=meter_methods)
 
 
 def write_energy_csv(path, rows):
-    with safeio.atomic_write(path, newline="") as f:  # a fresh temp file, never a planted link
-        writer = csv.DictWriter(f, fieldnames=ENERGY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in ENERGY_COLUMNS})
+    write_atomic(path, lambda f: f.write(csv_bytes(ENERGY_COLUMNS, rows)))
 
 
 def headline(rows, meter_order, train_flops_total):

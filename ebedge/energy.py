@@ -13,6 +13,9 @@ Rules (docs/DESIGN.md, MLPerf Power practice):
   interval up to the next usable reading is then a gap: nothing is interpolated across them.
   `flags` in energy.csv counts them per window (`negative:2|gap:1`), with `gap` intervals and
   `counter_reset`s.
+- Monotonic time is per boot: with samples given per boot id, a window is integrated over its own
+  boot's samples only (a window of a boot without samples is uncovered), and idle power is taken
+  per boot, so nothing is integrated, interpolated or subtracted across two boots.
 - `meter_energy_j` is the meter's own cumulative counter over the window, interpolated at the
   edges (clamped to the span the counter samples cover), reported beside our integral. A counter
   that goes backwards was reset: counting continues from the value before the reset.
@@ -230,18 +233,26 @@ def _check_one_series(samples):
                          ", ".join("%s/%s" % k for k in sorted(keys)))
 
 
-def _combine(series, windows, accuracy_pct):
+def _combine(parts, accuracy_pct):
+    """Sum windows [(series or None, a, b, idle W or None)]: (WindowEnergy, net J, idle W).
+
+    A window whose boot has no series (its meter recorded nothing in that boot) adds duration
+    but no coverage. Net is None when a covered window has no idle power of its own boot."""
     e = c = dur = 0.0
     n = 0
     max_gap = 0.0
     meter_e = None
     flags = {}
-    for a, b in windows:
+    net = 0.0
+    for series, a, b, idle in parts:
         if b < a:
             raise ValueError("window ends before it starts: %r > %r" % (a, b))
-        we, wc, wn, wg, wm = series.window(a, b)
-        for k, v in series.flags(a, b).items():
-            flags[k] = flags.get(k, 0) + v
+        if series is None:
+            we, wc, wn, wg, wm = 0.0, 0.0, 0, b - a, None
+        else:
+            we, wc, wn, wg, wm = series.window(a, b)
+            for k, v in series.flags(a, b).items():
+                flags[k] = flags.get(k, 0) + v
         e += we
         c += wc
         n += wn
@@ -249,7 +260,14 @@ def _combine(series, windows, accuracy_pct):
         max_gap = max(max_gap, wg)
         if wm is not None:
             meter_e = (meter_e or 0.0) + wm
-    return WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct, flags)
+        if net is not None:
+            net = None if idle is None and wc > 0 else net + we - (idle or 0.0) * wc
+    w = WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct, flags)
+    idles = {idle for _, _, _, idle in parts if idle is not None}
+    if net is None or not idles:
+        return w, None, None
+    idle_w = idles.pop() if len(idles) == 1 else ((e - net) / c if c > 0 else None)
+    return w, net, idle_w
 
 
 def integrate(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0, accuracy_pct=None,
@@ -265,7 +283,7 @@ def integrate(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0, accuracy
     if max_power_w is None and samples:
         max_power_w = _max_power(samples[0].meter)
     series = _Series(samples, nominal_interval_s, gap_factor, max_power_w)
-    return _combine(series, [(t0, t1)], accuracy_pct)
+    return _combine([(series, t0, t1, None)], accuracy_pct)[0]
 
 
 def idle_power(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0):
@@ -274,9 +292,10 @@ def idle_power(samples, t0, t1, nominal_interval_s=None, gap_factor=3.0):
 
 
 def _phase_fields(p):
+    """(name, start, end, boot id or None) of a phase tuple or object."""
     if isinstance(p, (tuple, list)):
-        return p[0], p[2], p[3]
-    return p.phase, p.t_start_mono, p.t_end_mono
+        return p[0], p[2], p[3], (p[4] if len(p) > 4 else None)
+    return p.phase, p.t_start_mono, p.t_end_mono, getattr(p, "boot_id", None)
 
 
 def _meter_facts(meter):
@@ -302,34 +321,40 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
              gap_factor=3.0, accuracy_pct=None, method=None):
     """energy.csv rows (dicts keyed by ENERGY_COLUMNS), one per (phase, meter, rail).
 
-    `phases`: objects or tuples with phase, epoch, t_start_mono, t_end_mono; entries sharing a
-    phase name (its epochs) are summed into one row, in first-seen order. `idle_power_w`: watts
-    for every series, or {(meter, rail): watts}; net = gross - idle x covered seconds (covered,
-    so that gross and idle describe the same time). `accuracy_pct`/`method` override what the
-    meter registry says, as a value or {meter: value}.
+    `samples`: a list of Samples, or {boot_id: [Sample]} when the run spans several boots.
+    `phases`: objects or tuples with phase, epoch, t_start_mono, t_end_mono[, boot_id]; entries
+    sharing a phase name (its epochs) are summed into one row, in first-seen order. A window is
+    integrated only over the samples of its own boot (a list of samples is boot None), since
+    monotonic time restarts at every boot. `idle_power_w`: watts for every series, or a dict
+    keyed (meter, rail, boot) or (meter, rail); net = gross - idle x covered seconds (covered,
+    so that gross and idle describe the same time), None where a boot has no idle power.
+    `accuracy_pct`/`method` override what the meter registry says, as a value or {meter: value}.
     """
+    by_boot = samples if isinstance(samples, dict) else {None: samples}
     groups = {}
-    for s in samples:
-        groups.setdefault((s.meter, s.rail), []).append(s)
+    for boot, boot_samples in by_boot.items():
+        for s in boot_samples:
+            groups.setdefault((s.meter, s.rail), {}).setdefault(boot, []).append(s)
     windows = {}
     order = []
     for p in phases:
-        name, a, b = _phase_fields(p)
+        name, a, b, boot = _phase_fields(p)
         if name not in windows:
             windows[name] = []
             order.append(name)
-        windows[name].append((a, b))
+        windows[name].append((a, b, boot))
     rows = []
     for key in sorted(groups):
         meter, rail = key
-        series = _Series(groups[key], nominal_interval_s, gap_factor, _max_power(meter))
+        series = {boot: _Series(ss, nominal_interval_s, gap_factor, _max_power(meter))
+                  for boot, ss in groups[key].items()}
         reg_method, reg_acc = _meter_facts(meter)
         acc = _pick(accuracy_pct, meter, reg_acc)
         meth = _pick(method, meter, reg_method)
-        idle = _pick(idle_power_w, key, None)
         for name in order:
-            w = _combine(series, windows[name], acc)
-            net = w.energy_j - idle * w.covered_s if idle is not None else None
+            parts = [(series.get(boot), a, b, _idle_for(idle_power_w, key, boot))
+                     for a, b, boot in windows[name]]
+            w, net, idle = _combine(parts, acc)
             rows.append({
                 "run_id": run_id, "phase": name, "meter": meter, "rail": rail, "method": meth,
                 "duration_s": w.duration_s, "energy_j": w.energy_j,
@@ -339,6 +364,14 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
                 "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct,
                 "flags": w.flags_text()})
     return rows
+
+
+def _idle_for(idle_power_w, key, boot):
+    """Idle watts of series `key` in `boot`: a per-boot entry first, then a per-series one."""
+    if isinstance(idle_power_w, dict):
+        found = idle_power_w.get(key + (boot,))
+        return found if found is not None else idle_power_w.get(key)
+    return idle_power_w
 
 
 def _pick(value, key, default):

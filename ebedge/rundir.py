@@ -1,10 +1,15 @@
 """The run directory: every file of the contract, appended and flushed as the run goes.
 
 A crash or power loss loses at most the row being written: CSV rows are flushed (and fsynced
-at most once a second), JSON and checkpoints are written to a temporary name and renamed.
+at most once a second), JSON and checkpoints are written to a temporary name, fsynced and
+renamed, and a temporary file is removed when its write fails (a full disk keeps the last good
+checkpoint). Every phase row and sample carries the boot id, because monotonic time is per boot.
 """
 import csv
+import errno
+import glob
 import inspect
+import io
 import json
 import os
 import threading
@@ -12,24 +17,65 @@ import time
 
 import numpy as np
 
+from ebedge import safeio
 from ebedge.errors import EbedgeError
 
 PHASE_COLUMNS = ("run_id", "phase", "epoch", "t_start_mono", "t_end_mono", "t_start_wall",
-                 "t_end_wall")
+                 "t_end_wall", "boot_id")
 EPOCH_COLUMNS = ("run_id", "phase", "epoch", "lr", "train_loss", "train_acc", "test_acc",
                  "seconds", "train_flops", "mask_distance")
 SAMPLE_COLUMNS = ("run_id", "meter", "rail", "t_mono", "t_wall", "power_w", "voltage_v",
-                  "current_a", "meter_energy_j", "flags")
+                  "current_a", "meter_energy_j", "flags", "boot_id")
 HEARTBEAT_PERIOD_S = 2.0
+LOST = "lost"  # phase name of work done before a crash and redone after the resume
+IDLE_PHASES = ("idle_before", "idle_after")
+BOOT_ID_ENV = "EBEDGE_BOOT_ID_PATH"
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+# what a process killed while writing leaves behind (safeio's `<name>.<random>.tmp`)
+TEMPORARY_FILES = ("checkpoints/*.tmp", "*.tmp")
+
+
+class DiskFull(EbedgeError):
+    """A write failed for lack of space (or a file-size limit); the message says which file."""
+
+
+def disk_full(exc, path=None):
+    """`exc` as a DiskFull when it is an out-of-space OSError, else None."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return DiskFull("disk full (%s: %s)" % (path or exc.filename or "write",
+                                                os.strerror(exc.errno)))
+    return None
+
+
+def boot_id():
+    """This boot's id (the kernel's random boot_id; EBEDGE_BOOT_ID_PATH names another file, for
+    tests that simulate a reboot), or "" where the system has none."""
+    path = os.environ.get(BOOT_ID_ENV) or BOOT_ID_PATH
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def write_atomic(path, write):
+    """Write through `write(file)` to a fresh temporary file (O_EXCL|O_NOFOLLOW, see safeio), fsync,
+    rename over `path`; on any failure the temporary file is removed and `path` keeps its last good
+    content, and a full disk becomes DiskFull naming the file."""
+    try:
+        with safeio.atomic_write(path, "wb") as f:
+            write(f)
+    except BaseException as exc:
+        full = disk_full(exc, path)
+        if full is not None:
+            raise full
+        raise
 
 
 def write_json_atomic(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    blob = json.dumps(data, indent=2, sort_keys=True, default=_json_default).encode("utf-8")
+    write_atomic(path, lambda f: f.write(blob))
 
 
 def _json_default(value):
@@ -43,6 +89,31 @@ def read_json(path):
         return json.load(f)
 
 
+def _repair(path, columns):
+    """Make an existing CSV appendable: drop a last row cut short by a crash or a full disk
+    (no newline at its end), and widen an older header that lacks newer columns."""
+    with open(path, "rb") as f:
+        data = f.read()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    if header and list(header) != list(columns) and list(columns[:len(header)]) == header:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        write_atomic(path, lambda out: out.write(csv_bytes(columns, rows)))
+
+
+def csv_bytes(columns, dict_rows):
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows([_blank(r.get(c)) for c in columns] for r in dict_rows)
+    return text.getvalue().encode("utf-8")
+
+
 class CsvLog(object):
     """An append-only CSV file with a header, flushed after every write."""
 
@@ -50,6 +121,8 @@ class CsvLog(object):
         self.path = path
         self.columns = columns
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+        if not fresh:
+            _repair(path, columns)
         self._file = open(path, "a", newline="")
         self._writer = csv.writer(self._file)
         self._lock = threading.Lock()
@@ -69,9 +142,11 @@ class CsvLog(object):
     def close(self):
         with self._lock:
             if not self._file.closed:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
+                try:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                finally:
+                    self._file.close()
 
 
 def _blank(value):
@@ -84,9 +159,17 @@ class RunDir(object):
     def __init__(self, path, run_id):
         self.path = path
         self.run_id = run_id
+        self.boot_id = boot_id()
+        self.started_mono = time.monotonic()
+        self.write_error = None  # a sample write that failed in a meter thread (disk full)
         os.makedirs(os.path.join(path, "checkpoints"), exist_ok=True)
+        for pattern in TEMPORARY_FILES:  # left by a process killed while it wrote them
+            for leftover in glob.glob(self.file(pattern)):
+                os.remove(leftover)
         self.phases = CsvLog(self.file("phases.csv"), PHASE_COLUMNS)
+        self.phase_rows = len(read_phase_rows(self.file("phases.csv")))
         self.epochs = CsvLog(self.file("epochs.csv"), EPOCH_COLUMNS)
+        self.epoch_rows = len(read_phase_rows(self.file("epochs.csv")))
         self.samples = CsvLog(self.file("samples.csv"), SAMPLE_COLUMNS)
         self._heartbeat_stop = threading.Event()
         self._heartbeat = None
@@ -99,8 +182,19 @@ class RunDir(object):
         write_json_atomic(self.file("config.json"), config)
 
     def write_summary(self, summary):
+        """Atomically; on a full disk, where even the small temporary file finds no room, the
+        old summary is overwritten in place (its blocks are freed first), so the final status
+        is still recorded."""
         summary = dict(summary, run_id=self.run_id, heartbeat_wall=time.time())
-        write_json_atomic(self.file("summary.json"), summary)
+        try:
+            write_json_atomic(self.file("summary.json"), summary)
+        except DiskFull:
+            blob = json.dumps(summary, indent=2, sort_keys=True, default=_json_default)
+            with open(self.file("summary.json"), "r+") as f:
+                f.truncate(0)
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
 
     def read_summary(self):
         path = self.file("summary.json")
@@ -109,15 +203,22 @@ class RunDir(object):
     def log_phase(self, phase, epoch, start, end):
         """`start`/`end` are (monotonic, wall) pairs."""
         self.phases.write([(self.run_id, phase, _blank(epoch), "%.6f" % start[0],
-                            "%.6f" % end[0], "%.6f" % start[1], "%.6f" % end[1])])
+                            "%.6f" % end[0], "%.6f" % start[1], "%.6f" % end[1], self.boot_id)])
+        self.phase_rows += 1
 
     def log_epoch(self, row):
         self.epochs.write([[self.run_id] + [_blank(row.get(c)) for c in EPOCH_COLUMNS[1:]]])
+        self.epoch_rows += 1
 
     def log_samples(self, samples):
-        if samples:
-            self.samples.write([(self.run_id,) + tuple(_blank(v) for v in s.as_row())
-                                for s in samples])
+        """Called from the meter thread: a failed write is kept for the runner (which ends the
+        run `failed: disk full`) instead of killing the thread with a traceback."""
+        if samples and self.write_error is None:
+            try:
+                self.samples.write([(self.run_id,) + tuple(_blank(v) for v in s.as_row())
+                                    + (self.boot_id,) for s in samples])
+            except OSError as exc:
+                self.write_error = disk_full(exc, self.samples.path) or exc
 
     def save_masks(self, histories):
         """`histories`: {ratio: [(epoch, bool mask), ...]} -> masks.npz (written atomically)."""
@@ -127,34 +228,23 @@ class RunDir(object):
             arrays[key + "_epochs"] = np.array([e for e, _ in history], dtype=np.int64)
             arrays[key + "_masks"] = (np.stack([m for _, m in history]).astype(bool) if history
                                       else np.zeros((0, 0), dtype=bool))
-        tmp = self.file("masks.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, self.file("masks.npz"))
+        write_atomic(self.file("masks.npz"), lambda f: np.savez_compressed(f, **arrays))
 
     # -- checkpoints ----------------------------------------------------------------------------
     @property
     def checkpoint_path(self):
-        return os.path.join(self.path, "checkpoints", "last.pt")
+        return checkpoint_path(self.path)
 
     def save_checkpoint(self, state):
+        """Serialised in memory first, so that a failing write raises the OS's own error (torch's
+        file writer would turn ENOSPC into an opaque RuntimeError), then written atomically."""
         import torch
-        tmp = self.checkpoint_path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_atomic(self.checkpoint_path, lambda f: f.write(buffer.getbuffer()))
 
     def load_checkpoint(self):
-        import torch
-        path = self.checkpoint_path
-        if not os.path.exists(path):
-            return None
-        # Our own file, holding numpy arrays and RNG states: torch >= 2.6 loads only tensors by
-        # default, and torch < 1.13 does not know the argument.
-        trusted = ({"weights_only": False}
-                   if "weights_only" in inspect.signature(torch.load).parameters else {})
-        try:
-            return torch.load(path, map_location="cpu", **trusted)
-        except Exception as exc:  # truncated or foreign file
-            raise EbedgeError("unreadable checkpoint %s: %s" % (path, exc))
+        return load_checkpoint(self.path)
 
     # -- liveness ------------------------------------------------------------------------------
     def start_heartbeat(self):
@@ -163,8 +253,11 @@ class RunDir(object):
 
         def loop():
             while not self._heartbeat_stop.is_set():
-                with open(beat, "w") as f:
-                    f.write("%.3f\n" % time.time())
+                try:
+                    with open(beat, "w") as f:
+                        f.write(format_heartbeat(self.boot_id, self.started_mono))
+                except OSError:  # a full disk: the run's own writes report it
+                    pass
                 self._heartbeat_stop.wait(HEARTBEAT_PERIOD_S)
 
         self._heartbeat = threading.Thread(target=loop, name="heartbeat")
@@ -176,7 +269,57 @@ class RunDir(object):
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
         for log in (self.phases, self.epochs, self.samples):
-            log.close()
+            try:
+                log.close()
+            except OSError as exc:  # the last flush hit a full disk: keep it for the runner
+                self.write_error = self.write_error or disk_full(exc, log.path) or exc
+
+
+def format_heartbeat(boot, started_mono):
+    """`wall mono boot_id started_mono`: when this process last showed life, on which boot, and
+    since when, so a resume can count the runtime of a killed process (readers may use mtime)."""
+    return "%.3f %.6f %s %.6f\n" % (time.time(), time.monotonic(), boot or "-", started_mono)
+
+
+def read_heartbeat(path):
+    """(wall, mono, boot_id, started_mono) from a heartbeat file, or None (absent, old or
+    garbled)."""
+    try:
+        with open(path) as f:
+            parts = f.read().split()
+        return (float(parts[0]), float(parts[1]), ("" if parts[2] == "-" else parts[2]),
+                float(parts[3]))
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def read_phase_rows(path):
+    """phases.csv (or epochs.csv) as dicts (rows cut short by a crash are kept as read; absent
+    file: [])."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def checkpoint_path(run_path):
+    return os.path.join(run_path, "checkpoints", "last.pt")
+
+
+def load_checkpoint(run_path):
+    """The last checkpoint of the run in `run_path`, or None when it has none."""
+    import torch
+    path = checkpoint_path(run_path)
+    if not os.path.exists(path):
+        return None
+    # Our own file, holding numpy arrays and RNG states: torch >= 2.6 loads only tensors by
+    # default, and torch < 1.13 does not know the argument.
+    trusted = ({"weights_only": False}
+               if "weights_only" in inspect.signature(torch.load).parameters else {})
+    try:
+        return torch.load(path, map_location="cpu", **trusted)
+    except Exception as exc:  # truncated or foreign file
+        raise EbedgeError("unreadable checkpoint %s: %s" % (path, exc))
 
 
 def completed(path):

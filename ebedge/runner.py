@@ -3,7 +3,10 @@
 Order of a run: record the board's state, open the meters and start sampling, idle window,
 the method (search / prune / retrain, evaluation as `eval`), idle window, then energy per
 phase and the summary. Everything is written as it happens; SIGINT/SIGTERM leave status
-`interrupted`, any other failure `failed: ...`, and `--resume` continues from the last epoch.
+`interrupted`, a full disk `failed: disk full (...)`, any other failure `failed: ...`, and
+`--resume` continues from the last checkpoint: work done after it is reported as `lost` (see
+ebedge.resume), runtime counts every process of the run, and a resume on a new boot measures
+that boot's own idle power first.
 """
 import os
 import platform
@@ -14,13 +17,15 @@ import sys
 import time
 
 import ebedge
-from ebedge import accounting, board, stats, lowp, runlock
+from ebedge import accounting, board, resume as resuming, stats, lowp, runlock
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
-from ebedge.rundir import RunDir, completed, read_json, write_json_atomic
+from ebedge.rundir import (IDLE_PHASES, LOST, RunDir, completed, disk_full, load_checkpoint,
+                           read_json, read_phase_rows, write_json_atomic)
 from ebedge.sampling import MeterSampler
 from ebedge.settings import config_hash, resolve
+from meters.base import TOTAL
 
 NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
 
@@ -89,6 +94,30 @@ def _idle(ctx, name, seconds):
             time.sleep(seconds)
 
 
+def _resume_state(out):
+    """(settings, checkpoint, previous summary) of the run in `out`, or a one-line error."""
+    path = os.path.join(out, "config.json")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EbedgeError("cannot resume %s: config.json is unreadable (%s)"
+                          % (out, getattr(exc, "strerror", None) or exc))
+    if not isinstance(config, dict) or not isinstance(config.get("settings"), dict):
+        raise EbedgeError("cannot resume %s: config.json holds no settings object" % out)
+    try:
+        settings = resolve(config["settings"])
+    except EbedgeError as exc:
+        raise EbedgeError("cannot resume %s: config.json: %s" % (out, exc))
+    try:
+        previous = read_json(os.path.join(out, "summary.json"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        previous = {"flags": ["summary.json was missing or unreadable at resume; runtime before "
+                              "it is not counted"]}
+    return settings, load_checkpoint(out), previous
+
+
 @runlock.guarded  # a run inside a runs root holds the board's run lock, or is refused
 def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     """Run `settings` (overrides of ebedge.settings.DEFAULTS) into `out`; returns the summary.
@@ -100,31 +129,38 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         if out is None:
             raise EbedgeError("--resume needs the run directory")
         _prepare_dir(out, True, False)
-        old_config = read_json(os.path.join(out, "config.json"))
-        settings = resolve(old_config["settings"])
+        settings, checkpoint, previous = _resume_state(out)
+        settled = resuming.settle(out, checkpoint, previous.get("status"))
     else:
         settings = resolve(settings)
         check_method(settings)
         out = out or default_out(settings)
         _prepare_dir(out, False, overwrite)
+        checkpoint, previous, settled = None, {}, None
     run_id = os.path.basename(os.path.normpath(out))
     rundir = RunDir(out, run_id)
-    checkpoint = rundir.load_checkpoint() if resume else None
-    previous = (rundir.read_summary() or {}) if resume else {}
     flags = list(previous.get("flags", []))
+    if settled is not None:
+        flags.extend(settled.flags)
+    runtime_before = float(previous.get("runtime_s") or 0.0) + (
+        settled.killed_runtime_s if settled is not None else 0.0)
     sampler = None
     summary = {"status": "running", "method": settings["method"], "model": settings["model"],
                "dataset": settings["dataset"],
                "prune_ratio": (None if settings["method"] == "dense" else settings["prune_ratio"][0]),
-               "seed": settings["seed"], "repeat": settings["repeat"], "flags": flags}
-    started = time.monotonic()
+               "seed": settings["seed"], "repeat": settings["repeat"], "flags": flags,
+               "runtime_s": runtime_before}
+    started = rundir.started_mono
     guard = None
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
         snap = board.snapshot()
         if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
-            flags.append("warning: jetson_clocks is off; clocks may scale during the run")
+            _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
+        if not rundir.boot_id:
+            _flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
+                         "be detected")
         if settings["cooldown_temp_c"] is not None:
             reached, hottest = board.cooldown(settings["cooldown_temp_c"], timeout_s=1800)
             if not reached:
@@ -141,11 +177,17 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         rundir.start_heartbeat()
         sampler.start()
         guard = _Guard(settings, flags)
-        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=guard)
-        if checkpoint is None:
+
+        def on_mark(phase, epoch):
+            _check_writes(rundir)
+            guard(phase, epoch)
+
+        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=on_mark)
+        if not _has_idle(rundir):  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))
         _idle(ctx, "idle_after", settings["idle_seconds"])
+        _check_writes(rundir)
         summary["status"] = "complete"
     except (KeyboardInterrupt, Interrupted):
         summary["status"] = "interrupted"
@@ -154,6 +196,10 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         summary["status"] = "failed: %s" % exc
         raise
     except Exception as exc:
+        full = disk_full(exc)
+        if full is not None:
+            summary["status"] = "failed: %s" % full
+            raise full
         summary["status"] = "failed: %s: %s" % (type(exc).__name__, exc)
         raise
     finally:
@@ -163,9 +209,26 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             flags.extend("meter error: %s" % e for e in sampler.stop())
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
-        summary["runtime_s"] = previous.get("runtime_s", 0.0) + time.monotonic() - started
+        summary["runtime_s"] = runtime_before + time.monotonic() - started
         _finish(rundir, settings, summary, sampler)
     return summary
+
+
+def _flag(flags, message):
+    if message not in flags:
+        flags.append(message)
+
+
+def _has_idle(rundir):
+    """True when this boot already has an idle window (its idle power is then known)."""
+    return any(r.get("phase") in IDLE_PHASES and (r.get("boot_id") or "") == rundir.boot_id
+               for r in read_phase_rows(rundir.file("phases.csv")))
+
+
+def _check_writes(rundir):
+    """A sample write that failed in the meter thread fails the run like one in this thread."""
+    if rundir.write_error is not None:
+        raise rundir.write_error
 
 
 def _raise_interrupted(signum, frame):
@@ -173,22 +236,82 @@ def _raise_interrupted(signum, frame):
 
 
 def _finish(rundir, settings, summary, sampler):
-    """energy.csv and the final summary, from what the files hold (also after an interruption)."""
+    """energy.csv and the final summary, from what the files hold (also after an interruption).
+
+    A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
+    `failed: disk full (...)` instead of `running`."""
+    flags = summary["flags"]
     if os.path.exists(rundir.file("config.json")):
-        phases = accounting.read_phases(rundir.file("phases.csv"))
-        samples = accounting.read_samples(rundir.file("samples.csv"))
-        rows = accounting.energy_rows(rundir.run_id, phases, samples,
-                                      include_eval=settings["include_eval_in_total"])
-        accounting.write_energy_csv(rundir.file("energy.csv"), rows)
-        names = [m.name for m in sampler.meters] if sampler is not None else []
-        summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
-        if not settings["meters"] and NO_ENERGY_NOTE not in summary["flags"]:
-            summary["flags"].append(NO_ENERGY_NOTE)
-        if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
-            summary["modelled_energy"] = lowp.modelled_energy(summary)
-        summary["flags"].extend(_short_window_warnings(rows, sampler))
+        try:
+            rundir.close()
+            _energy_summary(rundir, settings, summary, sampler)
+        except (OSError, EbedgeError) as exc:
+            full = disk_full(exc) or (exc if isinstance(exc, EbedgeError) else None)
+            if full is None:
+                raise
+            if summary["status"] in ("running", "complete"):
+                summary["status"] = "failed: %s" % full
+            _flag(flags, "energy.csv not written: %s" % full)
         rundir.write_summary(summary)
     rundir.close()
+    if rundir.write_error is not None and summary["status"] == "complete":
+        summary["status"] = "failed: %s" % rundir.write_error
+        rundir.write_summary(summary)
+
+
+def _energy_summary(rundir, settings, summary, sampler):
+    phases = accounting.read_phases(rundir.file("phases.csv"))
+    samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
+    rows = accounting.energy_rows(rundir.run_id, phases, samples,
+                                  include_eval=settings["include_eval_in_total"])
+    accounting.write_energy_csv(rundir.file("energy.csv"), rows)
+    summary["phase_seconds"] = _phase_seconds(phases)
+    names = [m.name for m in sampler.meters] if sampler is not None else []
+    summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
+    if not settings["meters"]:
+        _flag(summary["flags"], NO_ENERGY_NOTE)
+    if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
+        summary["modelled_energy"] = lowp.modelled_energy(summary)
+    # derived from the files: recomputed each time, so an earlier process's view goes away
+    summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
+    for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
+                    + _coverage_flags(rows, settings["min_coverage"])
+                    + _idle_flags(rows, phases)):
+        if message is None:
+            continue
+        _flag(summary["flags"], message)
+
+
+def _derived(flag):
+    """True for the flags _energy_summary computes from the files."""
+    return flag.startswith(("low coverage: ", "idle power missing ", "lost work: ")) or (
+        flag.startswith("warning: ") and " periods of " in flag)
+
+
+def _phase_seconds(phases):
+    """Seconds per phase name from the rows energy.csv integrates (`lost` among them)."""
+    out = {}
+    for name, _, a, b, _ in phases:
+        out[name] = out.get(name, 0.0) + (b - a)
+    return out
+
+
+def _coverage_flags(rows, min_coverage):
+    """A meter's total that saw less than `min_coverage` of a phase (gaps, read errors)."""
+    return ["low coverage: %s covered %.1f%% of %s (below %.0f%%; see energy.csv covered_frac)"
+            % (r["meter"], 100 * r["covered_frac"], r["phase"], 100 * min_coverage)
+            for r in rows if r["rail"] == TOTAL and r["duration_s"] > 0
+            and r["covered_frac"] < min_coverage]
+
+
+def _idle_flags(rows, phases):
+    """Net energy that could not be computed because a boot had no idle window of its own."""
+    if not any(name in IDLE_PHASES for name, _, _, _, _ in phases):
+        return []
+    return ["idle power missing for part of %s (%s): no idle window on its boot; net energy "
+            "left empty" % (r["phase"], r["meter"])
+            for r in rows if r["rail"] == TOTAL and r["net_energy_j"] is None
+            and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
 
 
 def _short_window_warnings(rows, sampler):

@@ -6,6 +6,7 @@ imports nothing heavy, so a laptop validates settings without loading torch.
 """
 import hashlib
 import json
+import math
 
 from ebedge.errors import EbedgeError
 
@@ -47,61 +48,118 @@ DEFAULTS = {
     "allow": False,  # record (rather than refuse) power-mode or clock changes mid-run
     "cooldown_temp_c": None,
     "repeat": 0,
+    "min_coverage": 0.95,  # a phase whose meter covered less of it than this is flagged
 }
+
+
+def _number(key, value):
+    """`value` as a finite float, or a one-line EbedgeError naming `key`."""
+    if isinstance(value, bool):
+        raise EbedgeError("%s must be a number, got %r" % (key, value))
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise EbedgeError("%s must be a number, got %r" % (key, value))
+    if not math.isfinite(x):
+        raise EbedgeError("%s must be a finite number, got %r" % (key, value))
+    return x
+
+
+def _integer(key, value, minimum):
+    x = _number(key, value)
+    if x != int(x):
+        raise EbedgeError("%s must be a whole number, got %r" % (key, value))
+    if x < minimum:
+        raise EbedgeError("%s must be at least %d, got %r" % (key, minimum, value))
+    return int(x)
+
+
+def _ranged(key, value, low, high, low_open, high_open):
+    """A finite float inside the interval from `low` to `high` (None: unbounded)."""
+    x = _number(key, value)
+    below = low is not None and (x <= low if low_open else x < low)
+    above = high is not None and (x >= high if high_open else x > high)
+    if below or above:
+        raise EbedgeError("%s must be in %s%s, %s%s, got %r" % (
+            key, "(" if low_open else "[", "-inf" if low is None else "%g" % low,
+            "inf" if high is None else "%g" % high, ")" if high_open else "]", value))
+    return x
+
+
+# key -> (low, high, low excluded, high excluded); None is unbounded
+RANGES = {
+    "lr": (0.0, None, True, True),
+    "momentum": (0.0, 1.0, False, True),
+    "weight_decay": (0.0, None, False, True),
+    "sparsity": (0.0, None, False, True),
+    "epsilon": (0.0, 1.0, True, False),
+    "width": (0.0, 8.0, True, False),
+    "idle_seconds": (0.0, None, False, True),
+    "min_coverage": (0.0, 1.0, False, False),
+}
+OPTIONAL_RANGES = {  # None means "not set"
+    "meter_interval": (0.0, None, True, True),
+    "cooldown_temp_c": (0.0, 150.0, True, True),
+}
+INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "workers": 0, "repeat": 0}
+OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1}
+FLAGS = ("download", "keep_searching", "snip_unstructured", "include_eval_in_total", "allow")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def _ratio_list(value):
     values = value if isinstance(value, (list, tuple)) else [value]
-    out = []
-    for v in values:
-        try:
-            p = float(v)
-        except (TypeError, ValueError):
-            raise EbedgeError("prune ratio must be a number, got %r" % (v,))
-        if not 0.0 < p < 1.0:
-            raise EbedgeError("prune ratio must be in (0, 1), got %g" % p)
-        out.append(p)
+    out = [_ranged("prune ratio", v, 0.0, 1.0, True, True) for v in values]
     if not out:
         raise EbedgeError("at least one prune ratio is needed")
     return out
 
 
+def _choice(key, value, choices):
+    if value not in choices:
+        raise EbedgeError("unknown %s %r; choose one of: %s" % (key, value, ", ".join(choices)))
+
+
 def resolve(overrides):
-    """Defaults + `overrides`, validated. Unknown keys and impossible values raise EbedgeError."""
+    """Defaults + `overrides`, validated. Unknown keys and impossible values (not finite, out of
+    range, wrong type) raise a one-line EbedgeError; nothing here touches the disk or torch,
+    so every caller can check settings before it creates anything."""
+    if not isinstance(overrides, dict):
+        raise EbedgeError("settings must be a JSON object, got %s" % type(overrides).__name__)
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise EbedgeError("unknown setting(s): %s" % ", ".join(unknown))
     s = dict(DEFAULTS)
     s.update({k: v for k, v in overrides.items() if v is not None or k in ("data_dir",)})
-    if s["method"] not in METHODS:
-        raise EbedgeError("unknown method %r; choose one of: %s" % (s["method"], ", ".join(METHODS)))
-    if s["model"] not in MODEL_NAMES:
-        raise EbedgeError("unknown model %r; choose one of: %s" % (s["model"], ", ".join(MODEL_NAMES)))
-    if s["dataset"] not in DATASETS:
-        raise EbedgeError("unknown dataset %r; choose one of: %s"
-                          % (s["dataset"], ", ".join(DATASETS)))
-    if s["retrain"] not in RETRAIN_MODES:
-        raise EbedgeError("unknown retrain mode %r; choose finetune or reinit" % s["retrain"])
+    _choice("method", s["method"], METHODS)
+    _choice("model", s["model"], MODEL_NAMES)
+    _choice("dataset", s["dataset"], DATASETS)
+    _choice("retrain mode", s["retrain"], RETRAIN_MODES)
+    _choice("device", s["device"], DEVICES)
     s["prune_ratio"] = _ratio_list(s["prune_ratio"])
-    for key in ("epochs", "batch_size", "window"):
-        if int(s[key]) < 1:
-            raise EbedgeError("%s must be at least 1, got %r" % (key, s[key]))
-        s[key] = int(s[key])
-    for key in ("limit_train", "limit_test", "retrain_epochs"):
+    for key, minimum in INTEGERS.items():
+        s[key] = _integer(key, s[key], minimum)
+    for key, minimum in OPTIONAL_INTEGERS.items():
         if s[key] is not None:
-            if int(s[key]) < 1:
-                raise EbedgeError("%s must be at least 1, got %r" % (key, s[key]))
-            s[key] = int(s[key])
-    for key in ("lr", "width", "epsilon"):
-        if float(s[key]) <= 0:
-            raise EbedgeError("%s must be positive, got %r" % (key, s[key]))
-        s[key] = float(s[key])
-    if float(s["sparsity"]) < 0:
-        raise EbedgeError("sparsity must not be negative, got %r" % s["sparsity"])
-    if float(s["idle_seconds"]) < 0:
-        raise EbedgeError("idle seconds must not be negative, got %r" % s["idle_seconds"])
+            s[key] = _integer(key, s[key], minimum)
+    for key, bounds in RANGES.items():
+        s[key] = _ranged(key, s[key], *bounds)
+    for key, bounds in OPTIONAL_RANGES.items():
+        if s[key] is not None:
+            s[key] = _ranged(key, s[key], *bounds)
+    for key in FLAGS:
+        if not isinstance(s[key], bool):
+            raise EbedgeError("%s must be true or false, got %r" % (key, s[key]))
+    if s["data_dir"] is not None and not isinstance(s["data_dir"], str):
+        raise EbedgeError("data_dir must be a path, got %r" % (s["data_dir"],))
     if isinstance(s["meters"], str):
         s["meters"] = [m for m in s["meters"].split(",") if m]
+    if not isinstance(s["meters"], list) or not all(isinstance(m, str) for m in s["meters"]):
+        raise EbedgeError("meters must be a list of meter names, got %r" % (s["meters"],))
+    if not isinstance(s["meter_options"], dict) or not all(
+            isinstance(v, dict) for v in s["meter_options"].values()):
+        raise EbedgeError("meter_options must map meter names to option objects, got %r"
+                          % (s["meter_options"],))
     if "none" in s["meters"]:  # measuring nothing is an explicit choice, never mixed with meters
         if len(s["meters"]) > 1:
             raise EbedgeError("meter 'none' cannot be combined with other meters")
@@ -112,6 +170,6 @@ def resolve(overrides):
 def config_hash(settings):
     """Hash of what determines the result (not where it is written or which repeat it is)."""
     keys = sorted(k for k in settings if k not in ("repeat", "workers", "meters", "meter_options",
-                                                   "meter_interval"))
+                                                   "meter_interval", "min_coverage"))
     blob = json.dumps({k: settings[k] for k in keys}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

@@ -3,7 +3,10 @@
 A method is a short function over a `MethodContext`. The context owns the parts that must be
 identical across methods for energy and FLOPs to compare like for like: phase marks (with a
 device synchronisation at each edge), evaluation attributed to `eval`, training FLOPs of every
-epoch, one checkpoint per epoch, and resuming a stage where it stopped.
+epoch, one checkpoint per epoch, and resuming a stage where it stopped. A checkpoint holds every
+random state (torch, numpy, python, the training loader's shuffling) and the number of phase
+rows it accounts for, so a resumed run trains exactly the epochs an uninterrupted one would and
+ebedge.resume can tell committed work from lost work.
 """
 import contextlib
 import random
@@ -41,7 +44,7 @@ class MethodContext(object):
         self.schedule = Schedule(settings["epochs"], settings["lr"])
         self.carry = dict(resume["carry"]) if resume else {}
         self.carry.setdefault("train_flops", {"search": 0, "prune": 0, "retrain": 0})
-        self.carry.setdefault("phase_seconds", {})
+        self.carry.pop("phase_seconds", None)  # from older checkpoints; the runner counts rows
         self.carry.setdefault("best_test_acc", 0.0)
         self.finished = list(resume["finished"]) if resume else []
 
@@ -55,7 +58,20 @@ class MethodContext(object):
         """The model saved in the checkpoint being resumed from."""
         model = self.build_model(cfg=self.resume["cfg"], arch=self.resume["arch"])
         model.load_state_dict(self.resume["model_state"])
+        self._restore_random_state()  # building the model drew from torch's generator
         return model
+
+    def _restore_random_state(self):
+        rng = self.resume["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng.get("loader") is not None and self._loader_generator() is not None:
+            self._loader_generator().set_state(rng["loader"])
+
+    def _loader_generator(self):
+        """The generator that shuffles the training set (None: unseeded shuffling)."""
+        return getattr(self.train_loader, "generator", None)
 
     def forward_flops(self, model):
         return flops.forward_macs(model, self.data.input_size) * 2
@@ -73,13 +89,10 @@ class MethodContext(object):
         synchronize(self.device)
         start = _now()
         try:
-            yield
+            yield start
         finally:
             synchronize(self.device)
-            end = _now()
-            self.rundir.log_phase(name, epoch, start, end)
-            seconds = self.carry["phase_seconds"]
-            seconds[name] = seconds.get(name, 0.0) + end[0] - start[0]
+            self.rundir.log_phase(name, epoch, start, _now())
 
     def say(self, message):
         if not self.quiet:
@@ -89,14 +102,21 @@ class MethodContext(object):
     def is_finished(self, stage):
         return stage in self.finished
 
-    def checkpoint(self, stage, next_epoch, model, optimizer=None):
+    def checkpoint(self, stage, next_epoch, model, optimizer=None, phase_start=None):
+        """Save the state after the work logged so far; `phase_start`: the start stamp of the
+        phase this save runs in (its row, written after the save, is committed with it)."""
         self.rundir.save_checkpoint({
             "stage": stage, "next_epoch": next_epoch, "finished": list(self.finished),
             "carry": self.carry, "arch": model.arch, "cfg": model.cfg,
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                    "python": random.getstate()},
+                    "python": random.getstate(),
+                    "loader": (self._loader_generator().get_state()
+                               if self._loader_generator() is not None else None)},
+            "boot_id": self.rundir.boot_id, "phase_rows": self.rundir.phase_rows,
+            "epoch_rows": self.rundir.epoch_rows,
+            "own_phase_start": phase_start[0] if phase_start is not None else None,
         })
 
     def finish_stage(self, stage, model):
@@ -124,10 +144,7 @@ class MethodContext(object):
                 and self.resume["next_epoch"] is not None:
             model.load_state_dict(self.resume["model_state"])
             optimizer.load_state_dict(self.resume["optimizer_state"])
-            rng = self.resume["rng"]
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            self._restore_random_state()
             start = self.resume["next_epoch"]
             self.resume = None  # consumed: later stages start fresh
             self.say("resuming %s at epoch %d" % (stage, start))
@@ -160,8 +177,8 @@ class MethodContext(object):
                 "" if extra.get("mask_distance") is None
                 else "  mask-dist %.3f" % extra["mask_distance"], seconds, eta.text()))
             trained += 1
-            with self.phase(stage, epoch):  # the checkpoint is training's bookkeeping
-                self.checkpoint(stage, epoch + 1, model, optimizer)
+            with self.phase(stage, epoch) as mark:  # the checkpoint is training's bookkeeping
+                self.checkpoint(stage, epoch + 1, model, optimizer, phase_start=mark)
             if extra.get("stop"):
                 break
         return trained
@@ -187,7 +204,6 @@ class MethodContext(object):
             "train_flops_prune": tf.get("prune", 0),
             "train_flops_retrain": tf.get("retrain", 0),
             "train_flops_total": tf.get("search", 0) + tf.get("prune", 0) + tf.get("retrain", 0),
-            "phase_seconds": dict(self.carry["phase_seconds"]),
             "n_train": self.n_train,
         }
         out.update(fields)

@@ -1,0 +1,96 @@
+"""Real runs for the resume fault tests: subprocesses of `ebedge train`, killed for real, on a
+fake INA3221 sysfs tree whose power has an exact integral."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from meters.sim.profile import PowerProfile
+from meters.sim.sysfs import FakeIna3221Tree
+
+TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "192", "--limit-test", "32",
+        "--batch-size", "32", "--device", "cpu", "--quiet", "--epsilon", "0.5"]
+PROFILE = "6:0.7,11:0.9,4-9:0.6"  # watts: steps and a ramp, so timing errors show
+
+
+def fake_tree(root):
+    """A TX2 tree rewritten at 200 Hz (its total is VDD_IN = the profile)."""
+    return FakeIna3221Tree(str(root), "tx2", PowerProfile.parse(PROFILE)).start(200.0)
+
+
+def meter_args(tree):
+    return ["--meter", "ina3221", "--meter-option", "ina3221.root=%s" % tree.root,
+            "--meter-interval", "0.02"]
+
+
+def train_cmd(args):
+    return [sys.executable, "-m", "ebedge.cli", "train"] + list(args)
+
+
+def start(args, env=None, **kwargs):
+    return subprocess.Popen(train_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, **kwargs)
+
+
+def run(args, env=None, timeout=300, **kwargs):
+    return subprocess.run(train_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env, timeout=timeout, **kwargs)
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summary(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def wait_for_epochs(out, n, proc, timeout=240, into_next_s=0.4):
+    """Block until epochs.csv holds n rows, then return while the next epoch is under way."""
+    path = os.path.join(out, "epochs.csv")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("run ended early: %s" % proc.stdout.read().decode())
+        if os.path.exists(path) and len(rows(path)) >= n:
+            time.sleep(into_next_s)
+            return
+        time.sleep(0.05)
+    pytest.fail("no epoch finished in time")
+
+
+def kill_mid_epoch(args, out, epochs_done=1, env=None):
+    """Start a run, SIGKILL it inside epoch `epochs_done`; returns the monotonic kill time."""
+    proc = start(args, env=env)
+    wait_for_epochs(out, epochs_done, proc)
+    proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    proc.wait()
+    return killed
+
+
+def energy_row(out, phase, meter="ina3221", rail="total"):
+    for r in rows(os.path.join(out, "energy.csv")):
+        if r["phase"] == phase and r["meter"] == meter and r["rail"] == rail:
+            return r
+    return None
+
+
+def assert_energy_matches(row, exact, extra_pct=2.0):
+    """energy.csv `row` agrees with the exact joules within its own stated uncertainty (meter
+    accuracy + uncovered share) plus `extra_pct` for interpolation over short windows."""
+    bound = exact * (float(row["uncertainty_pct"]) + extra_pct) / 100.0
+    assert abs(float(row["energy_j"]) - exact) <= bound, (row["phase"], row["energy_j"], exact)
+    return bound
+
+
+def truth(tree, phase_rows):
+    """Exact joules of the board total over the given phases.csv rows."""
+    return sum(tree.truth(float(r["t_start_mono"]), float(r["t_end_mono"])) for r in phase_rows)
