@@ -15,6 +15,7 @@ import time
 
 import ebedge
 from ebedge import accounting, board, stats, lowp
+from ebedge.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
@@ -105,9 +106,12 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         settings = resolve(settings)
         check_method(settings)
         out = out or default_out(settings)
-        _prepare_dir(out, False, overwrite)
+        if is_main_process():  # under torchrun, rank 0 owns the run directory
+            _prepare_dir(out, False, overwrite)
+    world = World.from_env(settings["device"])
+    out = world.gather(out)[0]
     run_id = os.path.basename(os.path.normpath(out))
-    rundir = RunDir(out, run_id)
+    rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
     checkpoint = rundir.load_checkpoint() if resume else None
     previous = (rundir.read_summary() or {}) if resume else {}
     flags = list(previous.get("flags", []))
@@ -129,21 +133,24 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             if not reached:
                 flags.append("warning: cooldown to %g C not reached (%.1f C)"
                              % (settings["cooldown_temp_c"], hottest))
-        sampler = MeterSampler(settings["meters"], rundir.log_samples, settings["meter_options"],
+        sampler = MeterSampler(settings["meters"] if world.samples_meters else [],  # one per node
+                               rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
         summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
         rundir.write_config({
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
-            "meters": sampler.describe(), "argv": sys.argv})
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()})
         rundir.write_summary(summary)
         rundir.start_heartbeat()
         sampler.start()
         guard = _Guard(settings, flags)
-        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=guard)
+        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet or not world.is_main,
+                            on_mark=guard, world=world)
         if checkpoint is None:
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))
+        summary.update(world.summary_fields(summary))
         _idle(ctx, "idle_after", settings["idle_seconds"])
         summary["status"] = "complete"
     except (KeyboardInterrupt, Interrupted):
@@ -163,7 +170,11 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
         summary["runtime_s"] = previous.get("runtime_s", 0.0) + time.monotonic() - started
-        _finish(rundir, settings, summary, sampler)
+        nodes = (gather_nodes(world, rundir, sampler)
+                 if world.size > 1 and summary["status"] == "complete" else [])
+        if world.is_main:
+            _finish(rundir, settings, summary, sampler, nodes)
+        world.close()
     return summary
 
 
@@ -171,15 +182,16 @@ def _raise_interrupted(signum, frame):
     raise Interrupted("terminated by signal %d" % signum)
 
 
-def _finish(rundir, settings, summary, sampler):
+def _finish(rundir, settings, summary, sampler, nodes=()):
     """energy.csv and the final summary, from what the files hold (also after an interruption)."""
     if os.path.exists(rundir.file("config.json")):
         phases = accounting.read_phases(rundir.file("phases.csv"))
         samples = accounting.read_samples(rundir.file("samples.csv"))
         rows = accounting.energy_rows(rundir.run_id, phases, samples,
                                       include_eval=settings["include_eval_in_total"])
-        accounting.write_energy_csv(rundir.file("energy.csv"), rows)
         names = [m.name for m in sampler.meters] if sampler is not None else []
+        rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
+        accounting.write_energy_csv(rundir.file("energy.csv"), rows)
         summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
         if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
             summary["modelled_energy"] = lowp.modelled_energy(summary)
