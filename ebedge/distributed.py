@@ -20,6 +20,7 @@ the CPU) and everything else follows from it:
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import tempfile
 import numpy as np
 
 from ebedge.errors import EbedgeError
-from ebedge.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, RunDir
+from ebedge.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, RunDir, read_json
 
 
 def is_main_process():
@@ -233,27 +234,30 @@ class BatchShard(object):
 
 
 class ShadowRunDir(object):
-    """The run directory as seen by a rank other than 0: it reads, and keeps in memory what rank 0
-    writes (phase windows on this clock; samples where this process reads its node's meters)."""
+    """The run directory as seen by a rank other than 0: it reads rank 0's checkpoint and summary,
+    keeps in memory what rank 0 writes (phase windows on this clock; samples where this process
+    reads its node's meters), and gives a method's own files a private scratch folder."""
 
     def __init__(self, path, run_id):
         self.path = path
         self.run_id = run_id
         self.windows = []
         self.samples = []
+        self.scratch = tempfile.mkdtemp(prefix="ebedge-rank-")
 
     def file(self, name):
-        return os.path.join(self.path, name)
+        return os.path.join(self.scratch, name)
 
     @property
     def checkpoint_path(self):
-        return self.file(os.path.join("checkpoints", "last.pt"))
+        return os.path.join(self.path, "checkpoints", "last.pt")
 
     def load_checkpoint(self):
         return RunDir.load_checkpoint(self)
 
     def read_summary(self):
-        return RunDir.read_summary(self)
+        path = os.path.join(self.path, "summary.json")
+        return read_json(path) if os.path.exists(path) else None
 
     def log_phase(self, phase, epoch, start, end):
         self.windows.append((phase, epoch) + tuple(start[:2]) + tuple(end[:2]))
@@ -280,7 +284,7 @@ class ShadowRunDir(object):
         pass
 
     def close(self):
-        pass
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def gather_nodes(world, rundir, sampler):

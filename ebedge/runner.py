@@ -174,6 +174,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                  if world.size > 1 and summary["status"] == "complete" else [])
         if world.is_main:
             _finish(rundir, settings, summary, sampler, nodes)
+        else:
+            rundir.close()
         world.close()
     return summary
 

@@ -100,9 +100,12 @@ def test_shadow_run_directory_writes_nothing(tmp_path):
     shadow.log_epoch({})
     shadow.save_checkpoint({})
     shadow.log_phase("search", 0, (1.0, 2.0), (3.0, 4.0))
-    assert not os.path.exists(str(tmp_path / "run"))
     assert shadow.windows == [("search", 0, 1.0, 2.0, 3.0, 4.0)]
-    assert shadow.load_checkpoint() is None
+    assert shadow.load_checkpoint() is None and shadow.read_summary() is None
+    own = shadow.file(os.path.join("checkpoints", "initial.pt"))  # e.g. LT's initial weights
+    assert not own.startswith(str(tmp_path))
+    shadow.close()
+    assert not os.path.exists(os.path.dirname(own)) and not os.path.exists(str(tmp_path / "run"))
 
 
 DIVERGE = """

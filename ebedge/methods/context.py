@@ -38,7 +38,9 @@ class MethodContext(object):
                                  limit_test=settings["limit_test"])
         self.train_loader, self.test_loader = make_loaders(
             self.data, settings["batch_size"], settings["workers"], settings["seed"])
-        self.train_loader = self.world.shard(self.train_loader, settings["seed"])
+        # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
+        # global batches of train_loader, the same on every rank
+        self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
         self.n_train = len(self.data.train)
         self.schedule = Schedule(settings["epochs"], settings["lr"])
         self.carry = dict(resume["carry"]) if resume else {}
@@ -174,10 +176,10 @@ class MethodContext(object):
         kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step)
         model = self.world.wrap(model)  # DDP averages the gradients
         if self.quiet or not sys.stderr.isatty():
-            return train_epoch(model, self.train_loader, optimizer, self.device, **kwargs)
-        with click.progressbar(length=len(self.train_loader), file=sys.stderr,
+            return train_epoch(model, self.rank_batches, optimizer, self.device, **kwargs)
+        with click.progressbar(length=len(self.rank_batches), file=sys.stderr,
                                label="%s %d/%d" % (stage, epoch + 1, last)) as bar:
-            return train_epoch(model, self.train_loader, optimizer, self.device,
+            return train_epoch(model, self.rank_batches, optimizer, self.device,
                                progress=bar.update, **kwargs)
 
     # -- result ------------------------------------------------------------------------------------
