@@ -163,9 +163,11 @@ def test_ranks_whose_masks_differ_both_refuse():
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """The single-process run the distributed runs are compared with."""
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the two processes runs
     out = str(tmp_path_factory.mktemp("single") / "run")
-    return execute(SETTINGS, out=out, quiet=True)
+    yield execute(SETTINGS, out=out, quiet=True)
+    torch.set_num_threads(before)
 
 
 @pytest.mark.slow
