@@ -18,6 +18,7 @@ import time
 
 import ebedge
 from ebedge import accounting, board, resume as resuming, stats, lowp, runlock
+from ebedge.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
@@ -130,15 +131,19 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             raise EbedgeError("--resume needs the run directory")
         _prepare_dir(out, True, False)
         settings, checkpoint, previous = _resume_state(out)
-        settled = resuming.settle(out, checkpoint, previous.get("status"))
+        settled = (resuming.settle(out, checkpoint, previous.get("status"))
+                   if is_main_process() else None)
     else:
         settings = resolve(settings)
         check_method(settings)
         out = out or default_out(settings)
-        _prepare_dir(out, False, overwrite)
+        if is_main_process():  # under torchrun, rank 0 owns the run directory
+            _prepare_dir(out, False, overwrite)
         checkpoint, previous, settled = None, {}, None
+    world = World.from_env(settings["device"])
+    out = world.gather(out)[0]
     run_id = os.path.basename(os.path.normpath(out))
-    rundir = RunDir(out, run_id)
+    rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
     flags = list(previous.get("flags", []))
     if settled is not None:
         flags.extend(settled.flags)
@@ -166,13 +171,14 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             if not reached:
                 flags.append("warning: cooldown to %g C not reached (%.1f C)"
                              % (settings["cooldown_temp_c"], hottest))
-        sampler = MeterSampler(settings["meters"], rundir.log_samples, settings["meter_options"],
+        sampler = MeterSampler(settings["meters"] if world.samples_meters else [],  # one per node
+                               rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
         summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
         rundir.write_config({
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
-            "meters": sampler.describe(), "argv": sys.argv})
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()})
         rundir.write_summary(summary)
         rundir.start_heartbeat()
         sampler.start()
@@ -182,10 +188,12 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             _check_writes(rundir)
             guard(phase, epoch)
 
-        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=on_mark)
-        if not _has_idle(rundir):  # a fresh run, or a resume on another boot
+        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet or not world.is_main,
+                            on_mark=on_mark, world=world)
+        if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))
+        summary.update(world.summary_fields(summary))
         _idle(ctx, "idle_after", settings["idle_seconds"])
         _check_writes(rundir)
         summary["status"] = "complete"
@@ -210,7 +218,13 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
         summary["runtime_s"] = runtime_before + time.monotonic() - started
-        _finish(rundir, settings, summary, sampler)
+        nodes = (gather_nodes(world, rundir, sampler)
+                 if world.size > 1 and summary["status"] == "complete" else [])
+        if world.is_main:
+            _finish(rundir, settings, summary, sampler, nodes)
+        else:
+            rundir.close()
+        world.close()
     return summary
 
 
@@ -235,7 +249,7 @@ def _raise_interrupted(signum, frame):
     raise Interrupted("terminated by signal %d" % signum)
 
 
-def _finish(rundir, settings, summary, sampler):
+def _finish(rundir, settings, summary, sampler, nodes=()):
     """energy.csv and the final summary, from what the files hold (also after an interruption).
 
     A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
@@ -244,7 +258,7 @@ def _finish(rundir, settings, summary, sampler):
     if os.path.exists(rundir.file("config.json")):
         try:
             rundir.close()
-            _energy_summary(rundir, settings, summary, sampler)
+            _energy_summary(rundir, settings, summary, sampler, nodes)
         except (OSError, EbedgeError) as exc:
             full = disk_full(exc) or (exc if isinstance(exc, EbedgeError) else None)
             if full is None:
@@ -259,14 +273,15 @@ def _finish(rundir, settings, summary, sampler):
         rundir.write_summary(summary)
 
 
-def _energy_summary(rundir, settings, summary, sampler):
+def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     phases = accounting.read_phases(rundir.file("phases.csv"))
     samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
     rows = accounting.energy_rows(rundir.run_id, phases, samples,
                                   include_eval=settings["include_eval_in_total"])
+    names = [m.name for m in sampler.meters] if sampler is not None else []
+    rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
     summary["phase_seconds"] = _phase_seconds(phases)
-    names = [m.name for m in sampler.meters] if sampler is not None else []
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
     if not settings["meters"]:
         _flag(summary["flags"], NO_ENERGY_NOTE)

@@ -1,6 +1,10 @@
-"""Shared test setup: make the checkout importable and locate ../shared when it is beside it."""
+"""Shared test setup: make the checkout importable, locate ../shared when it is beside it, and smooth
+over the library versions a device interpreter has (Python 3.6, torch 1.10, click 8.0)."""
+import inspect
 import os
 import sys
+
+from click.testing import CliRunner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -9,3 +13,13 @@ if ROOT not in sys.path:
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 FIXTURES = os.path.join(SHARED, "fixtures")
 CIFAR_JPEG = os.path.join(SHARED, "data", "cifar10-jpeg")
+
+# click < 8.2 mixes stderr into output unless told not to (and then `.stderr` raises); 8.2 dropped the switch.
+SEPARATE_STDERR = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+
+
+def load_checkpoint(path):
+    """Our own checkpoint (numpy arrays inside): torch >= 2.6 needs weights_only=False, torch 1.10 lacks it."""
+    import torch
+    trusted = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
+    return torch.load(path, map_location="cpu", **trusted)

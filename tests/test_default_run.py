@@ -23,6 +23,7 @@ def test_quick_suite_is_the_builtin_default():
 
 
 @pytest.mark.slow
+@pytest.mark.host  # ends with `ebedge report` (pandas)
 @pytest.mark.timeout(1200)
 def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatch):
     monkeypatch.setitem(QUICK_SETTINGS, "idle_seconds", 0.5)

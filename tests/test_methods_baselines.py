@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_checkpoint
 from ebedge import flops
 from ebedge.errors import EbedgeError
 from ebedge.methods import lt
@@ -30,10 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def _load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_pruned_network_is_physically_smaller_and_counted_from_its_cfg(runs, met
     assert summary["forward_flops_pruned"] == flops.forward_flops(rebuilt, (3, 32, 32)) \
         < summary["forward_flops_dense"]
     assert sum(_conv_widths(cfg)) == summary["kept_channels"]
-    final = _load(os.path.join(path, "checkpoints", "last.pt"))
+    final = load_checkpoint(os.path.join(path, "checkpoints", "last.pt"))
     rebuilt.load_state_dict(final["model_state"])  # the trained network has exactly that shape
 
 
@@ -122,7 +119,7 @@ def test_per_layer_methods_keep_the_same_fraction_in_every_layer(runs, method):
 
 def test_snip_keeps_its_global_channel_mask(runs):
     path, summary = runs["snip"]
-    carry = _load(os.path.join(path, "checkpoints", "last.pt"))["carry"]
+    carry = load_checkpoint(os.path.join(path, "checkpoints", "last.pt"))["carry"]
     bits, size = carry["snip_mask"]
     keep = np.unpackbits(bits)[:size].astype(bool)
     assert size == summary["total_channels"] and keep.sum() == size - int(size * RATIO)
@@ -171,7 +168,7 @@ def test_unstructured_snip_zeroes_weights_and_counts_dense_flops(tmp_path):
     assert summary["forward_flops_pruned"] == summary["forward_flops_dense"]
     total = summary["total_weights"]
     assert summary["kept_weights"] == total - int(total * RATIO)
-    state = _load(os.path.join(out, "checkpoints", "last.pt"))["model_state"]
+    state = load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))["model_state"]
     weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() > 1]
     assert sum(int((w == 0).sum()) for w in weights) >= total - summary["kept_weights"]
 

@@ -27,7 +27,7 @@ EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 TINY = ["--model", "vgg16", "--width", "0.0625", "--dataset", "synthetic", "--batch-size", "64",
         "--limit-train", "256", "--limit-test", "64"]
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from ebedge.remote import align
 from ebedge.remote.clock import FLAG, ClockModel, estimate
 from ebedge.remote.ssh import HostKeyError, check_host_key, remote_command
 
+pytestmark = pytest.mark.host
+
 HOSTILE = ["a b", "x; touch /tmp/ebedge-never", "$(touch /tmp/ebedge-never)", "`id`", "'q'",
            '"dq"', "~/home-relative", "-n", "", "*", "\\", "line\nbreak"]
 

@@ -7,8 +7,10 @@ import statistics
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
+
+pytestmark = pytest.mark.host
+pd = pytest.importorskip("pandas")  # before the report imports: a device interpreter skips here
 from click.testing import CliRunner
 
 from ebedge import report

@@ -56,6 +56,9 @@ def _meter_choices():
               help="wait until every thermal zone is below this many degrees C first")
 @click.option("--snip-unstructured", is_flag=True, default=None,
               help="SNIP on single weights (FLOPs counted dense) instead of channels")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="train on N processes of this machine with DistributedDataParallel (torchrun; "
+                   "one GPU each on CUDA, gloo on the CPU); --batch-size stays the global batch")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
               help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
@@ -66,8 +69,11 @@ def _meter_choices():
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
 def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
-          settings_file, resume_dir, out, overwrite, quiet, repeats, **options):
+          settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
+    if nproc > 1 and resume_dir:
+        _launch(nproc, ["--resume", resume_dir] + (["--quiet"] if quiet else []), resume_dir)
+        return
     if resume_dir:
         from ebedge.runner import execute
         summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
@@ -92,7 +98,13 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         if repeats != 1:
             _repeat(settings, out, repeats, overwrite, quiet)
             return
+        if nproc > 1:
+            _launch_settings(nproc, settings, out, overwrite, quiet)
+            return
         summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
+    from ebedge.distributed import is_main_process
+    if not is_main_process():  # torchrun's other ranks: rank 0 reports
+        return
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
 
@@ -108,6 +120,23 @@ def _repeat(settings, out, repeats, overwrite, quiet):
             name, row["n"], row["mean"], "-" if row["std"] is None else "%.6g" % row["std"],
             "-" if row["ci95"] is None else "%.6g" % row["ci95"]))
     click.echo("results: %s (repeats.json)" % out)
+
+def _launch_settings(nproc, settings, out, overwrite, quiet):
+    from ebedge.distributed import settings_file
+    path = settings_file(settings)
+    try:
+        _launch(nproc, ["--settings", path, "--out", out] + (["--overwrite"] if overwrite else [])
+                + (["--quiet"] if quiet else []), out)
+    finally:
+        os.remove(path)
+
+def _launch(nproc, args, out):
+    """The run as `nproc` torchrun processes (rank 0 prints its line and the results path)."""
+    from ebedge.distributed import launch
+    code = launch(nproc, args)
+    if code != 0:
+        raise EbedgeError("training on %d processes into %s failed (torchrun exit code %d)"
+                          % (nproc, out, code))
 
 _PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}
 

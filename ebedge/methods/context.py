@@ -20,6 +20,7 @@ import torch
 from ebedge import flops
 from ebedge.eta import Eta
 from ebedge.data import load_dataset, make_loaders
+from ebedge.distributed import World
 from ebedge.models import build_model
 from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
                           set_lr, synchronize, train_epoch)
@@ -27,19 +28,23 @@ from meters.base import now as _now
 
 
 class MethodContext(object):
-    def __init__(self, settings, rundir, resume=None, quiet=False, on_mark=None):
+    def __init__(self, settings, rundir, resume=None, quiet=False, on_mark=None, world=None):
         self.settings = settings
         self.rundir = rundir
         self.resume = resume  # the last checkpoint dict when resuming, else None
         self.quiet = quiet
         self.on_mark = on_mark  # called at every phase edge (e.g. the runner's guards)
-        self.device = pick_device(settings["device"])
+        self.world = world or World()  # the other training processes (DDP), if any
+        self.device = self.world.device or pick_device(settings["device"])
         seed_everything(settings["seed"])
         self.data = load_dataset(settings["dataset"], settings["data_dir"], settings["download"],
                                  seed=settings["seed"], limit_train=settings["limit_train"],
                                  limit_test=settings["limit_test"])
         self.train_loader, self.test_loader = make_loaders(
             self.data, settings["batch_size"], settings["workers"], settings["seed"])
+        # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
+        # global batches of train_loader, the same on every rank
+        self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
         self.n_train = len(self.data.train)
         self.schedule = Schedule(settings["epochs"], settings["lr"])
         self.carry = dict(resume["carry"]) if resume else {}
@@ -87,9 +92,11 @@ class MethodContext(object):
         if self.on_mark is not None:
             self.on_mark(name, epoch)
         synchronize(self.device)
+        self.world.mark(name, epoch)  # every rank stamps the same instant
         start = _now()
         try:
             yield start
+            self.world.mark(name, epoch)
         finally:
             synchronize(self.device)
             self.rundir.log_phase(name, epoch, start, _now())
@@ -156,10 +163,11 @@ class MethodContext(object):
             set_lr(optimizer, lr)
             began = time.monotonic()
             with self.phase(stage, epoch):
-                result = self._train_one(stage, epoch, last, model, optimizer, sparsity,
-                                         after_backward, after_step)
+                result = self.world.reduce(self._train_one(stage, epoch, last, model, optimizer,
+                                                           sparsity, after_backward, after_step))
                 self.add_flops(stage, step_flops)
                 extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
+                self.world.agree(epoch, model, self.settings["prune_ratio"], extra.get("stop"))
             with self.phase("eval", epoch):
                 test = evaluate(model, self.test_loader, self.device)
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
@@ -186,11 +194,12 @@ class MethodContext(object):
     def _train_one(self, stage, epoch, last, model, optimizer, sparsity, after_backward,
                    after_step):
         kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step)
+        model = self.world.wrap(model)  # DDP averages the gradients
         if self.quiet or not sys.stderr.isatty():
-            return train_epoch(model, self.train_loader, optimizer, self.device, **kwargs)
-        with click.progressbar(length=len(self.train_loader), file=sys.stderr,
+            return train_epoch(model, self.rank_batches, optimizer, self.device, **kwargs)
+        with click.progressbar(length=len(self.rank_batches), file=sys.stderr,
                                label="%s %d/%d" % (stage, epoch + 1, last)) as bar:
-            return train_epoch(model, self.train_loader, optimizer, self.device,
+            return train_epoch(model, self.rank_batches, optimizer, self.device,
                                progress=bar.update, **kwargs)
 
     # -- result ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURES
+from conftest import FIXTURES, SEPARATE_STDERR
 from ebedge.cli.meters import meters_group
 from meters.sim import tegrastats as sim_tegrastats
 from meters.sim.profile import PowerProfile
@@ -101,7 +101,8 @@ def test_replay_writes_files_and_reports_bad_lines(tmp_path):
         lines = f.read().splitlines()
     log.write_text("\n".join([lines[0], "tegrastats: oops", lines[1], lines[2]]) + "\n")
     out = str(tmp_path / "run")
-    res = invoke(["replay", "tegrastats", str(log), "--out", out, "--interval", "0.5"])
+    res = CliRunner(**SEPARATE_STDERR).invoke(meters_group, ["replay", "tegrastats", str(log), "--out", out,
+                                                             "--interval", "0.5"], catch_exceptions=False)
     assert res.exit_code == 0
     assert "line 2:" in res.stderr and "not a tegrastats line" in res.stderr
     row = total_row(out)
