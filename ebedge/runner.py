@@ -141,6 +141,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         sampler.start()
         guard = _Guard(settings, flags)
         ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet, on_mark=guard)
+        rundir.write_config(dict(read_json(rundir.file("config.json")), compute=ctx.describe()))
         if checkpoint is None:
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))

@@ -13,6 +13,7 @@ MODEL_NAMES = ("vgg11", "vgg16", "preresnet101", "preresnet164", "resnet18", "re
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp")
 RETRAIN_MODES = ("finetune", "reinit")
+DATA_PIPELINES = ("auto", "tensor", "torchvision")
 
 DEFAULTS = {
     "method": "eb",
@@ -38,7 +39,7 @@ DEFAULTS = {
     "limit_test": None,
     "seed": 1,
     "device": "auto",
-    "workers": 0,
+    "workers": "auto",  # torchvision pipeline's loader processes; auto = cores - 1
     "meters": [],  # meter names; [] = none, ["auto"] = the best meters.detect() finds
     "meter_options": {},  # {meter name: {option: value}}
     "meter_interval": None,
@@ -47,6 +48,12 @@ DEFAULTS = {
     "allow": False,  # record (rather than refuse) power-mode or clock changes mid-run
     "cooldown_temp_c": None,
     "repeat": 0,
+    # compute pipeline (issue 11): recorded in config.json["compute"] as resolved
+    "data_pipeline": "auto",  # tensor (device-resident, small images), torchvision, auto
+    "amp": False,  # CUDA autocast fp16 + grad scaler
+    "channels_last": False,
+    "cudnn_benchmark": True,  # CUDA only
+    "channel_multiple": 1,  # round kept channels per layer up to a multiple (1 = the paper)
 }
 
 
@@ -100,6 +107,19 @@ def resolve(overrides):
         raise EbedgeError("sparsity must not be negative, got %r" % s["sparsity"])
     if float(s["idle_seconds"]) < 0:
         raise EbedgeError("idle seconds must not be negative, got %r" % s["idle_seconds"])
+    if s["data_pipeline"] not in DATA_PIPELINES:
+        raise EbedgeError("unknown data pipeline %r; choose one of: %s"
+                          % (s["data_pipeline"], ", ".join(DATA_PIPELINES)))
+    if s["workers"] != "auto":
+        try:
+            s["workers"] = int(s["workers"])
+        except (TypeError, ValueError):
+            raise EbedgeError("workers must be a number or auto, got %r" % (s["workers"],))
+        if s["workers"] < 0:
+            raise EbedgeError("workers must not be negative, got %d" % s["workers"])
+    if int(s["channel_multiple"]) < 1:
+        raise EbedgeError("channel multiple must be at least 1, got %r" % s["channel_multiple"])
+    s["channel_multiple"] = int(s["channel_multiple"])
     if isinstance(s["meters"], str):
         s["meters"] = [m for m in s["meters"].split(",") if m]
     return s

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from ebedge import flops
-from ebedge.data import load_dataset, make_loaders
+from ebedge.data import load_dataset, make_pipeline
 from ebedge.models import build_model
-from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
-                          set_lr, synchronize, train_epoch)
+from ebedge.train import (Compute, Schedule, evaluate, make_optimizer, pick_device,
+                          seed_everything, set_lr, synchronize, train_epoch)
 from meters.base import now as _now
 
 
@@ -34,8 +34,11 @@ class MethodContext(object):
         self.data = load_dataset(settings["dataset"], settings["data_dir"], settings["download"],
                                  seed=settings["seed"], limit_train=settings["limit_train"],
                                  limit_test=settings["limit_test"])
-        self.train_loader, self.test_loader = make_loaders(
-            self.data, settings["batch_size"], settings["workers"], settings["seed"])
+        self.compute = Compute(self.device, settings["amp"], settings["channels_last"],
+                               settings["cudnn_benchmark"])
+        self.train_loader, self.test_loader, self.pipeline = make_pipeline(
+            self.data, settings["batch_size"], self.device, settings["data_pipeline"],
+            settings["workers"], settings["seed"], channels_last=settings["channels_last"])
         self.n_train = len(self.data.train)
         self.schedule = Schedule(settings["epochs"], settings["lr"])
         self.carry = dict(resume["carry"]) if resume else {}
@@ -55,6 +58,10 @@ class MethodContext(object):
         model = self.build_model(cfg=self.resume["cfg"], arch=self.resume["arch"])
         model.load_state_dict(self.resume["model_state"])
         return model
+
+    def describe(self):
+        """How data and compute really run (config.json["compute"]): pipeline, workers, cache, AMP..."""
+        return dict(self.pipeline, **self.compute.describe())
 
     def forward_flops(self, model):
         return flops.forward_macs(model, self.data.input_size) * 2
@@ -136,13 +143,15 @@ class MethodContext(object):
             lr = schedule.lr_at(epoch)
             set_lr(optimizer, lr)
             began = time.monotonic()
+            if hasattr(self.train_loader, "set_epoch"):  # the epoch's own order and augmentation
+                self.train_loader.set_epoch(epoch)
             with self.phase(stage, epoch):
                 result = self._train_one(stage, epoch, last, model, optimizer, sparsity,
                                          after_backward, after_step)
                 self.add_flops(stage, step_flops)
                 extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
             with self.phase("eval", epoch):
-                test = evaluate(model, self.test_loader, self.device)
+                test = evaluate(model, self.test_loader, self.device, self.compute)
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
             self.carry["test_acc"] = test.accuracy
             seconds = time.monotonic() - began
@@ -165,7 +174,8 @@ class MethodContext(object):
 
     def _train_one(self, stage, epoch, last, model, optimizer, sparsity, after_backward,
                    after_step):
-        kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step)
+        kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step,
+                      compute=self.compute)
         if self.quiet or not sys.stderr.isatty():
             return train_epoch(model, self.train_loader, optimizer, self.device, **kwargs)
         with click.progressbar(length=len(self.train_loader), file=sys.stderr,
