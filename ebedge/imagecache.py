@@ -3,7 +3,7 @@
 The cache sits next to the data (`<data dir>/.ebedge-cache/`), keyed by the file list (relative
 path, size and modification time of every file, and how images are brought to the model's input),
 so a changed tree is decoded again and an unchanged one loads in seconds. Where the data directory
-is read-only (a shared mount) the cache goes to the user's cache directory
+is read-only (a shared mount, or mode r-x even for root) the cache goes to the user's cache directory
 (`$XDG_CACHE_HOME/ebedge` or `~/.cache/ebedge`). Files are plain `.npz` arrays read without pickle,
 so a cache file planted in a data directory is data, never code.
 """
@@ -34,7 +34,12 @@ def cache_key(root, paths, prep_name):
 
 
 def _writable_dir(path):
+    """True if the cache can go in `path` (created if needed). A directory whose mode grants
+    no write permission counts as read-only even where root could write it anyway."""
+    parent = path if os.path.isdir(path) else os.path.dirname(path)
     try:
+        if os.path.isdir(parent) and not os.stat(parent).st_mode & 0o222:
+            return False
         if not os.path.isdir(path):
             os.makedirs(path)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-")

@@ -162,3 +162,15 @@ def test_amp_on_the_cpu_is_refused_in_one_line(tmp_path):
         execute({"method": "dense", "model": "vgg11", "width": 0.0625, "epochs": 1,
                  "limit_train": 8, "limit_test": 8, "device": "cpu", "amp": True},
                 out=str(tmp_path / "run"), quiet=True)
+
+
+def test_a_directory_without_write_permission_counts_as_read_only(tmp_path, monkeypatch):
+    root = _tree(tmp_path / "tree", (32, 32), "RGB")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    os.chmod(root, 0o555)  # root could still write here; the mode says not to
+    try:
+        _, _, info = make_pipeline(load_dataset("imagefolder", data_dir=root), 4, CPU)
+    finally:
+        os.chmod(root, 0o755)
+    assert info["data_cache"]["train"]["fallback"] is True
+    assert not os.path.exists(os.path.join(root, ".ebedge-cache"))
