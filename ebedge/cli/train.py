@@ -33,7 +33,16 @@ from ebedge.settings import METHODS, RETRAIN_MODES
 @click.option("--limit-test", type=int, help="use a seeded random subset of N test images")
 @click.option("--seed", type=int, help="[default: 1]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
-@click.option("--workers", type=int, help="data-loader workers [default: 0]")
+@click.option("--workers", help="torchvision pipeline's loader processes, N or auto (cores - 1) [default: auto]")
+@click.option("--data-pipeline", type=click.Choice(["auto", "tensor", "torchvision"]),
+              help="tensor: images resident on the device, batch augmentation (small images); "
+                   "torchvision: per-image; auto picks by image size [default: auto]")
+@click.option("--amp", is_flag=True, default=None, help="CUDA mixed precision (fp16 autocast, grad scaler)")
+@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format")
+@click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None,
+              help="cuDNN kernel autotuning on CUDA [default: on]")
+@click.option("--channel-multiple", type=int,
+              help="round kept channels per layer up to a multiple of K (beyond the paper) [default: 1]")
 @click.option("--meter", "meter_names", multiple=True,
               help="meter to record (repeatable; 'auto' = best available)")
 @click.option("--meter-option", multiple=True, help="METER.KEY=VALUE driver option, e.g. wattsup.port=/dev/ttyUSB0")
