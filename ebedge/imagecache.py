@@ -14,6 +14,8 @@ import tempfile
 
 import numpy as np
 
+from ebedge.errors import EbedgeError
+
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".ebedge-cache"
 
@@ -77,8 +79,11 @@ def decode_images(paths, prep):
     from PIL import Image
     arrays = []
     for path in paths:
-        with Image.open(path) as image:
-            arrays.append(np.asarray(prep(image), dtype=np.uint8))
+        try:
+            with Image.open(path) as image:
+                arrays.append(np.asarray(prep(image), dtype=np.uint8))
+        except (IOError, OSError, ValueError, SyntaxError) as exc:  # PIL's errors for bad files
+            raise EbedgeError("cannot decode image %s: %s" % (path, exc))
     stacked = np.stack(arrays)
     return stacked if stacked.ndim == 4 else stacked[..., None]
 

@@ -174,3 +174,11 @@ def test_a_directory_without_write_permission_counts_as_read_only(tmp_path, monk
         os.chmod(root, 0o755)
     assert info["data_cache"]["train"]["fallback"] is True
     assert not os.path.exists(os.path.join(root, ".ebedge-cache"))
+
+
+def test_a_file_that_is_no_image_is_named_in_one_line(tmp_path):
+    root = _tree(tmp_path / "tree", (32, 32), "RGB")
+    with open(os.path.join(root, "train", "a", "9.png"), "wb") as handle:
+        handle.write(b"\x89PNG garbage")
+    with pytest.raises(EbedgeError, match="cannot decode image .*9.png"):
+        make_pipeline(load_dataset("imagefolder", data_dir=root), 4, CPU)
