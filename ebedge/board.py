@@ -15,6 +15,10 @@ import subprocess
 import time
 
 COMMAND_TIMEOUT_S = 5.0
+COMMAND_INTERVAL_S = 30.0  # the guard runs nvpmodel / jetson_clocks at most this often
+
+NVPMODEL_STATUS = "/var/lib/nvpmodel/status"  # nvpmodel's record of the mode it set: "pmode:0000 ..."
+NVPMODEL_CONF = "/etc/nvpmodel.conf"  # "< POWER_MODEL ID=0 NAME=MAXN >" lines name the modes
 
 # Zones whose reading is a placeholder, not a temperature: TX1/TX2 report PMIC-Die as a constant 100 C.
 IGNORED_ZONE_TYPES = ("PMIC-Die",)
@@ -109,6 +113,60 @@ def parse_jetson_clocks(text):
         gpu = {"min": _int(fields.get("MinFreq")), "max": _int(fields.get("MaxFreq")),
                "cur": _int(fields.get("CurrentFreq"))}
     return cpus, gpu
+
+
+def read_nvpmodel(root="/"):
+    """The power mode from nvpmodel's status file and config ({"name", "id", "fan_mode"}); None
+    without the status file. Same shape as parse_nvpmodel, so either source labels a run alike."""
+    status = _read(root, NVPMODEL_STATUS)
+    found = re.search(r"pmode:\s*(\d+)", status or "")
+    if not found:
+        return None
+    mode = int(found.group(1))
+    names = dict((int(i), n) for i, n in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)",
+                                                    _read(root, NVPMODEL_CONF) or ""))
+    fan = re.search(r"fmode:\s*(\S+)", status)
+    return {"name": names.get(mode, "mode %d" % mode), "id": mode,
+            "fan_mode": fan.group(1) if fan else None}
+
+
+class StateWatcher(object):
+    """The state the power-mode guard compares, cheap enough to read at every phase mark.
+
+    Power mode, clocks and governors come from files (nvpmodel's status file, cpufreq, devfreq);
+    only where a file is missing does it fall back to `nvpmodel -q` / `jetson_clocks --show`, and
+    runs each command at most every `interval_s` (their output is reused in between), so a TX2
+    does not spend measured CPU time forking them three times per epoch. `command_runs` counts them.
+    """
+
+    def __init__(self, root="/", runner=None, interval_s=None, clock=time.monotonic):
+        self.root = root
+        self.runner = runner or run_command
+        self.interval_s = COMMAND_INTERVAL_S if interval_s is None else interval_s
+        self.clock = clock
+        self.command_runs = 0
+        self._last = {}  # command -> (when it ran, its output)
+
+    def _command(self, args):
+        now = self.clock()
+        last = self._last.get(args)
+        if last is None or now - last[0] >= self.interval_s:
+            self.command_runs += 1
+            last = (now, self.runner(list(args)))
+            self._last[args] = last
+        return last[1]
+
+    def read(self):
+        """A snapshot-shaped dict with what comparable_state() and throttled() read."""
+        mode = read_nvpmodel(self.root) or parse_nvpmodel(self._command(("nvpmodel", "-q")))
+        cpus, gpu = read_cpus(self.root), read_gpu(self.root)
+        if cpus or gpu:
+            pinned, source = pinned_guess(cpus, gpu), "sysfs"
+        else:
+            pinned = pinned_guess(*parse_jetson_clocks(self._command(("jetson_clocks", "--show"))))
+            source = "jetson_clocks --show"
+        return {"nvpmodel": mode, "jetson_clocks": {"pinned": pinned, "pinned_from": source},
+                "cpus": cpus, "gpu": gpu, "thermal": read_thermal(self.root)}
 
 
 def _int(text):

@@ -12,14 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ebedge.devicedata import DeviceBatches
 from ebedge.errors import EbedgeError
-from ebedge.settings import DATASETS
+from ebedge.imagecache import cached_decode
+from ebedge.settings import DATA_PIPELINES as PIPELINES, DATASETS
 
 
 # Per-dataset normalisation. CIFAR-10 uses the statistics of the official Early-Bird code.
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+SYNTHETIC_STATS = ((0.5,) * 3, (0.25,) * 3)
 
 SYNTHETIC_TRAIN = 2000
 SYNTHETIC_TEST = 500
@@ -28,12 +31,16 @@ SYNTHETIC_TEST = 500
 class DataBundle(object):
     """What training needs to know about a dataset."""
 
-    def __init__(self, name, train, test, num_classes, input_size):
+    def __init__(self, name, train, test, num_classes, input_size, stats=CIFAR10_STATS,
+                 small=True, augment=True):
         self.name = name
         self.train = train
         self.test = test
         self.num_classes = num_classes
         self.input_size = input_size  # (C, H, W)
+        self.stats = stats  # (mean, std) per channel
+        self.small = small  # small images: the device-resident pipeline can hold them
+        self.augment = augment  # the training split is augmented (crop and flip)
 
 
 class SyntheticImages(Dataset):
@@ -67,9 +74,30 @@ class SyntheticImages(Dataset):
         return image, int(self.labels[index])
 
 
-def _cifar_transforms(stats, augment, tensor_input=False):
+class SmallImagePrep(object):
+    """Any small image -> the model's 32x32 RGB input: RGB conversion, shorter side to 32, centre crop.
+
+    Used by both train and test transforms and by the device pipeline's decoder, so a tree of
+    28x28 greyscale or 40x48 RGBA images trains and evaluates like CIFAR.
+    """
+    name = "rgb-resize32-centercrop32"
+
+    def __init__(self, size=32):
+        from torchvision import transforms
+        self.size = size
+        self.resize = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size)])
+
+    def __call__(self, image):
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if image.size != (self.size, self.size):
+            image = self.resize(image)
+        return image
+
+
+def _cifar_transforms(stats, augment, tensor_input=False, prep=None):
     from torchvision import transforms
-    steps = []
+    steps = [prep] if prep is not None else []
     if augment:
         steps += [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
     if not tensor_input:
@@ -113,9 +141,9 @@ def _imagefolder(data_dir, augment):
         raise EbedgeError("no images found under %s" % train_dir)
     with Image.open(probe.samples[0][0]) as first:
         small = max(first.size) <= 64
-    if small:  # CIFAR-like images: CIFAR pipeline at 32x32
-        train_tf = _cifar_transforms(CIFAR10_STATS, augment)
-        test_tf = _cifar_transforms(CIFAR10_STATS, False)
+    if small:  # CIFAR-like images: CIFAR pipeline at 32x32 RGB
+        train_tf = _cifar_transforms(CIFAR10_STATS, augment, prep=SmallImagePrep())
+        test_tf = _cifar_transforms(CIFAR10_STATS, False, prep=SmallImagePrep())
         input_size = (3, 32, 32)
     else:
         train_tf = _imagenet_transforms(augment)
@@ -126,7 +154,7 @@ def _imagefolder(data_dir, augment):
     if test.classes != train.classes:
         raise EbedgeError("%s: train/ and %s/ hold different classes"
                           % (data_dir, os.path.basename(test_dir)))
-    return train, test, len(train.classes), input_size
+    return train, test, len(train.classes), input_size, small
 
 
 def _cifar(name, data_dir, download, augment):
@@ -154,27 +182,107 @@ def load_dataset(name, data_dir=None, download=False, seed=0, limit_train=None, 
     data_dir = os.path.expanduser(data_dir) if data_dir else data_dir
     if name == "synthetic":
         train = SyntheticImages(SYNTHETIC_TRAIN, seed=seed, split_offset=0,
-                                transform=_cifar_transforms(((0.5,) * 3, (0.25,) * 3), augment,
+                                transform=_cifar_transforms(SYNTHETIC_STATS, augment,
                                                             tensor_input=True))
         test = SyntheticImages(SYNTHETIC_TEST, seed=seed, split_offset=1,
-                               transform=_cifar_transforms(((0.5,) * 3, (0.25,) * 3), False,
+                               transform=_cifar_transforms(SYNTHETIC_STATS, False,
                                                            tensor_input=True))
-        classes, input_size = 10, (3, 32, 32)
+        classes, input_size, stats, small = 10, (3, 32, 32), SYNTHETIC_STATS, True
     elif name in ("cifar10", "cifar100"):
         train, test, classes, input_size = _cifar(name, data_dir, download, augment)
+        stats, small = (CIFAR10_STATS if name == "cifar10" else CIFAR100_STATS), True
     elif name == "imagefolder":
-        train, test, classes, input_size = _imagefolder(data_dir, augment)
+        train, test, classes, input_size, small = _imagefolder(data_dir, augment)
+        stats = CIFAR10_STATS if small else IMAGENET_STATS
     else:
         raise EbedgeError("unknown dataset %r; choose one of: %s" % (name, ", ".join(DATASETS)))
     return DataBundle(name, _limited(train, limit_train, seed), _limited(test, limit_test, seed + 1),
-                      classes, input_size)
+                      classes, input_size, stats=stats, small=small, augment=augment)
 
 
-def make_loaders(bundle, batch_size, workers=0, seed=0, test_batch_size=256):
-    """Seeded shuffling for training, fixed order for testing."""
+def make_loaders(bundle, batch_size, workers=0, seed=0, test_batch_size=256, pin_memory=False):
+    """The per-image torchvision pipeline: seeded shuffling for training, fixed order for testing.
+
+    With workers, they persist across epochs (no re-fork per epoch); `pin_memory` for CUDA copies.
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    train = DataLoader(bundle.train, batch_size=batch_size, shuffle=True, num_workers=workers,
-                       generator=gen, drop_last=False)
-    test = DataLoader(bundle.test, batch_size=test_batch_size, shuffle=False,
-                      num_workers=workers)
+    common = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
+    train = DataLoader(bundle.train, batch_size=batch_size, shuffle=True, generator=gen,
+                       drop_last=False, **common)
+    test = DataLoader(bundle.test, batch_size=test_batch_size, shuffle=False, **common)
     return train, test
+
+
+def resolve_workers(workers):
+    """`auto` = all cores but the one the training loop runs on; a number is taken as is."""
+    if workers in (None, "auto"):
+        return max((os.cpu_count() or 1) - 1, 0)
+    return int(workers)
+
+
+def split_tensors(dataset):
+    """A split as (uint8 images (N, C, H, W), int64 labels, cache description) for the device pipeline.
+
+    Synthetic images are quantised to uint8 like any photo; CIFAR arrays are taken as they are;
+    ImageFolder files are decoded once through SmallImagePrep and cached (ebedge.imagecache).
+    """
+    base, index = (dataset.dataset, list(dataset.indices)) if isinstance(dataset, Subset) \
+        else (dataset, None)
+    cache = None
+    if isinstance(base, SyntheticImages):
+        images = (base.images * 255.0).round_().to(torch.uint8)
+        labels = base.labels.clone()
+    elif hasattr(base, "samples"):  # ImageFolder
+        samples = base.samples if index is None else [base.samples[i] for i in index]
+        index = None
+        data_root = os.path.dirname(os.path.normpath(base.root))
+        split = os.path.basename(os.path.normpath(base.root))
+        prep = SmallImagePrep()
+        array, cache = cached_decode(data_root, split, [path for path, _ in samples], prep,
+                                     prep.name)
+        images = torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+        labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+    elif hasattr(base, "data") and hasattr(base, "targets"):  # torchvision CIFAR
+        images = torch.from_numpy(base.data).permute(0, 3, 1, 2).contiguous()
+        labels = torch.tensor(base.targets, dtype=torch.long)
+    else:
+        raise EbedgeError("the tensor pipeline cannot read %s; use --data-pipeline torchvision"
+                          % type(base).__name__)
+    if index is not None:
+        keep = torch.tensor(index, dtype=torch.long)
+        images, labels = images.index_select(0, keep), labels.index_select(0, keep)
+    return images, labels, cache
+
+
+def make_pipeline(bundle, batch_size, device, pipeline="auto", workers="auto", seed=0,
+                  channels_last=False, test_batch_size=256):
+    """(train loader, test loader, description for config.json) for `pipeline`.
+
+    `auto`: the device-resident tensor pipeline for small images (CIFAR, synthetic, small
+    ImageFolder trees), torchvision's per-image pipeline with worker processes for large ones.
+    """
+    if pipeline not in PIPELINES:
+        raise EbedgeError("unknown data pipeline %r; choose one of: %s"
+                          % (pipeline, ", ".join(PIPELINES)))
+    if pipeline == "auto":
+        pipeline = "tensor" if bundle.small else "torchvision"
+    if pipeline == "tensor":
+        if not bundle.small:
+            raise EbedgeError("the tensor pipeline holds small images (up to 64 px) on the "
+                              "device; use --data-pipeline torchvision for %s" % bundle.name)
+        loaders, caches = [], {}
+        for name, split, train in (("train", bundle.train, True), ("test", bundle.test, False)):
+            images, labels, cache = split_tensors(split)
+            if cache is not None:
+                caches[name] = cache
+            loaders.append(DeviceBatches(
+                images, labels, batch_size if train else test_batch_size, device, bundle.stats,
+                augment=train and bundle.augment, shuffle=train, seed=seed,
+                channels_last=channels_last))
+        return loaders[0], loaders[1], {"data_pipeline": "tensor", "workers": 0,
+                                        "pin_memory": False, "data_cache": caches or None}
+    workers = resolve_workers(workers)
+    train, test = make_loaders(bundle, batch_size, workers, seed, test_batch_size,
+                               pin_memory=device.type == "cuda")
+    return train, test, {"data_pipeline": "torchvision", "workers": workers,
+                         "pin_memory": device.type == "cuda", "data_cache": None}

@@ -72,11 +72,12 @@ class _Guard(object):
     def __init__(self, settings, flags):
         self.allow = settings["allow"]
         self.flags = flags
-        self.initial = board.comparable_state(board.snapshot())
+        self.watcher = board.StateWatcher()  # sysfs; the commands at most every 30 s
+        self.initial = board.comparable_state(self.watcher.read())
         self.throttled_marks = 0
 
     def __call__(self, phase, epoch):
-        snap = board.snapshot()
+        snap = self.watcher.read()
         diff = board.changes(self.initial, board.comparable_state(snap))
         if board.throttled(snap):
             self.throttled_marks += 1
@@ -175,10 +176,11 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                                rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
         summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
-        rundir.write_config({
+        config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
-            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()})
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
+        rundir.write_config(config)
         rundir.write_summary(summary)
         rundir.start_heartbeat()
         sampler.start()
@@ -190,6 +192,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
 
         ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet or not world.is_main,
                             on_mark=on_mark, world=world)
+        rundir.write_config(dict(config, compute=ctx.describe()))  # as the pipeline resolved it
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings["idle_seconds"])
         summary.update(recipe(settings["method"])(ctx))

@@ -14,6 +14,7 @@ MODEL_NAMES = ("vgg11", "vgg16", "preresnet101", "preresnet164", "resnet18", "re
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp")
 RETRAIN_MODES = ("finetune", "reinit")
+DATA_PIPELINES = ("auto", "tensor", "torchvision")
 
 DEFAULTS = {
     "method": "eb",
@@ -39,7 +40,7 @@ DEFAULTS = {
     "limit_test": None,
     "seed": 1,
     "device": "auto",
-    "workers": 0,
+    "workers": "auto",  # torchvision pipeline's loader processes; auto = cores - 1
     "meters": ["auto"],  # meter names; ["auto"] = the best meters.detect() finds; ["none"] = []
     "meter_options": {},  # {meter name: {option: value}}
     "meter_interval": None,
@@ -49,6 +50,12 @@ DEFAULTS = {
     "cooldown_temp_c": None,
     "repeat": 0,
     "min_coverage": 0.95,  # a phase whose meter covered less of it than this is flagged
+    # compute pipeline (issue 11): recorded in config.json["compute"] as resolved
+    "data_pipeline": "auto",  # tensor (device-resident, small images), torchvision, auto
+    "amp": False,  # CUDA autocast fp16 + grad scaler
+    "channels_last": False,
+    "cudnn_benchmark": True,  # CUDA only
+    "channel_multiple": 1,  # round kept channels per layer up to a multiple (1 = the paper)
 }
 
 
@@ -101,9 +108,11 @@ OPTIONAL_RANGES = {  # None means "not set"
     "meter_interval": (0.0, None, True, True),
     "cooldown_temp_c": (0.0, 150.0, True, True),
 }
-INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "workers": 0, "repeat": 0}
+INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "repeat": 0,
+            "channel_multiple": 1}
 OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1}
-FLAGS = ("download", "keep_searching", "snip_unstructured", "include_eval_in_total", "allow")
+FLAGS = ("download", "keep_searching", "snip_unstructured", "include_eval_in_total", "allow",
+         "amp", "channels_last", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -152,6 +161,11 @@ def resolve(overrides):
             raise EbedgeError("%s must be true or false, got %r" % (key, s[key]))
     if s["data_dir"] is not None and not isinstance(s["data_dir"], str):
         raise EbedgeError("data_dir must be a path, got %r" % (s["data_dir"],))
+    if s["data_pipeline"] not in DATA_PIPELINES:
+        raise EbedgeError("unknown data pipeline %r; choose one of: %s"
+                          % (s["data_pipeline"], ", ".join(DATA_PIPELINES)))
+    if s["workers"] != "auto":
+        s["workers"] = _integer("workers", s["workers"], 0)
     if isinstance(s["meters"], str):
         s["meters"] = [m for m in s["meters"].split(",") if m]
     if not isinstance(s["meters"], list) or not all(isinstance(m, str) for m in s["meters"]):

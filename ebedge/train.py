@@ -4,6 +4,7 @@ Network-slimming training as the paper and its code do it: SGD (momentum 0.9, we
 on every parameter, BN included), a step learning-rate schedule, and the L1 penalty on BN scales
 applied as `s * sign(gamma)` added to their gradients between backward and step.
 """
+import contextlib
 import random
 
 import numpy as np
@@ -61,6 +62,61 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
+class Compute(object):
+    """How the loop runs on the device: mixed precision, memory format, cuDNN autotuning.
+
+    `amp`: CUDA autocast (fp16, tensor cores on Xavier/Orin) with a gradient scaler; refused on the
+    CPU, whose autocast is bfloat16 and would measure something else. `channels_last`: NHWC
+    weights and inputs. `cudnn_benchmark`: cuDNN picks the fastest kernels per shape (CUDA only).
+    """
+
+    def __init__(self, device, amp=False, channels_last=False, cudnn_benchmark=True):
+        if amp and device.type != "cuda":
+            raise EbedgeError("--amp needs a CUDA device (CPU autocast is bfloat16, not what a "
+                              "Jetson's tensor cores run); drop --amp or use --device cuda")
+        self.device = device
+        self.amp = bool(amp)
+        self.channels_last = bool(channels_last)
+        self.cudnn_benchmark = bool(cudnn_benchmark) if device.type == "cuda" else None
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        self.scaler = _grad_scaler() if self.amp else None
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        if not self.amp:
+            return _full_precision()
+        if hasattr(torch, "autocast"):  # torch >= 1.10
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.cuda.amp.autocast()
+
+    def prepare(self, model):
+        """Put `model` in the loop's memory format (a no-op when it already is)."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def inputs(self, images):
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=self.memory_format) if self.channels_last else images
+
+    def describe(self):
+        return {"amp": self.amp, "channels_last": self.channels_last,
+                "cudnn_benchmark": self.cudnn_benchmark}
+
+
+@contextlib.contextmanager
+def _full_precision():
+    yield
+
+
+def _grad_scaler():
+    amp = getattr(torch, "amp", None)
+    if amp is not None and hasattr(amp, "GradScaler"):  # newer torch: torch.cuda.amp is deprecated
+        return amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
 def make_optimizer(model, lr, momentum=0.9, weight_decay=1e-4):
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                            weight_decay=weight_decay)
@@ -93,21 +149,35 @@ class EpochResult(object):
 
 
 def train_epoch(model, loader, optimizer, device, sparsity=0.0, after_backward=None,
-                after_step=None, progress=None):
-    """One pass over `loader`. Hooks let methods act between backward and step (SFP, low precision)."""
-    model.train()
+                after_step=None, progress=None, compute=None):
+    """One pass over `loader`. Hooks let methods act between backward and step (SFP, low precision).
+
+    With AMP the gradients are unscaled before the sparsity term and the hooks see them.
+    """
+    compute = compute or Compute(device, cudnn_benchmark=torch.backends.cudnn.benchmark)
+    compute.prepare(model).train()
     criterion = nn.CrossEntropyLoss()
+    scaler = compute.scaler
     loss_sum, correct, total = 0.0, 0, 0
     for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+        images, labels = compute.inputs(images), labels.to(device, non_blocking=True)
         optimizer.zero_grad()
-        output = model(images)
-        loss = criterion(output, labels)
-        loss.backward()
+        with compute.autocast():
+            output = model(images)
+            loss = criterion(output, labels)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
         add_bn_sparsity_grad(model, sparsity)
         if after_backward is not None:
             after_backward(model)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         if after_step is not None:
             after_step(model)
         loss_sum += float(loss.item()) * labels.size(0)
@@ -118,16 +188,18 @@ def train_epoch(model, loader, optimizer, device, sparsity=0.0, after_backward=N
     return EpochResult(loss_sum / max(total, 1), correct, total)
 
 
-def evaluate(model, loader, device):
+def evaluate(model, loader, device, compute=None):
     """Exact-count accuracy over the whole loader (not an average of per-batch accuracies)."""
-    model.eval()
+    compute = compute or Compute(device, cudnn_benchmark=torch.backends.cudnn.benchmark)
+    compute.prepare(model).eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
     loss_sum, correct, total = 0.0, 0, 0
     with torch.no_grad():
         for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            output = model(images)
-            loss_sum += float(criterion(output, labels).item())
+            images, labels = compute.inputs(images), labels.to(device, non_blocking=True)
+            with compute.autocast():
+                output = model(images)
+            loss_sum += float(criterion(output.float(), labels).item())
             correct += int((output.argmax(1) == labels).sum().item())
             total += labels.size(0)
     return EpochResult(loss_sum / max(total, 1), correct, total)

@@ -238,3 +238,70 @@ def test_cooldown_gives_up_after_timeout(tmp_path):
 
 def test_cooldown_without_zones_returns_at_once(tmp_path):
     assert board.cooldown(40.0, 10, root=str(tmp_path), sleep=lambda s: pytest.fail("slept")) == (True, None)
+
+
+TX2_NVPMODEL_CONF = ("< PARAM TYPE=FILE NAME=CPU_ONLINE >\nCORE_0 /sys/devices/system/cpu/cpu0/online\n"
+                     "< POWER_MODEL ID=0 NAME=MAXN >\nCPU_ONLINE CORE_0 1\n"
+                     "< POWER_MODEL ID=1 NAME=MAXQ >\nCPU_ONLINE CORE_0 1\n< PM_CONFIG DEFAULT=3 >\n")
+
+
+def counting_command(bin_dir, name, output_file, count_file):
+    """An executable that logs each call to `count_file` and prints `output_file`."""
+    path = put(bin_dir, name, "#!/bin/sh\necho call >> '%s'\nwhile IFS= read -r line; do echo \"$line\"; done < '%s'\n"
+               % (count_file, output_file))
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+
+
+def calls(count_file):
+    return len(open(count_file).read().splitlines()) if os.path.exists(count_file) else 0
+
+
+def test_watcher_reads_the_power_mode_from_nvpmodel_status_without_commands(tmp_path, bin_dir):
+    root = tx2_tree(tmp_path / "tx2")
+    put(root, board.NVPMODEL_CONF, TX2_NVPMODEL_CONF)
+    put(root, board.NVPMODEL_STATUS, "pmode:0000 fmode:quiet\n")
+    output, count = put(tmp_path, "out", NVPMODEL_MAXQ), str(tmp_path / "count")
+    counting_command(bin_dir, "nvpmodel", output, count)
+    counting_command(bin_dir, "jetson_clocks", output, count)
+    watcher = board.StateWatcher(root=root)
+    first = watcher.read()
+    assert board.power_mode(first) == "MAXN (0)" and first["nvpmodel"]["fan_mode"] == "quiet"
+    assert first["jetson_clocks"] == {"pinned": False, "pinned_from": "sysfs"}
+    put(root, board.NVPMODEL_STATUS, "pmode:0001 fmode:quiet\n")
+    put(root, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "performance\n")
+    second = watcher.read()
+    assert board.changes(first, second) == ["power mode changed: MAXN (0) -> MAXQ (1)",
+                                            "cpu0 governor changed: schedutil -> performance"]
+    assert calls(count) == 0 and watcher.command_runs == 0
+    put(root, board.NVPMODEL_STATUS, "pmode:0007\n")  # a mode the config does not name
+    assert board.power_mode(watcher.read()) == "mode 7 (7)"
+
+
+def test_watcher_falls_back_to_nvpmodel_at_most_every_30_seconds(tmp_path, bin_dir):
+    root = tx2_tree(tmp_path / "tx2")  # no nvpmodel status file
+    output, count = put(tmp_path, "out", NVPMODEL_MAXN), str(tmp_path / "count")
+    counting_command(bin_dir, "nvpmodel", output, count)
+    now = [100.0]
+    watcher = board.StateWatcher(root=root, clock=lambda: now[0])
+    assert board.power_mode(watcher.read()) == "MAXN (0)" and calls(count) == 1
+    put(tmp_path, "out", NVPMODEL_MAXQ)
+    for step in range(29):  # three phase marks per epoch for a while: no new process
+        now[0] += 1.0
+        assert board.power_mode(watcher.read()) == "MAXN (0)"
+    assert calls(count) == 1 and watcher.command_runs == 1
+    now[0] += 1.0  # 30 s after the first call
+    assert board.power_mode(watcher.read()) == "MAXQ (1)" and calls(count) == 2
+
+
+def test_watcher_without_sysfs_clocks_asks_jetson_clocks_rate_limited(tmp_path, bin_dir):
+    output, count = put(tmp_path, "out", jetson_clocks_show(pinned=True)), str(tmp_path / "count")
+    counting_command(bin_dir, "jetson_clocks", output, count)
+    now = [0.0]
+    watcher = board.StateWatcher(root=str(tmp_path / "empty"), clock=lambda: now[0], interval_s=10)
+    for _ in range(5):
+        state = watcher.read()
+    assert state["jetson_clocks"] == {"pinned": True, "pinned_from": "jetson_clocks --show"}
+    assert calls(count) == 1  # nvpmodel is absent: tried (not found) once, like jetson_clocks
+    now[0] = 10.0
+    watcher.read()
+    assert calls(count) == 2

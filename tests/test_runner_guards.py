@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ebedge import board
 from ebedge.errors import EbedgeError
 from ebedge.runner import execute
 
@@ -24,6 +25,7 @@ def nvpmodel(tmp_path, monkeypatch):
     script.write_text("#!/bin/sh\ncat '%s'\n" % mode_file)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    monkeypatch.setattr(board, "COMMAND_INTERVAL_S", 0.0)  # no status file here: ask every mark
     return mode_file
 
 

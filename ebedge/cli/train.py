@@ -42,7 +42,19 @@ def _meter_choices():
 @click.option("--seed", type=int, help="random seed of data order and initialisation [default: 1]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
               help="where to train; auto = cuda when available [default: auto]")
-@click.option("--workers", type=int, help="data-loader workers [default: 0]")
+@click.option("--workers",
+              help="torchvision pipeline's loader processes, N or auto (cores - 1) [default: auto]")
+@click.option("--data-pipeline", type=click.Choice(["auto", "tensor", "torchvision"]),
+              help="tensor: images resident on the device, batch augmentation (small images); "
+                   "torchvision: per-image; auto picks by image size [default: auto]")
+@click.option("--amp", is_flag=True, default=None,
+              help="CUDA mixed precision (fp16 autocast, grad scaler)")
+@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format")
+@click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None,
+              help="cuDNN kernel autotuning on CUDA [default: on]")
+@click.option("--channel-multiple", type=int,
+              help="round kept channels per layer up to a multiple of K (beyond the paper) "
+                   "[default: 1]")
 @click.option("--meter", "meter_names", multiple=True, type=click.Choice(_meter_choices()),
               help="meter to record, repeatable; auto = the most trusted present (the labelled "
                    "'model' estimate when no real meter exists), none = measure nothing "

@@ -19,11 +19,11 @@ import torch
 
 from ebedge import flops
 from ebedge.eta import Eta
-from ebedge.data import load_dataset, make_loaders
+from ebedge.data import load_dataset, make_pipeline
 from ebedge.distributed import World
 from ebedge.models import build_model
-from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
-                          set_lr, synchronize, train_epoch)
+from ebedge.train import (Compute, Schedule, evaluate, make_optimizer, pick_device,
+                          seed_everything, set_lr, synchronize, train_epoch)
 from meters.base import now as _now
 
 
@@ -40,8 +40,11 @@ class MethodContext(object):
         self.data = load_dataset(settings["dataset"], settings["data_dir"], settings["download"],
                                  seed=settings["seed"], limit_train=settings["limit_train"],
                                  limit_test=settings["limit_test"])
-        self.train_loader, self.test_loader = make_loaders(
-            self.data, settings["batch_size"], settings["workers"], settings["seed"])
+        self.compute = Compute(self.device, settings["amp"], settings["channels_last"],
+                               settings["cudnn_benchmark"])
+        self.train_loader, self.test_loader, self.pipeline = make_pipeline(
+            self.data, settings["batch_size"], self.device, settings["data_pipeline"],
+            settings["workers"], settings["seed"], channels_last=settings["channels_last"])
         # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
         # global batches of train_loader, the same on every rank
         self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
@@ -77,6 +80,10 @@ class MethodContext(object):
     def _loader_generator(self):
         """The generator that shuffles the training set (None: unseeded shuffling)."""
         return getattr(self.train_loader, "generator", None)
+
+    def describe(self):
+        """How data and compute really run (config.json["compute"]): pipeline, workers, cache, AMP..."""
+        return dict(self.pipeline, **self.compute.describe())
 
     def forward_flops(self, model):
         return flops.forward_macs(model, self.data.input_size) * 2
@@ -162,6 +169,8 @@ class MethodContext(object):
             lr = schedule.lr_at(epoch)
             set_lr(optimizer, lr)
             began = time.monotonic()
+            if hasattr(self.train_loader, "set_epoch"):  # the epoch's own order and augmentation
+                self.train_loader.set_epoch(epoch)
             with self.phase(stage, epoch):
                 result = self.world.reduce(self._train_one(stage, epoch, last, model, optimizer,
                                                            sparsity, after_backward, after_step))
@@ -169,7 +178,7 @@ class MethodContext(object):
                 extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
                 self.world.agree(epoch, model, self.settings["prune_ratio"], extra.get("stop"))
             with self.phase("eval", epoch):
-                test = evaluate(model, self.test_loader, self.device)
+                test = evaluate(model, self.test_loader, self.device, self.compute)
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)
             self.carry["test_acc"] = test.accuracy
             seconds = time.monotonic() - began
@@ -193,8 +202,9 @@ class MethodContext(object):
 
     def _train_one(self, stage, epoch, last, model, optimizer, sparsity, after_backward,
                    after_step):
-        kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step)
-        model = self.world.wrap(model)  # DDP averages the gradients
+        kwargs = dict(sparsity=sparsity, after_backward=after_backward, after_step=after_step,
+                      compute=self.compute)
+        model = self.world.wrap(self.compute.prepare(model))  # DDP averages the gradients
         if self.quiet or not sys.stderr.isatty():
             return train_epoch(model, self.rank_batches, optimizer, self.device, **kwargs)
         with click.progressbar(length=len(self.rank_batches), file=sys.stderr,

@@ -12,6 +12,7 @@ from ebedge import flops
 from ebedge.prune.earlybird import EarlyBirdDetector
 from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
+from ebedge.prune.rounding import round_kept_channels
 from ebedge.train import Schedule, evaluate
 
 
@@ -105,6 +106,7 @@ def prune_stage(ctx, model, mask, reinit=False, weights_from=None):
     if ctx.is_finished("prune"):
         return ctx.restored_model()
     with ctx.phase("prune"):
+        mask = round_kept_channels(model, mask, ctx.settings["channel_multiple"])  # beyond the paper
         guarded = []
         if weights_from is not None:  # both prunes must keep the same channels
             mask, guarded = _guard_empty_layers(model, mask)
