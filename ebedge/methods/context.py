@@ -14,10 +14,10 @@ import click
 import numpy as np
 import torch
 
-from ebedge import flops
+from ebedge import flops, schedules
 from ebedge.data import load_dataset, make_loaders
 from ebedge.models import build_model
-from ebedge.train import (Schedule, evaluate, make_optimizer, pick_device, seed_everything,
+from ebedge.train import (evaluate, make_optimizer, pick_device, seed_everything,
                           set_lr, synchronize, train_epoch)
 from meters.base import now as _now
 
@@ -37,7 +37,7 @@ class MethodContext(object):
         self.train_loader, self.test_loader = make_loaders(
             self.data, settings["batch_size"], settings["workers"], settings["seed"])
         self.n_train = len(self.data.train)
-        self.schedule = Schedule(settings["epochs"], settings["lr"])
+        self.schedule = schedules.schedule_for(settings)
         self.carry = dict(resume["carry"]) if resume else {}
         self.carry.setdefault("train_flops", {"search": 0, "prune": 0, "retrain": 0})
         self.carry.setdefault("phase_seconds", {})
