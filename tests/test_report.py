@@ -272,7 +272,7 @@ def test_all_plots_written(results, tmp_path):
     res = report.build_report([results], out)
     names = {os.path.basename(f) for f in res.files}
     stems = ["mask_distance_r04_eb_p0.5", "mask_distance_r04_eb_p0.3", "power_r01_dense",
-             "ticket_epoch_vgg16_cifar10", "methods_vgg16_cifar10"]
+             "eb_epoch_sweep_vgg16_cifar10", "methods_vgg16_cifar10"]
     for stem in stems:
         for ext in ("png", "svg"):
             path = os.path.join(out, "plots", "{}.{}".format(stem, ext))
