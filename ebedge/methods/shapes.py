@@ -18,6 +18,9 @@ from ebedge.prune.masks import bn_layers
 from ebedge.prune.physical import prune_model
 
 CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
+MASK_KINDS = {"dense": "dense", "lt": "weights", "snip": "weights", "sfp": "per-layer filters",
+              "snip-channel": "global filters", "thinet": "in-block layers"}  # others: BN scales
+_checked = {}  # (model, classes, mask kind, ratio, width) -> description: a shape is checked once
 
 
 def _mask(model, settings):
@@ -43,6 +46,14 @@ def check_cell(settings):
     check_method(settings)
     name = settings["model"]
     classes = CLASSES.get(settings["dataset"], 1000 if name in ("resnet18", "resnet50") else 10)
+    key = (name, classes, MASK_KINDS.get(settings["method"], "bn scales"),
+           settings["prune_ratio"][0], settings["width"])
+    if key not in _checked:
+        _checked[key] = _check_shapes(settings, name, classes)
+    return _checked[key]
+
+
+def _check_shapes(settings, name, classes):
     try:
         model = models.build_model(name, classes, width=settings["width"])
         size = models.input_size(name)
