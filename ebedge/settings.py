@@ -15,6 +15,7 @@ METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "th
            "lt-structured", "snip-channel")
 RETRAIN_MODES = ("finetune", "reinit")
 REINIT_EPOCHS = ("full", "remaining")
+RESNET_PRUNE_SCOPES = ("all-bn", "inner-only")
 
 DEFAULTS = {
     "method": "eb",
@@ -41,6 +42,7 @@ DEFAULTS = {
     "retrain_lr_schedule": None,  # the retrain's own schedule, same form (Table 1); None: lr_schedule's
     "draw_at": None,  # draw the ticket after exactly this many epochs (Figs. 1, 2, 5; Tables 1, 4)
     "reinit_epochs": "full",  # re-init retrain: the full schedule (paper, main_scratch.py) or "remaining"
+    "resnet_prune_scope": "all-bn",  # ResNet-18/50: every BN (official) or "inner-only" (block-inner BNs)
     "width": 1.0,
     "limit_train": None,
     "limit_test": None,
@@ -119,6 +121,9 @@ def _resolve_paper_options(s):
     from ebedge import schedules
     if s["reinit_epochs"] not in REINIT_EPOCHS:
         raise EbedgeError("reinit_epochs must be full or remaining, got %r" % (s["reinit_epochs"],))
+    if s["resnet_prune_scope"] not in RESNET_PRUNE_SCOPES:
+        raise EbedgeError("resnet_prune_scope must be %s, got %r"
+                          % (" or ".join(RESNET_PRUNE_SCOPES), s["resnet_prune_scope"]))
     if s["milestones"] is not None:
         s["milestones"] = schedules.parse_milestones(s["milestones"])
     if float(s["lr_gamma"]) <= 0:

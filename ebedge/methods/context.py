@@ -47,7 +47,8 @@ class MethodContext(object):
     # -- models ------------------------------------------------------------------------------------
     def build_model(self, cfg=None, arch=None):
         model = build_model(arch or self.settings["model"], num_classes=self.data.num_classes,
-                            cfg=cfg, width=self.settings["width"])
+                            cfg=cfg, width=self.settings["width"],
+                            prune_scope=self.settings["resnet_prune_scope"])
         return model.to(self.device)
 
     def restored_model(self):

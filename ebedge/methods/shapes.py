@@ -47,7 +47,7 @@ def check_cell(settings):
     name = settings["model"]
     classes = CLASSES.get(settings["dataset"], 1000 if name in ("resnet18", "resnet50") else 10)
     key = (name, classes, MASK_KINDS.get(settings["method"], "bn scales"),
-           settings["prune_ratio"][0], settings["width"])
+           settings["prune_ratio"][0], settings["width"], settings["resnet_prune_scope"])
     if key not in _checked:
         _checked[key] = _check_shapes(settings, name, classes)
     return _checked[key]
@@ -55,7 +55,8 @@ def check_cell(settings):
 
 def _check_shapes(settings, name, classes):
     try:
-        model = models.build_model(name, classes, width=settings["width"])
+        model = models.build_model(name, classes, width=settings["width"],
+                                   prune_scope=settings["resnet_prune_scope"])
         size = models.input_size(name)
         dense = flops.forward_flops(model, size)
         if settings["method"] == "dense":
