@@ -53,6 +53,9 @@ from ebedge.settings import METHODS, RETRAIN_MODES
               "epochs, prune, retrain for the rest of the schedule")
 @click.option("--reinit-epochs", type=click.Choice(["full", "remaining"]),
               help="re-init retrain length [default: full, the paper's]")
+@click.option("--resnet-prune-scope", type=click.Choice(["all-bn", "inner-only"]),
+              help="ResNet-18/50: every BN with block-input selection (official) or only the BNs "
+                   "inside blocks [default: all-bn]")
 @click.option("--repeats", default=1, show_default=True, type=int,
               help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
