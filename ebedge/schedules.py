@@ -74,8 +74,10 @@ def default_milestones(model, epochs):
     """The paper's decay epochs for a schedule of `epochs`: ImageNet models 1/3 and 2/3 (30, 60 of
     90), CIFAR models 50% and 75% (80, 120 of 160)."""
     if model in IMAGENET_MODELS:
-        return [epochs // 3, 2 * epochs // 3]
-    return [int(epochs * 0.5), int(epochs * 0.75)]
+        marks = [epochs // 3, 2 * epochs // 3]
+    else:
+        marks = [int(epochs * 0.5), int(epochs * 0.75)]
+    return [m for m in marks if m >= 1]  # a 1-epoch schedule keeps its lr
 
 
 class StepSchedule(object):
