@@ -12,9 +12,12 @@ from ebedge.errors import EbedgeError
 
 MODEL_NAMES = ("vgg11", "vgg16", "preresnet101", "preresnet164", "resnet18", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
-METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp")
+METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp",
+           "lt-structured", "snip-channel")
 RETRAIN_MODES = ("finetune", "reinit")
 DATA_PIPELINES = ("auto", "tensor", "torchvision")
+REINIT_EPOCHS = ("full", "remaining")
+RESNET_PRUNE_SCOPES = ("all-bn", "inner-only")
 
 DEFAULTS = {
     "method": "eb",
@@ -34,7 +37,14 @@ DEFAULTS = {
     "window": 5,
     "keep_searching": False,
     "retrain": "finetune",
-    "snip_unstructured": False,  # snip: the original weight-level SNIP (dense FLOPs) instead of channels
+    # The paper's experiments (Table 1, Figs. 1-5, Table 3 protocol):
+    "milestones": None,  # epochs where lr *= lr_gamma; None: the paper's per dataset (50%/75%; ImageNet 1/3, 2/3)
+    "lr_gamma": 0.1,
+    "lr_schedule": None,  # "0:0.01,100:0.001" = the paper's [0LR0.01, 100LR0.001]; overrides lr/milestones
+    "retrain_lr_schedule": None,  # the retrain's own schedule, same form (Table 1); None: lr_schedule's
+    "draw_at": None,  # draw the ticket after exactly this many epochs (Figs. 1, 2, 5; Tables 1, 4)
+    "reinit_epochs": "full",  # re-init retrain: the full schedule (paper, main_scratch.py) or "remaining"
+    "resnet_prune_scope": "all-bn",  # ResNet-18/50: every BN (official) or "inner-only" (block-inner BNs)
     "width": 1.0,
     "limit_train": None,
     "limit_test": None,
@@ -111,7 +121,7 @@ OPTIONAL_RANGES = {  # None means "not set"
 INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "repeat": 0,
             "channel_multiple": 1}
 OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1}
-FLAGS = ("download", "keep_searching", "snip_unstructured", "include_eval_in_total", "allow",
+FLAGS = ("download", "keep_searching", "include_eval_in_total", "allow",
          "amp", "channels_last", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -164,6 +174,7 @@ def resolve(overrides):
     if s["data_pipeline"] not in DATA_PIPELINES:
         raise EbedgeError("unknown data pipeline %r; choose one of: %s"
                           % (s["data_pipeline"], ", ".join(DATA_PIPELINES)))
+    _resolve_paper_options(s)  # after the integers: draw_at is checked against epochs
     if s["workers"] != "auto":
         s["workers"] = _integer("workers", s["workers"], 0)
     if isinstance(s["meters"], str):
@@ -179,6 +190,29 @@ def resolve(overrides):
             raise EbedgeError("meter 'none' cannot be combined with other meters")
         s["meters"] = []
     return s
+
+
+def _resolve_paper_options(s):
+    """Validate the schedule and ticket-drawing keys in place (see schedules.py for their meaning)."""
+    from ebedge import schedules
+    if s["reinit_epochs"] not in REINIT_EPOCHS:
+        raise EbedgeError("reinit_epochs must be full or remaining, got %r" % (s["reinit_epochs"],))
+    if s["resnet_prune_scope"] not in RESNET_PRUNE_SCOPES:
+        raise EbedgeError("resnet_prune_scope must be %s, got %r"
+                          % (" or ".join(RESNET_PRUNE_SCOPES), s["resnet_prune_scope"]))
+    if s["milestones"] is not None:
+        s["milestones"] = schedules.parse_milestones(s["milestones"])
+    s["lr_gamma"] = _ranged("lr_gamma", s["lr_gamma"], 0.0, None, True, True)
+    if s["lr_schedule"] is not None:
+        s["lr_schedule"] = schedules.format_lr_schedule(schedules.parse_lr_schedule(s["lr_schedule"]))
+    if s["retrain_lr_schedule"] is not None:
+        s["retrain_lr_schedule"] = schedules.format_lr_schedule(
+            schedules.parse_lr_schedule(s["retrain_lr_schedule"]))
+    if s["draw_at"] is not None:
+        draw = s["draw_at"]
+        if isinstance(draw, bool) or not isinstance(draw, int) or not 1 <= draw < int(s["epochs"]):
+            raise EbedgeError("draw_at must be a whole number of epochs from 1 to epochs - 1 (%s), "
+                              "got %r" % (s["epochs"], draw))
 
 
 def config_hash(settings):

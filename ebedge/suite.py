@@ -15,6 +15,9 @@ A suite file looks like this::
     datasets = ["synthetic"]            # default: [defaults.dataset]
     methods = ["dense", "eb"]           # default: [defaults.method]
     prune_ratios = [0.3, 0.5]           # each cell gets prune_ratio = [p]; default: defaults.prune_ratio as is
+    draw_ats = [10, 20, 40]             # optional: EB variants draw their ticket at each (others once)
+    lr_schedules = ["0:0.01,100:0.001"] # optional, each an --lr-schedule
+    lrs = [0.1, 0.5]                    # optional initial learning rates
     repeats = 3                         # an int, default 1
     seeds = [1, 2, 3]                   # optional, one per repeat; default: defaults.seed + repeat
 
@@ -52,8 +55,11 @@ else:  # tomli (1.x on Python 3.6) has the same loads() and TOMLDecodeError
     import tomli as _toml
 
 TOP_KEYS = ("name", "description", "defaults", "grid", "cells")
-GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "repeats", "seeds")
-GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio"}
+GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "draw_ats", "lr_schedules", "lrs",
+             "repeats", "seeds")
+GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio",
+              "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr"}
+DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # ebedge.methods.DRAWING_METHODS (no torch here)
 CELL_ONLY_KEYS = ("id",)
 
 Cell = collections.namedtuple("Cell", "cell_id settings")
@@ -151,10 +157,18 @@ def _format_ratio(p):
     return "%g" % p
 
 
-def _cell_id(settings):
+def _cell_id(settings, tagged=()):
+    """Readable id; `tagged` names the settings a grid varies beyond the usual axes (draw_at,
+    lr_schedule, lr), which then appear in the id too."""
     parts = [settings["model"], settings["dataset"], settings["method"]]
     if settings["method"] != "dense":
         parts.append("p" + "+".join(_format_ratio(p) for p in settings["prune_ratio"]))
+    if "draw_at" in tagged and settings["draw_at"] is not None:
+        parts.append("d%d" % settings["draw_at"])
+    if "lr" in tagged:
+        parts.append("lr%g" % settings["lr"])
+    if "lr_schedule" in tagged and settings["lr_schedule"]:
+        parts.append("lrs" + settings["lr_schedule"].replace(":", "_").replace(",", "+"))
     parts.append("r%d" % settings["repeat"])
     return "-".join(parts)
 
@@ -190,15 +204,30 @@ def _grid_cells(where, index, grid, defaults):
                 for method in axes["methods"]:
                     effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
                     ratios = [None] if effective == "dense" else axes["prune_ratios"]
-                    for ratio in ratios:
+                    draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
+                    for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
+                                                             axes["lrs"]):
                         overrides = {"repeat": repeat, "seed": seed}
-                        for key, value in (("model", model), ("dataset", dataset), ("method", method)):
+                        for key, value in (("model", model), ("dataset", dataset), ("method", method),
+                                           ("draw_at", draw), ("lr_schedule", schedule), ("lr", lr)):
                             if value is not None:
                                 overrides[key] = value
                         if ratio is not None:
                             overrides["prune_ratio"] = [ratio]
                         out.append((repeat, overrides))
     return out
+
+
+def _product(*axes):
+    out = [()]
+    for axis in axes:
+        out = [done + (value,) for done in out for value in axis]
+    return out
+
+
+def _tagged(grids):
+    """The extra axes some grid varies (they go into the cell ids)."""
+    return set(GRID_LISTS[k] for g in grids for k in ("draw_ats", "lr_schedules", "lrs") if k in g)
 
 
 def load_suite(path):
@@ -244,7 +273,7 @@ def load_suite(path):
             settings = resolve(merged)
         except EbedgeError as exc:
             raise where.error(str(exc), table, None, index)
-        cell_id = explicit_id or _cell_id(settings)
+        cell_id = explicit_id or _cell_id(settings, _tagged(grids))
         if not isinstance(cell_id, str) or not re.match(r"^[A-Za-z0-9_.+\-]+$", cell_id):
             raise where.error("cell id must be a plain name, got %r" % (cell_id,), table, "id", index)
         if cell_id in seen:

@@ -14,31 +14,6 @@ import torch.nn as nn
 from ebedge.errors import EbedgeError
 
 
-class Schedule(object):
-    """Step learning-rate schedule over absolute epoch indices.
-
-    Defaults follow the paper: lr 0.1, x0.1 at 50% and 75% of the epochs (80 and 120 of 160).
-    """
-
-    def __init__(self, epochs, lr=0.1, milestones=None, gamma=0.1):
-        if epochs < 1:
-            raise EbedgeError("epochs must be at least 1, got %d" % epochs)
-        if lr <= 0:
-            raise EbedgeError("learning rate must be positive, got %g" % lr)
-        self.epochs = int(epochs)
-        self.lr = float(lr)
-        self.gamma = float(gamma)
-        self.milestones = sorted(milestones if milestones is not None
-                                 else (int(epochs * 0.5), int(epochs * 0.75)))
-
-    def lr_at(self, epoch):
-        return self.lr * self.gamma ** sum(1 for m in self.milestones if epoch >= m)
-
-    def as_dict(self):
-        return {"epochs": self.epochs, "lr": self.lr, "milestones": self.milestones,
-                "gamma": self.gamma}
-
-
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))

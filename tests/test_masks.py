@@ -76,10 +76,16 @@ def test_bn_layers_per_architecture():
     assert "layer1.0.bn1" in names and names[-1] == "bn" and len(names) == 3 * 33 + 1
     assert sum(bn.num_features for _, bn in bn_layers(build_model("preresnet101"))) == 7408
     assert sum(bn.num_features for _, bn in bn_layers(build_model("vgg16"))) == 4224
-    r18 = [n for n, _ in bn_layers(build_model("resnet18", width=0.125))]
+    r18 = [n for n, _ in bn_layers(build_model("resnet18", width=0.125, prune_scope="inner-only"))]
     assert r18 == ["layer%d.%d.bn1" % (s, b) for s in range(1, 5) for b in range(2)]
-    r50 = [n for n, _ in bn_layers(build_model("resnet50", width=0.125))]
+    r50 = [n for n, _ in bn_layers(build_model("resnet50", width=0.125, prune_scope="inner-only"))]
     assert len(r50) == 32 and not any(n.endswith("bn3") or n == "bn1" for n in r50)
+    # the official scope (default): every BN2d, stem and downsample included
+    r18 = [n for n, _ in bn_layers(build_model("resnet18", width=0.125))]
+    assert len(r18) == 1 + 8 * 2 + 3 and r18[0] == "bn1" and "layer2.0.downsample.1" in r18
+    r50 = build_model("resnet50")
+    assert [n for n, _ in bn_layers(r50)] == [n for n, m in r50.named_modules()
+                                               if isinstance(m, torch.nn.BatchNorm2d)]
 
 
 def test_zero_pruned_channels_zeroes_gamma_and_beta_of_dropped_channels_only():

@@ -1,4 +1,5 @@
-"""The paper's baselines (NS, LT, SNIP, ThiNet, SFP) end to end on a tiny VGG16 and synthetic data."""
+"""The paper's baselines (NS, LT, SNIP, ThiNet, SFP) and the structured LT/SNIP variants end to end on a
+tiny VGG16 and synthetic data."""
 import copy
 import csv
 import os
@@ -9,8 +10,8 @@ import torch
 
 from conftest import load_checkpoint
 from ebedge import flops
-from ebedge.errors import EbedgeError
 from ebedge.methods import lt
+from ebedge.methods.context import MethodContext
 from ebedge.methods.filters import kept_count
 from ebedge.methods.sfp import zero_weakest_filters
 from ebedge.methods.thinet import greedy_removal
@@ -21,7 +22,8 @@ EPOCHS = 2
 RATIO = 0.5
 TINY = {"model": "vgg16", "width": 0.0625, "epochs": EPOCHS, "batch_size": 32, "limit_train": 128,
         "limit_test": 64, "device": "cpu", "prune_ratio": [RATIO]}
-METHODS = ("ns", "lt", "snip", "thinet", "sfp")
+METHODS = ("ns", "lt", "snip", "thinet", "sfp", "lt-structured", "snip-channel")
+STRUCTURED = ("ns", "thinet", "sfp", "lt-structured", "snip-channel")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,17 +37,31 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_thread):
-    """One run per method; LT's retrain stage is wrapped to capture the network it starts from."""
+    """One run per method; LT's retrain stage is wrapped to capture the network it starts from,
+    LT's magnitude scores are captured, and every epoch records its stage's BN L1 strength."""
     root = tmp_path_factory.mktemp("baselines")
-    captured = {}
+    captured, sparsity = {}, []
     real_retrain = lt.retrain_stage
+    real_scores = lt.weight_masks.score_weights
+    real_train_one = MethodContext._train_one
 
     def capturing_retrain(ctx, model, *args, **kwargs):
-        captured["state"] = copy.deepcopy(model.state_dict())
+        captured[ctx.settings["method"]] = copy.deepcopy(model.state_dict())
         return real_retrain(ctx, model, *args, **kwargs)
+
+    def capturing_scores(model, score):  # LT runs before SNIP, which scores weights too
+        scores = real_scores(model, score)
+        captured.setdefault("lt_scores", scores)
+        return scores
+
+    def recording_train_one(self, stage, epoch, last, model, optimizer, s, *rest):
+        sparsity.append((self.settings["method"], stage, s))
+        return real_train_one(self, stage, epoch, last, model, optimizer, s, *rest)
 
     patch = pytest.MonkeyPatch()
     patch.setattr(lt, "retrain_stage", capturing_retrain)
+    patch.setattr(lt.weight_masks, "score_weights", capturing_scores)
+    patch.setattr(MethodContext, "_train_one", recording_train_one)
     out = {}
     try:
         for method in METHODS:
@@ -53,7 +69,10 @@ def runs(tmp_path_factory, one_thread):
             out[method] = (path, execute(dict(TINY, method=method), out=path, quiet=True))
     finally:
         patch.undo()
-    out["lt_retrain_start"] = captured["state"]
+    out["lt_retrain_start"] = captured["lt-structured"]
+    out["lt_unstructured_start"] = captured["lt"]
+    out["lt_scores"] = captured["lt_scores"]
+    out["sparsity"] = sparsity
     return out
 
 
@@ -85,7 +104,7 @@ def test_runs_end_to_end_with_shared_fields_and_phases(runs, method):
             EPOCHS * 3 * summary["forward_flops_pruned"] * summary["n_train"]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", STRUCTURED)
 def test_pruned_network_is_physically_smaller_and_counted_from_its_cfg(runs, method):
     path, summary = runs[method]
     cfg = summary["pruned_cfg"]
@@ -98,7 +117,7 @@ def test_pruned_network_is_physically_smaller_and_counted_from_its_cfg(runs, met
     rebuilt.load_state_dict(final["model_state"])  # the trained network has exactly that shape
 
 
-@pytest.mark.parametrize("method", ("ns", "lt"))
+@pytest.mark.parametrize("method", ("ns", "lt-structured"))
 def test_slimming_baselines_prune_by_the_final_global_bn_mask(runs, method):
     path, summary = runs[method]
     masks = np.load(os.path.join(path, "masks.npz"))
@@ -117,8 +136,8 @@ def test_per_layer_methods_keep_the_same_fraction_in_every_layer(runs, method):
     assert _conv_widths(summary["pruned_cfg"]) == [kept_count(w, RATIO) for w in widths]
 
 
-def test_snip_keeps_its_global_channel_mask(runs):
-    path, summary = runs["snip"]
+def test_snip_channel_keeps_its_global_channel_mask(runs):
+    path, summary = runs["snip-channel"]
     carry = load_checkpoint(os.path.join(path, "checkpoints", "last.pt"))["carry"]
     bits, size = carry["snip_mask"]
     keep = np.unpackbits(bits)[:size].astype(bool)
@@ -129,8 +148,8 @@ def test_snip_keeps_its_global_channel_mask(runs):
     assert summary["train_flops_search"] == 3 * summary["forward_flops_dense"] * TINY["batch_size"]
 
 
-def test_lottery_ticket_retrains_from_the_initial_weights_of_the_kept_channels(runs):
-    path, summary = runs["lt"]
+def test_structured_lottery_ticket_retrains_from_the_initial_weights_of_the_kept_channels(runs):
+    path, summary = runs["lt-structured"]
     initial = torch.load(os.path.join(path, lt.INITIAL_FILE), map_location="cpu")
     final_search_mask = np.load(os.path.join(path, "masks.npz"))["ratio_0.5_masks"][-1]
     start = runs["lt_retrain_start"]
@@ -150,27 +169,42 @@ def test_lottery_ticket_retrains_from_the_initial_weights_of_the_kept_channels(r
     assert summary["retrain"] == "rewind"
 
 
-def test_thinet_refuses_unsupported_model_before_training(tmp_path):
-    out = str(tmp_path / "run")
-    with pytest.raises(EbedgeError) as err:
-        execute(dict(TINY, method="thinet", model="resnet18"), out=out, quiet=True)
-    message = str(err.value)
-    assert "thinet" in message and "resnet18" in message and "vgg16" in message
-    assert not os.path.exists(out)
-
-
-def test_unstructured_snip_zeroes_weights_and_counts_dense_flops(tmp_path):
-    out = str(tmp_path / "run")
-    summary = execute(dict(TINY, method="snip", snip_unstructured=True, epochs=1), out=out,
-                      quiet=True)
-    assert summary["status"] == "complete" and summary["snip_unstructured"] is True
+@pytest.mark.parametrize("method", ("lt", "snip"))
+def test_unstructured_methods_keep_the_dense_shape_and_count_dense_flops(runs, method):
+    path, summary = runs[method]
+    assert summary["unstructured"] is True
     assert summary["params_pruned"] == summary["params_dense"]
     assert summary["forward_flops_pruned"] == summary["forward_flops_dense"]
     total = summary["total_weights"]
     assert summary["kept_weights"] == total - int(total * RATIO)
-    state = load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))["model_state"]
-    weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() > 1]
+    state = load_checkpoint(os.path.join(path, "checkpoints", "last.pt"))["model_state"]
+    weights = [v for k, v in state.items() if v.dim() > 1]
+    assert sum(v.numel() for v in weights) == total
     assert sum(int((w == 0).sum()) for w in weights) >= total - summary["kept_weights"]
+
+
+def test_lottery_ticket_rewinds_the_largest_trained_weights_to_their_initial_values(runs):
+    path, summary = runs["lt"]
+    initial = torch.load(os.path.join(path, lt.INITIAL_FILE), map_location="cpu")
+    start = runs["lt_unstructured_start"]
+    scores = runs["lt_scores"]
+    keep = torch.zeros(scores.numel(), dtype=torch.bool)
+    keep[torch.argsort(scores, descending=True)[:summary["kept_weights"]]] = True
+    offset = 0
+    for key in [k for k in initial if initial[k].dim() > 1]:
+        n = initial[key].numel()
+        part = keep[offset:offset + n].reshape(initial[key].shape)
+        offset += n
+        assert torch.equal(start[key].cpu(), torch.where(part, initial[key], torch.zeros(()))), key
+    assert offset == scores.numel() and summary["retrain"] == "rewind"
+
+
+@pytest.mark.parametrize("method", ("ns", "lt", "snip", "thinet", "lt-structured", "snip-channel"))
+def test_baselines_retrain_without_the_bn_sparsity_term(runs, method):
+    stages = [(stage, s) for m, stage, s in runs["sparsity"] if m == method]
+    assert [s for stage, s in stages if stage == "retrain"] == [0.0] * EPOCHS
+    slimming = method in ("ns", "lt-structured")  # their search is the slimming search
+    assert all((s > 0) == slimming for stage, s in stages if stage == "search")
 
 
 def test_greedy_removal_prefers_channels_that_cancel():
@@ -182,29 +216,34 @@ def test_greedy_removal_prefers_channels_that_cancel():
     assert sorted(greedy_removal(z, 4)) == [0, 2, 3, 4]  # a and -a cancel; the large one stays
 
 
-def test_sfp_zeroes_the_weakest_filters_of_every_layer():
+def test_sfp_zeroes_the_weakest_filters_of_every_layer_and_nothing_else():
     model = build_model("vgg16", 10, width=0.125)
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     norms = [c.weight.detach().reshape(c.out_channels, -1).norm(dim=1).clone() for c in convs]
+    bns = [copy.deepcopy(m.state_dict()) for m in model.features if isinstance(m, torch.nn.BatchNorm2d)]
     zero_weakest_filters(model, RATIO)
     for conv, before in zip(convs, norms):
         zeroed = conv.weight.detach().reshape(conv.out_channels, -1).abs().sum(1) == 0
         assert int(zeroed.sum()) == conv.out_channels - kept_count(conv.out_channels, RATIO)
         assert before[zeroed].max() <= before[~zeroed].min()
+    after = [m.state_dict() for m in model.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(after, bns) for k in a)
 
 
-def test_sfp_soft_pruned_network_computes_what_the_pruned_one_does():
-    from ebedge.methods.filters import channel_scores, per_layer_mask
-    from ebedge.prune.physical import prune_model
+def test_sfp_zeroed_filters_keep_learning():
+    """Soft pruning: a zeroed filter gets a non-zero gradient and comes back after a step (where
+    its BN shift lets ReLU pass gradient, as after some training: at init every shift is 0)."""
     torch.manual_seed(0)
     model = build_model("vgg16", 10, width=0.125)
-    with torch.no_grad():  # BN shifts and statistics as after training, not the init's zeros
+    with torch.no_grad():
         for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-            bn.bias.uniform_(-0.5, 0.5)
-            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.bias.uniform_(0.1, 0.5)
     zero_weakest_filters(model, RATIO)
-    pruned, _ = prune_model(model, per_layer_mask(channel_scores(model, lambda w: w * w), RATIO))
-    model.eval()
-    pruned.eval()
-    x = torch.randn(4, 3, 32, 32)
-    assert torch.allclose(model(x), pruned(x), atol=1e-5)
+    conv = model.features[0]
+    zeroed = conv.weight.detach().reshape(conv.out_channels, -1).abs().sum(1) == 0
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    assert conv.weight.grad[zeroed].abs().sum() > 0
+    optimizer.step()
+    assert conv.weight.detach()[zeroed].abs().sum() > 0

@@ -46,8 +46,12 @@ def test_official_default_cfgs():
                 + [128, 64, 64] + [256, 64, 64] * (n - 1) + [256])
     assert default_cfg("preresnet101") == expected
     assert len(default_cfg("preresnet164")) == 9 * 18 + 1
-    assert default_cfg("resnet18") == [64, 64, 128, 128, 256, 256, 512, 512]
-    assert len(default_cfg("resnet50")) == 2 * (3 + 4 + 6 + 3)
+    assert default_cfg("resnet18", prune_scope="inner-only") == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert len(default_cfg("resnet50", prune_scope="inner-only")) == 2 * (3 + 4 + 6 + 3)
+    # all-bn (default): each block's selected inputs before its inner widths, then fc's inputs
+    assert default_cfg("resnet18") == [64, 64, 64, 64, 64, 128, 128, 128, 128, 256, 256, 256,
+                                       256, 512, 512, 512, 512]
+    assert len(default_cfg("resnet50")) == 3 * (3 + 4 + 6 + 3) + 1 and default_cfg("resnet50")[-1] == 2048
 
 
 def test_width_scales_and_never_drops_below_one_channel():

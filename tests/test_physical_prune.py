@@ -63,9 +63,45 @@ def test_preresnet101_full_width_keeps_trunk_and_matches_masked_dense():
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_resnet_inner_channels_prune_and_match(name):
-    _, pruned, report = _check_equivalent(name, 0.125, 0.5, size=(3, 64, 64))
+def test_resnet_inner_only_channels_prune_and_match(name):
+    dense = _trained_looking(build_model(name, width=0.125, prune_scope="inner-only"))
+    mask = channel_mask(dense, 0.5)
+    pruned, report = prune_model(dense, mask)
     assert pruned.layer1[0].conv1.out_channels == report.cfg[0]
+    assert count_params(pruned) == count_params(
+        build_model(name, cfg=report.cfg, width=0.125, prune_scope="inner-only"))
+    zero_pruned_channels(dense, mask)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), dense(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnet_official_scope_selects_block_inputs_and_matches(name):
+    """Every BN thresholded (official resprune.py): block inputs and fc read only the channels
+    their feeding BN keeps; the trunk keeps its width with those BNs' pruned channels zeroed. The
+    pruned network equals the masked one whose selected-away input columns are zeroed too."""
+    from ebedge.prune.masks import split_mask
+    from ebedge.prune.physical import _resnet_selects
+    dense = _trained_looking(build_model(name, width=0.125))
+    mask = channel_mask(dense, 0.5)
+    pruned, report = prune_model(dense, mask)
+    assert report.guarded_layers == []
+    keep = dict(zip([n for n, _ in bn_layers(dense)], split_mask(dense, mask)))
+    assert pruned.layer2[1].conv1.in_channels == int(keep["layer2.0.bn%d" % (
+        3 if name == "resnet50" else 2)].sum()) == pruned.layer2[1].conv1.indices.numel()
+    assert pruned.fc.in_features == report.cfg[-1] < dense.fc.in_features
+    assert pruned.layer3[0].downsample[0].weight.shape == dense.layer3[0].downsample[0].weight.shape
+    assert count_params(pruned) == count_params(build_model(name, cfg=report.cfg, width=0.125))
+    zero_pruned_channels(dense, mask)
+    with torch.no_grad():
+        for feeding, reader, _ in _resnet_selects(dense):
+            reader.weight[:, ~torch.as_tensor(keep[feeding])] = 0
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), dense(x), atol=1e-5, rtol=0)
+    twice, again = prune_model(pruned, channel_mask(_trained_looking(pruned, seed=3), 0.3))
+    assert again.params_after < report.params_after
 
 
 def test_pruning_a_pruned_preresnet_again_stays_consistent():

@@ -126,8 +126,21 @@ def test_error_in_second_grid_points_at_its_line(tmp_path):
     assert ":6:" in message and "prune_ratios" in message
 
 
-EXPECTED_CELLS = {"quick.toml": 2, "cifar10-subset-cpu.toml": 10, "paper-table2-cifar10.toml": 50,
-                  "paper-table2-cifar100.toml": 50, "paper-table3-imagenet.toml": 13}
+EXPECTED_CELLS = {"quick.toml": 2, "cifar10-subset-cpu.toml": 3, "paper-table2-cifar10.toml": 50,
+                  "paper-table2-cifar100.toml": 50, "paper-table3-imagenet.toml": 13,
+                  "paper-table1.toml": 32, "paper-table4.toml": 32, "paper-fig1.toml": 300,
+                  "paper-fig2.toml": 44, "paper-fig3.toml": 2, "paper-fig5.toml": 96}
+
+
+def test_table1_searches_under_both_schedules_and_retrains_under_the_standard_one():
+    cells = load_suite(os.path.join(ROOT, "benchmarks", "paper-table1.toml")).cells()
+    eb = [c.settings for c in cells if c.settings["method"] == "eb"]
+    assert sorted(set(s["draw_at"] for s in eb)) == [10, 20, 40]
+    assert set(s["lr_schedule"] for s in eb) == {"0:0.01,100:0.001", "0:0.1,80:0.01,120:0.001"}
+    assert all(c.settings["retrain_lr_schedule"] == "0:0.1,80:0.01,120:0.001" for c in cells)
+    final = [c for c in cells if c.settings["method"] == "ns"]
+    assert len(final) == 8 and all(c.settings["draw_at"] is None for c in final)
+    assert len(set(c.cell_id for c in cells)) == len(cells)
 
 
 def test_every_shipped_suite_loads():
@@ -243,3 +256,26 @@ def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
     result = CliRunner().invoke(bench_command, [write(tmp_path, GOOD + "bogus = 1\n")])
     assert result.exit_code == 1
     assert "bogus" in result.output and "Traceback" not in result.output
+
+
+def test_every_shipped_suite_passes_its_pre_run_check():
+    """`ebedge bench SUITE --check` on every suite in benchmarks/: no shipped cell may fail to run."""
+    from ebedge.cli.bench import bench_command
+    shipped = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "benchmarks", "*.toml")))
+    assert len(shipped) >= 10
+    for path in shipped:
+        result = CliRunner().invoke(bench_command, [path, "--check"])
+        assert result.exit_code == 0, result.output
+        assert " 0 failed" in result.output.splitlines()[-1]
+
+
+def test_check_names_a_cell_that_cannot_run(tmp_path):
+    from ebedge.cli.bench import bench_command
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n[defaults]\nepochs = 4\n[grid]\nmethods = ["ns"]\n'
+                    'draw_ats = [2]\n')
+    result = CliRunner().invoke(bench_command, [str(path), "--check"])
+    assert result.exit_code == 0, result.output  # draw_ats only multiplies EB variants: ns runs once
+    path.write_text('name = "bad"\n[defaults]\nepochs = 4\n[[cells]]\nmethod = "ns"\ndraw_at = 2\n')
+    result = CliRunner().invoke(bench_command, [str(path), "--check"])
+    assert result.exit_code != 0 and "FAIL" in result.output and "draw_at" in result.output

@@ -33,14 +33,32 @@ def _describe(settings):
                                                 settings["epochs"], settings["seed"])
 
 
+def _check_cells(loaded, cells):
+    from ebedge.methods.shapes import check_cell
+    failed = []
+    for cell in cells:
+        try:
+            click.echo("  ok    %-48s %s" % (cell.cell_id, check_cell(cell.settings)))
+        except EbedgeError as exc:
+            failed.append(cell.cell_id)
+            click.echo("  FAIL  %-48s %s" % (cell.cell_id, exc))
+    click.echo("suite %s: %d cells checked, %d failed" % (loaded.name, len(cells), len(failed)))
+    if failed:
+        raise click.ClickException("%d of %d cells fail their pre-run check: %s"
+                                   % (len(failed), len(cells), ", ".join(failed)))
+
+
 @click.command("bench")
 @click.argument("suite", default="quick")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Directory for the cells' run directories  [default: results/<suite name>/]")
 @click.option("--dry-run", is_flag=True, help="List the cells and exit; nothing runs.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Run every cell's pre-run check (model, method, pruned shape, on the CPU) "
+                   "and exit; nothing trains.")
 @click.option("--quiet", is_flag=True, help="Only one line per cell, no per-epoch output.")
 @click.option("--list", "list_only", is_flag=True, help="List the suites that ship with ebedge and exit.")
-def bench_command(suite, out_dir, dry_run, quiet, list_only):
+def bench_command(suite, out_dir, dry_run, check_only, quiet, list_only):
     """Run the suite SUITE (a .toml file, or the name of a shipped suite: see --list; default: quick).
 
     Cells already complete in the output directory are skipped and interrupted ones resumed,
@@ -64,6 +82,9 @@ def bench_command(suite, out_dir, dry_run, quiet, list_only):
         click.echo("suite %s: %d cells -> %s" % (loaded.name, len(cells), out_dir))
         for cell in cells:
             click.echo("  %-40s %s" % (cell.cell_id, _describe(cell.settings)))
+        return
+    if check_only:
+        _check_cells(loaded, cells)
         return
     # The runner (and torch) load only when something is to run.
     from ebedge.runner import execute

@@ -66,8 +66,19 @@ def _meter_choices():
               help="record power-mode/clock changes mid-run instead of refusing")
 @click.option("--cooldown", "cooldown_temp_c", type=float,
               help="wait until every thermal zone is below this many degrees C first")
-@click.option("--snip-unstructured", is_flag=True, default=None,
-              help="SNIP on single weights (FLOPs counted dense) instead of channels")
+@click.option("--milestones", help="epochs where lr *= --lr-gamma, e.g. 30,60 "
+              "[default: the paper's: 50%,75% of --epochs; ImageNet models 1/3,2/3]")
+@click.option("--lr-gamma", type=float, help="lr factor at each milestone [default: 0.1]")
+@click.option("--lr-schedule", help="EPOCH:LR steps, e.g. 0:0.01,100:0.001 (the paper's "
+              "[0LR0.01, 100LR0.001]); overrides --lr and --milestones")
+@click.option("--retrain-lr-schedule", help="the retrain's own EPOCH:LR steps (Table 1)")
+@click.option("--draw-at", type=int, help="EB variants: draw the ticket after exactly this many "
+              "epochs, prune, retrain for the rest of the schedule")
+@click.option("--reinit-epochs", type=click.Choice(["full", "remaining"]),
+              help="re-init retrain length [default: full, the paper's]")
+@click.option("--resnet-prune-scope", type=click.Choice(["all-bn", "inner-only"]),
+              help="ResNet-18/50: every BN with block-input selection (official) or only the BNs "
+                   "inside blocks [default: all-bn]")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
               help="train on N processes of this machine with DistributedDataParallel (torchrun; "
                    "one GPU each on CUDA, gloo on the CPU); --batch-size stays the global batch")
@@ -195,12 +206,22 @@ def _one_line(summary):
 @click.option("--images", type=int, help="training images per epoch [default: the dataset's]")
 @click.option("--prune-ratio", type=float, help="count the network pruned at p by a uniform mask")
 @click.option("--width", default=1.0, show_default=True, type=float, help="channel multiplier")
+@click.option("--method", help="total training FLOPs of this method's schedule (" +
+              ", ".join(METHODS) + ")")
+@click.option("--eb-epoch", type=int, help="with --method: epochs searched before the ticket")
+@click.option("--pruned-fraction", type=float,
+              help="with --method: the pruned network's forward FLOPs / the dense one's "
+                   "[default: the uniform mask of --prune-ratio]")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
+def flops(model, dataset, epochs, images, prune_ratio, width, method, eb_epoch, pruned_fraction,
+          as_json):
     """Forward MACs/FLOPs, parameters and training FLOPs (FLOPs = 2 x MACs, step = 3 x forward)."""
-    from ebedge.flops import training_cost
+    from ebedge.flops import method_training_flops, training_cost
     result = training_cost(model, dataset, epochs, images=images, prune_ratio=prune_ratio,
                            width=width)
+    if method is not None:
+        result["method_cost"] = method_training_flops(result, method, eb_epoch=eb_epoch,
+                                                      pruned_fraction=pruned_fraction)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
@@ -211,6 +232,10 @@ def flops(model, dataset, epochs, images, prune_ratio, width, as_json):
     click.echo("  forward FLOPs   %14.4g per image" % result["forward_flops"])
     click.echo("  training FLOPs  %14.4g (%.4g PFLOPs)" % (result["train_flops"],
                                                          result["train_flops"] / 1e15))
+    cost = result.get("method_cost")
+    if cost:
+        click.echo("  %s total      %14.4g (%.4g PFLOPs: %s)" % (
+            method, cost["total"], cost["total"] / 1e15, cost["structure"]))
 
 @click.command()
 @click.option("--out", default=os.path.join("results", "default"), show_default=True,

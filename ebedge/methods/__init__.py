@@ -1,7 +1,7 @@
 """Method recipes by command-line name; each is `run(ctx) -> summary fields`.
 
-A recipe that cannot run every model declares `check(settings)` in CHECKS; the runner calls
-`check` before anything runs, so a bad pairing fails at once with a message naming both.
+`check(settings)` runs before anything else (the runner's and `ebedge bench --check`'s pre-run
+check), so a bad pairing fails at once with a message naming it.
 """
 from ebedge.errors import EbedgeError
 from ebedge.methods import dense, eb
@@ -16,10 +16,14 @@ RECIPES = {
     "eb-ll": eb_lowp.run_ll,
     "ns": ns.run,
     "lt": lt.run,
+    "lt-structured": lt.run_structured,
     "snip": snip.run,
+    "snip-channel": snip.run_channel,
     "thinet": thinet.run,
     "sfp": sfp.run,
 }
+
+DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # those that take settings["draw_at"]
 
 
 def recipe(name):
@@ -30,13 +34,10 @@ def recipe(name):
                           % (name, ", ".join(sorted(RECIPES))))
 
 
-CHECKS = {
-    "thinet": thinet.check,
-}
-
-
 def check(settings):
-    """Raise EbedgeError if settings["method"] is unknown or cannot run settings["model"]."""
+    """Raise EbedgeError if the settings cannot run (unknown method, draw_at on a method that
+    draws no ticket mid-schedule)."""
     recipe(settings["method"])
-    if settings["method"] in CHECKS:
-        CHECKS[settings["method"]](settings)
+    if settings.get("draw_at") is not None and settings["method"] not in DRAWING_METHODS:
+        raise EbedgeError("draw_at applies to %s, not method %r"
+                          % (", ".join(DRAWING_METHODS), settings["method"]))

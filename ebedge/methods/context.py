@@ -17,13 +17,13 @@ import click
 import numpy as np
 import torch
 
-from ebedge import flops
+from ebedge import flops, schedules
 from ebedge.eta import Eta
 from ebedge.data import load_dataset, make_pipeline
 from ebedge.distributed import World
 from ebedge.models import build_model
-from ebedge.train import (Compute, Schedule, evaluate, make_optimizer, pick_device,
-                          seed_everything, set_lr, synchronize, train_epoch)
+from ebedge.train import (Compute, evaluate, make_optimizer, pick_device, seed_everything,
+                          set_lr, synchronize, train_epoch)
 from meters.base import now as _now
 
 
@@ -49,7 +49,7 @@ class MethodContext(object):
         # global batches of train_loader, the same on every rank
         self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
         self.n_train = len(self.data.train)
-        self.schedule = Schedule(settings["epochs"], settings["lr"])
+        self.schedule = schedules.schedule_for(settings)
         self.carry = dict(resume["carry"]) if resume else {}
         self.carry.setdefault("train_flops", {"search": 0, "prune": 0, "retrain": 0})
         self.carry.pop("phase_seconds", None)  # from older checkpoints; the runner counts rows
@@ -59,7 +59,8 @@ class MethodContext(object):
     # -- models ------------------------------------------------------------------------------------
     def build_model(self, cfg=None, arch=None):
         model = build_model(arch or self.settings["model"], num_classes=self.data.num_classes,
-                            cfg=cfg, width=self.settings["width"])
+                            cfg=cfg, width=self.settings["width"],
+                            prune_scope=self.settings["resnet_prune_scope"])
         return model.to(self.device)
 
     def restored_model(self):

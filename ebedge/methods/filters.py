@@ -7,7 +7,8 @@ takes a flat keep-mask over `bn_layers`. This module bridges the two.
 A prunable BN's channels are produced by the conv right before it (VGG: every conv; ResNet: the
 inner convs of a block; PreResNet: conv1 -> bn2 and conv2 -> bn3). PreResNet's block-input bn1 and
 final bn sit on the residual trunk, which no single conv produces; their channels are defined by
-the layer that reads them through the channel selection (the block's conv1, or fc).
+the layer that reads them through the channel selection (the block's conv1, or fc). The trunk BNs
+of an all-bn ResNet (stem, each block's last, downsample) are role "trunk": these methods keep them.
 """
 import numpy as np
 import torch
@@ -27,7 +28,8 @@ def channel_weights(model):
     """[(bn_name, weight, role, select)] in bn_layers order.
 
     role "produces": weight's dim 0 is the BN's channels (a conv filter per channel);
-    role "reads": weight's dim 1 holds the channels picked by `select` (a ChannelSelect).
+    role "reads": weight's dim 1 holds the channels picked by `select` (a ChannelSelect);
+    role "trunk": no weight (None); the channels are kept.
     """
     modules = dict(model.named_modules())
     out = []
@@ -37,8 +39,12 @@ def channel_weights(model):
             index = int(leaf)
             out.append((name, model.features[index - 1].weight, "produces", None))
         elif isinstance(model, PrunableResNet):
-            out.append((name, getattr(modules[prefix], "conv" + leaf[2:]).weight, "produces",
-                        None))
+            block = modules[prefix] if prefix else None
+            inner = ("bn1",) if not hasattr(block, "conv3") else ("bn1", "bn2")
+            if block is not None and leaf in inner and "downsample" not in prefix:
+                out.append((name, getattr(block, "conv" + leaf[2:]).weight, "produces", None))
+            else:
+                out.append((name, None, "trunk", None))
         elif isinstance(model, PreResNet):
             if name == "bn":
                 out.append((name, model.fc.weight, "reads", model.select))
@@ -57,11 +63,16 @@ def channel_weights(model):
 def channel_scores(model, weight_score):
     """[(bn_name, scores, role)]: `weight_score(weight)` (same shape) summed per channel.
 
-    A trunk channel that the selection does not pass on scores 0.
+    A trunk channel that the selection does not pass on scores 0; a "trunk" BN's channels score
+    +inf (always kept).
     """
     out = []
+    modules = dict(model.named_modules())
     with torch.no_grad():
         for name, weight, role, select in channel_weights(model):
+            if role == "trunk":
+                out.append((name, np.full(modules[name].num_features, np.inf), role))
+                continue
             score = weight_score(weight).detach()
             if role == "produces":
                 per_channel = score.reshape(score.size(0), -1).sum(1).cpu().numpy()

@@ -2,9 +2,11 @@
 
 Paper: train the dense network for the whole schedule with L1 on the BN scales (160 epochs on
 CIFAR), prune the channels below one global |gamma| threshold, fine-tune the smaller network
-(160 more epochs in the EB paper's setting). We do exactly that with the shared stages: the same
-search as EB Train, except it never stops early; the retrain is a fresh schedule as long as the
-search unless settings["retrain_epochs"] says otherwise.
+(160 more epochs in the EB paper's setting) without the L1 term (the original's `--refine` run
+does not pass `-sr`). We do exactly that with the shared stages: the same search as EB Train,
+except it never stops early; the retrain is a fresh schedule as long as the search, without the
+L1 term, unless settings["retrain_epochs"] says otherwise. Deliberate difference from the EB
+official scripts, which keep `-sr` on while retraining every ticket: we follow network slimming.
 
 The search still runs the Early-Bird detectors, so `eb_epochs` says where EB Train *would* have
 drawn its ticket (information only); `eb_epoch` is None and `ticket_epoch` is the epoch the
@@ -18,7 +20,7 @@ def run(ctx):
     search = Search(ctx, stop_on_ticket=False)
     trained = search.run()
     pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings["prune_ratio"][0]))
-    retrain_stage(ctx, pruned, epochs=ctx.settings["epochs"])
+    retrain_stage(ctx, pruned, epochs=ctx.settings["epochs"], sparsity=0.0)
     return full_search_result(ctx, search)
 
 

@@ -6,16 +6,15 @@ grow back; after the last epoch remove the zeroed filters for good. No fine-tuni
 
 What we do: that over the layers our physical pruning can narrow (every VGG conv; the inner
 convs of ResNet and PreResNet blocks, whose outputs stay inside the block), with the same ratio p
-per layer. Deliberate difference: we also zero the scale and shift of the BN after a zeroed
-filter. The paper zeroes the filter only, so behind BN the channel still emits the constant
-ReLU(beta), which vanishes when the filter is removed, and the pruned network (no fine-tuning)
-then falls apart (measured on the CIFAR-10 subset: 12.4% test accuracy). With BN zeroed too, the
-soft-pruned network computes exactly what the physically pruned one will. Then plain training (no BN L1 term), then `prune` by the final per-layer norms,
-then an `eval` of the pruned network: that is the reported `test_acc`. The search trains the
-dense network, so its FLOPs are dense FLOPs. `best_test_acc` is over the search epochs, each
-evaluated before that epoch's zeroing (a soft-pruned network, not the final pruned one).
-settings["retrain_epochs"] adds an optional fine-tuning of that many epochs.
-The Early-Bird detectors still run on the BN scales; `eb_epochs` is information only.
+per layer: after every epoch the weakest filters' weights (only the weights, as the paper) are
+zeroed and keep receiving gradients, so they may grow back. Plain training (no BN L1 term). The
+equivalence with the pruned network matters only at the end: `prune` removes the filters that are
+weakest after the last epoch, dropping their BN shift as all our pruning does, then an `eval` of
+the pruned network gives the reported `test_acc`. The search trains the dense network, so its
+FLOPs are dense FLOPs. `best_test_acc` is over the search epochs (each evaluated before that
+epoch's zeroing, a soft-pruned network, not the final pruned one). settings["retrain_epochs"]
+adds an optional fine-tuning of that many epochs. The Early-Bird detectors still run on the BN
+scales; `eb_epochs` is information only.
 """
 import torch
 
@@ -40,10 +39,8 @@ def run(ctx):
 
 
 def zero_weakest_filters(model, ratio):
-    """In every prunable conv, zero the filters outside the top `kept_count` by L2 norm, and the
-    scale and shift of the BN that follows them, so that a soft-pruned channel outputs exactly
-    zero, as it will once it is removed."""
-    modules = dict(model.named_modules())
+    """In every prunable conv, zero the weights of the filters outside the top `kept_count` by L2
+    norm. Nothing else is touched, so their gradients stay alive and they can recover."""
     with torch.no_grad():
         for bn_name, weight, role, _ in channel_weights(model):
             if role != "produces":
@@ -51,5 +48,3 @@ def zero_weakest_filters(model, ratio):
             norms = weight.reshape(weight.size(0), -1).norm(dim=1)
             weakest = torch.argsort(norms)[:weight.size(0) - kept_count(weight.size(0), ratio)]
             weight[weakest] = 0.0
-            modules[bn_name].weight[weakest] = 0.0
-            modules[bn_name].bias[weakest] = 0.0

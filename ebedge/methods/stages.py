@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 
-from ebedge import flops
+from ebedge import flops, schedules
 from ebedge.prune.earlybird import EarlyBirdDetector
 from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
 from ebedge.prune.rounding import round_kept_channels
-from ebedge.train import Schedule, evaluate
+from ebedge.train import evaluate
 
 
 def mask_overhead_flops(total_channels):
@@ -26,19 +26,22 @@ class Search(object):
 
     The search stops when the first ratio's ticket is drawn (the paper's premise; the official
     `main.py` keeps training), unless `keep_searching` or `stop_on_ticket=False` (baselines that
-    train the full schedule still record where the ticket would have been drawn).
+    train the full schedule still record where the ticket would have been drawn). With
+    `draw_at` (settings["draw_at"], EB variants only) it trains exactly that many epochs, whatever
+    the detectors say: the fixed-epoch tickets of Figs. 1, 2, 5 and Tables 1, 4.
     `model_transform(model) -> model` adapts the freshly built dense model (e.g. low precision);
     `optimizer_factory(model) -> optimizer` replaces the default SGD (e.g. one bound to hooks).
     """
 
     def __init__(self, ctx, stop_on_ticket=True, sparsity=None, after_backward=None,
                  after_step=None, model_transform=None, optimizer_factory=None,
-                 on_epoch_end=None):
+                 on_epoch_end=None, draw_at=None):
         self.ctx = ctx
         self.on_epoch_end = on_epoch_end  # e.g. SFP's filter zeroing, run before the mask check
         s = ctx.settings
         self.ratios = s["prune_ratio"]
-        self.stop_on_ticket = stop_on_ticket and not s["keep_searching"]
+        self.draw_at = draw_at
+        self.stop_on_ticket = stop_on_ticket and not s["keep_searching"] and draw_at is None
         self.sparsity = sparsity
         self.after_backward = after_backward
         self.after_step = after_step
@@ -66,7 +69,8 @@ class Search(object):
             mask = channel_mask(model, p)
             if detector.update(epoch + 1, mask):
                 self.ctx.say("Early-Bird ticket for p=%g drawn after %d epochs" % (p, epoch + 1))
-                if p == self.ratios[0] and self.ctx.settings["keep_searching"]:
+                if p == self.ratios[0] and self.ctx.settings["keep_searching"] \
+                        and self.draw_at is None:
                     # searching on for study: the ticket is still the network drawn now
                     self.ctx.carry["ticket_state"] = {k: v.detach().cpu().clone()
                                                       for k, v in model.state_dict().items()}
@@ -93,7 +97,8 @@ class Search(object):
         ctx.carry.setdefault("params_dense", flops.count_params(model))
         ctx.carry.setdefault("forward_flops_dense", ctx.forward_flops(model))
         optimizer = self.optimizer_factory(model) if self.optimizer_factory is not None else None
-        ctx.run_epochs("search", model, 0, ctx.settings["epochs"], sparsity=self.sparsity,
+        last = self.draw_at if self.draw_at is not None else ctx.settings["epochs"]
+        ctx.run_epochs("search", model, 0, last, sparsity=self.sparsity,
                        on_epoch_end=self._check, optimizer=optimizer,
                        after_backward=self.after_backward, after_step=self.after_step)
         ctx.finish_stage("search", model)
@@ -143,27 +148,35 @@ def _guard_empty_layers(model, mask):
 
 
 def retrain_stage(ctx, model, searched_epochs=None, epochs=None, **loop_options):
-    """Retrain the pruned model. Length: settings["retrain_epochs"] when given (a fresh
-    schedule); else `epochs` (a fresh schedule: the baselines' fine-tuning of a whole
-    schedule); else the remaining epochs of the original schedule after `searched_epochs` (EB).
+    """Retrain the pruned model; returns the number of epochs it trained (0: none to train).
+
+    Length: settings["retrain_epochs"] when given (a fresh schedule); else `epochs` (a fresh
+    schedule: the baselines' fine-tuning of a whole schedule, EB re-init's full schedule); else the
+    remaining epochs of the original schedule after `searched_epochs` (EB fine-tuning). The
+    learning rates are settings["retrain_lr_schedule"] where given, else the run's schedule.
+    `loop_options` go to the epoch loop (e.g. `sparsity=0.0` for baselines that fine-tune
+    without the BN L1 term).
     """
     s = ctx.settings
     fresh = s["retrain_epochs"] if s["retrain_epochs"] is not None else epochs
     if fresh is not None:
-        schedule = Schedule(fresh, s["lr"])
+        schedule = schedules.retrain_schedule_for(s, fresh)
         first, last = 0, fresh
     else:
-        schedule = ctx.schedule
+        schedule = schedules.retrain_schedule_for(s)
         first, last = searched_epochs, s["epochs"]
+    trained = ctx.carry.get("retrained_epochs", 0)
     if last > first and not ctx.is_finished("retrain"):
-        ctx.run_epochs("retrain", model, first, last, schedule=schedule, **loop_options)
+        trained = ctx.run_epochs("retrain", model, first, last, schedule=schedule, **loop_options)
+        ctx.carry["retrained_epochs"] = trained
         ctx.finish_stage("retrain", model)
-    return model
+    return trained
 
 
 def eval_stage(ctx, model):
     """Evaluate `model` once (phase `eval`) and make it the reported test accuracy; for methods
-    whose last trained epoch was evaluated before the network was pruned (SFP)."""
+    whose last trained epoch was evaluated before the network was pruned (SFP, and EB when its
+    ticket came in the last epoch or never, so that nothing is left to retrain)."""
     with ctx.phase("eval"):
         accuracy = evaluate(model, ctx.test_loader, ctx.device).accuracy
     ctx.carry["test_acc"] = accuracy

@@ -9,31 +9,30 @@ each layer and longer at the end.
 What we do, as the EB paper's comparison (train dense, prune, retrain) asks: `search` trains the
 dense network for the whole schedule (plain training, no BN L1 term: the criterion does not use
 BN scales); `prune` samples the next layer's inputs from a few training batches (their forward
-FLOPs are counted), runs the greedy selection for every conv at ratio p, prunes physically;
-`retrain` fine-tunes for as many epochs as the search (settings["retrain_epochs"] overrides),
-like NS. Deliberate differences: all layers are selected in one pass over the unpruned
-network's activations, no least-squares rescaling and no per-layer fine-tuning (the final
-fine-tuning recovers what those would). VGG only: the residual nets' trunk channels have no
-single next layer to reconstruct, and the paper prunes only inner block layers there.
+FLOPs are counted), runs the greedy selection for every prunable layer at ratio p, prunes
+physically; `retrain` fine-tunes for as many epochs as the search (settings["retrain_epochs"]
+overrides), like NS, and without the BN L1 term (ThiNet's fine-tuning is plain SGD).
+Which layers: every VGG conv (its consumer is the next conv, the last one's the classifier); in
+residual blocks the layers whose outputs stay inside the block, as the ThiNet paper did for
+ResNet-50 (the first two convs of each bottleneck, reconstructing the second and third conv's
+outputs; the first conv of a basic block; PreResNet's conv1 and conv2). Trunk channels (block
+inputs, the final BN) are kept whole: they have no single next layer to reconstruct.
+Deliberate differences: all layers are selected in one pass over the unpruned network's
+activations, no least-squares rescaling and no per-layer fine-tuning (the final fine-tuning
+recovers what those would).
 """
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ebedge.errors import EbedgeError
 from ebedge.methods.filters import kept_count
 from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_stage
-from ebedge.models.vgg import VGG_CFGS
+from ebedge.models.preresnet import PreResNet
+from ebedge.models.vgg import VGG
+from ebedge.prune.masks import bn_layers
 
-SUPPORTED = tuple(sorted(VGG_CFGS))
 SAMPLE_BATCHES = 4  # training batches whose activations are sampled
 POINTS_PER_IMAGE = 10  # sampled (location, output channel) points per image, as in the paper
-
-
-def check(settings):
-    if settings["model"] not in SUPPORTED:
-        raise EbedgeError("method thinet supports only %s, not model %r"
-                          % (", ".join(SUPPORTED), settings["model"]))
 
 
 def run(ctx):
@@ -42,23 +41,48 @@ def run(ctx):
     mask = None if ctx.is_finished("prune") else select_channels(ctx, trained)
     pruned = prune_stage(ctx, trained, mask)
     epochs = ctx.settings["epochs"]
-    retrain_stage(ctx, pruned, epochs=epochs)
+    retrain_stage(ctx, pruned, epochs=epochs, sparsity=0.0)
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **pruned_fields(ctx))
 
 
+def consumers(model):
+    """Per prunable BN (bn_layers order), the layer whose output its channels are selected to
+    reconstruct, or None where the layer is kept whole (trunk channels)."""
+    if isinstance(model, VGG):
+        convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+        return convs[1:] + [model.classifier]
+    modules = dict(model.named_modules())
+    out = []
+    for name, _ in bn_layers(model):
+        prefix, _, leaf = name.rpartition(".")
+        block = modules.get(prefix) if prefix else None
+        if isinstance(model, PreResNet):
+            inside = {"bn2": "conv2", "bn3": "conv3"}
+        elif hasattr(block, "conv3"):  # ResNet bottleneck: conv1 and conv2 outputs stay inside
+            inside = {"bn1": "conv2", "bn2": "conv3"}
+        else:  # ResNet basic block: conv1's output stays inside
+            inside = {"bn1": "conv2"}
+        following = inside.get(leaf) if block is not None else None
+        out.append(getattr(block, following) if following else None)
+    return out
+
+
 def select_channels(ctx, model):
-    """Flat keep-mask over the VGG convs (bn_layers order) by greedy reconstruction."""
+    """Flat keep-mask over bn_layers(model) by greedy reconstruction of each consumer's output."""
     ratio = ctx.settings["prune_ratio"][0]
-    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    consumers = convs[1:] + [model.classifier]
+    layers = bn_layers(model)
+    targets = consumers(model)
     with ctx.phase("prune"):
-        contributions, images = _sample_contributions(ctx, model, consumers)
+        used = [c for c in targets if c is not None]
+        sampled, images = _sample_contributions(ctx, model, used)
+        by_layer = dict(zip([id(c) for c in used], sampled))
         keep = []
-        for conv, z in zip(convs, contributions):
-            removed = greedy_removal(z, conv.out_channels - kept_count(conv.out_channels, ratio))
-            layer = np.ones(conv.out_channels, dtype=bool)
-            layer[removed] = False
+        for (_, bn), consumer in zip(layers, targets):
+            layer = np.ones(bn.num_features, dtype=bool)
+            if consumer is not None:
+                count = bn.num_features - kept_count(bn.num_features, ratio)
+                layer[greedy_removal(by_layer[id(consumer)], count)] = False
             keep.append(layer)
     ctx.add_flops("prune", ctx.forward_flops(model) * images)
     return np.concatenate(keep)
@@ -102,9 +126,10 @@ def contributions(layer, x, gen):
         return x[images.to(x.device)] * weight[outs.to(x.device)]
     kh, kw = layer.kernel_size
     ph, pw = layer.padding
+    sh, sw = layer.stride
     padded = nn.functional.pad(x, (pw, pw, ph, ph))
-    rows = torch.randint(0, x.size(2) + 2 * ph - kh + 1, (m,), generator=gen)
-    cols = torch.randint(0, x.size(3) + 2 * pw - kw + 1, (m,), generator=gen)
+    rows = torch.randint(0, (x.size(2) + 2 * ph - kh) // sh + 1, (m,), generator=gen) * sh
+    cols = torch.randint(0, (x.size(3) + 2 * pw - kw) // sw + 1, (m,), generator=gen) * sw
     r = (rows[:, None] + torch.arange(kh)).to(x.device)
     c = (cols[:, None] + torch.arange(kw)).to(x.device)
     channels = torch.arange(x.size(1), device=x.device)

@@ -17,14 +17,15 @@ def _check(name):
         raise ValueError("unknown model %r; known models: %s" % (name, ", ".join(MODEL_NAMES)))
 
 
-def default_cfg(name, width=1.0):
-    """The unpruned channel configuration of `name`, every width multiplied by `width` (min 1)."""
+def default_cfg(name, width=1.0, prune_scope="all-bn"):
+    """The unpruned channel configuration of `name`, every width multiplied by `width` (min 1);
+    `prune_scope` shapes ResNet-18/50's cfg (see models/resnet.py)."""
     _check(name)
     if name in VGG_CFGS:
         return vgg_default_cfg(name, width)
     if name in DEPTHS:
         return preresnet_default_cfg(name, width)
-    return resnet_default_cfg(name, width)
+    return resnet_default_cfg(name, width, prune_scope)
 
 
 def input_size(name):
@@ -33,8 +34,9 @@ def input_size(name):
     return (3, 224, 224) if name in SPECS else (3, 32, 32)
 
 
-def build_model(name, num_classes=10, cfg=None, width=1.0):
-    """Build `name` with `num_classes` outputs; `cfg` (e.g. a pruned one) overrides the default widths."""
+def build_model(name, num_classes=10, cfg=None, width=1.0, prune_scope="all-bn"):
+    """Build `name` with `num_classes` outputs; `cfg` (e.g. a pruned one) overrides the default widths.
+    `prune_scope` ("all-bn", the official, or "inner-only") applies to ResNet-18/50 only."""
     _check(name)
     if cfg is not None:
         cfg = list(cfg)
@@ -44,17 +46,19 @@ def build_model(name, num_classes=10, cfg=None, width=1.0):
     elif name in DEPTHS:
         model = PreResNet(DEPTHS[name], cfg, num_classes, width)
     else:
-        model = PrunableResNet(name, cfg, num_classes, width)
+        model = PrunableResNet(name, cfg, num_classes, width, prune_scope)
     model.arch = name
     return model
 
 
 def model_spec(model):
     """What a checkpoint needs to rebuild the shape of `model` (JSON-serialisable)."""
-    return {"arch": model.arch, "num_classes": model.num_classes, "cfg": list(model.cfg), "width": model.width}
+    return {"arch": model.arch, "num_classes": model.num_classes, "cfg": list(model.cfg), "width": model.width,
+            "prune_scope": getattr(model, "prune_scope", "all-bn")}
 
 
 def rebuild(model, cfg=None):
     """A freshly initialised model of the same family and trunk as `model`, with `cfg` (default: its own)."""
     spec = model_spec(model)
-    return build_model(spec["arch"], spec["num_classes"], cfg if cfg is not None else spec["cfg"], spec["width"])
+    return build_model(spec["arch"], spec["num_classes"], cfg if cfg is not None else spec["cfg"], spec["width"],
+                       spec["prune_scope"])

@@ -5,7 +5,11 @@ every conv, BN (gamma, beta, running stats) and Linear are copied into it. Per a
   VGG        every conv narrowed by its BN's mask, the classifier loses the matching columns;
   PreResNet  trunk unpruned; a block's input bn1 and the final bn stay whole and their masks become
              the indices of the ChannelSelect that follows; bn2/bn3 narrow conv1/conv2/conv3;
-  ResNet     trunk unpruned; the inner convs of each block are narrowed by their BNs' masks.
+  ResNet     trunk width kept; the inner convs of each block are narrowed by their BNs' masks; with
+             the official all-bn scope, each block's input (and fc's) is narrowed through its
+             channel selection by the mask of the BN that produced it, and the trunk BNs (stem,
+             each block's last, downsample) keep their width with pruned channels zeroed, as the
+             official resprune.py leaves them.
 Guard: a layer whose mask keeps nothing keeps its single largest-|gamma| channel instead of
 breaking the network (the official vggprune silently does); such layers are reported and logged.
 Pruned channels' beta is dropped, not folded forward, exactly as in the official code.
@@ -87,11 +91,16 @@ def _planner(model):
 
 
 def _selectable(model):
-    """For PreResNet, the channels each select-fed BN can still pass on (earlier pruning may have cut some)."""
-    if not isinstance(model, PreResNet):
+    """For PreResNet and all-bn ResNet, the channels each select-fed BN can still pass on (earlier
+    pruning may have cut some)."""
+    if isinstance(model, PrunableResNet) and model.prune_scope == "all-bn":
+        pairs = [(bn, sel) for bn, sel, _ in _resnet_selects(model)]
+    elif isinstance(model, PreResNet):
+        pairs = _preresnet_selects(model)
+    else:
         return {}
     allowed = {}
-    for bn_name, select in _preresnet_selects(model):
+    for bn_name, select in pairs:
         bn = dict(model.named_modules())[bn_name]
         usable = np.zeros(bn.num_features, dtype=bool)
         usable[select.indices.cpu().numpy()] = True
@@ -144,8 +153,59 @@ def _plan_preresnet(model, keep):
     return cfg, slices, buffers
 
 
+def _resnet_selects(model):
+    """[(feeding BN, module holding `indices`, name prefix of the block or '' for fc)] of an
+    all-bn ResNet: the stem's bn1 feeds layer1.0, each block's last BN the next block, the
+    last block's last BN the classifier."""
+    per_block = inner_convs(type(model.layer1[0]))
+    out, feeding = [], "bn1"
+    for s in range(1, 5):
+        for b, block in enumerate(getattr(model, "layer%d" % s)):
+            prefix = "layer%d.%d." % (s, b)
+            out.append((feeding, block.conv1, prefix))
+            feeding = prefix + "bn%d" % (per_block + 1)
+    return out + [(feeding, model.fc, "")]
+
+
+def _zeroed_bn(model, name, idx):
+    """{state key: value} for BN `name` kept whole with the channels outside `idx` zeroed."""
+    bn = dict(model.named_modules())[name]
+    keep = torch.zeros(bn.num_features, dtype=torch.bool, device=bn.weight.device)
+    keep[torch.as_tensor(idx, dtype=torch.long, device=bn.weight.device)] = True
+    return {name + ".weight": bn.weight.detach() * keep, name + ".bias": bn.bias.detach() * keep}
+
+
+def _plan_resnet_all_bn(model, keep):
+    """Block inputs and fc narrowed by selection, inner convs by their BNs, trunk BNs zeroed."""
+    cfg, slices, buffers = [], {}, {}
+    per_block = inner_convs(type(model.layer1[0]))
+    for feeding, reader, prefix in _resnet_selects(model):
+        chosen = keep[feeding]
+        positions = np.searchsorted(reader.indices.cpu().numpy(), chosen)
+        buffers[(prefix or "fc.") + ("conv1.indices" if prefix else "indices")] = \
+            torch.as_tensor(chosen, dtype=torch.long)
+        buffers.update(_zeroed_bn(model, feeding, chosen))
+        cfg.append(int(chosen.size))
+        if not prefix:
+            slices["fc"] = (None, positions)
+            continue
+        prev = positions
+        for j in range(1, per_block + 1):
+            k = keep[prefix + "bn%d" % j]
+            slices[prefix + "conv%d" % j] = (k, prev)
+            slices[prefix + "bn%d" % j] = (k, None)
+            prev = k
+            cfg.append(int(k.size))
+        slices[prefix + "conv%d" % (per_block + 1)] = (None, prev)
+        if prefix + "downsample.1" in keep:
+            buffers.update(_zeroed_bn(model, prefix + "downsample.1", keep[prefix + "downsample.1"]))
+    return cfg, slices, buffers
+
+
 def _plan_resnet(model, keep):
     """Inner convs narrowed; each block's last conv loses only input channels."""
+    if model.prune_scope == "all-bn":
+        return _plan_resnet_all_bn(model, keep)
     cfg, slices = [], {}
     names = [name for name, _ in bn_layers(model)]
     per_block = inner_convs(type(model.layer1[0]))

@@ -8,7 +8,8 @@ Outputs of `build_report`:
   runs.csv    one row per run: status, board, power mode, summary numbers, energy with its label, settings
   table.csv   the paper's Table 2 shape: one row per (model, dataset, method), columns per prune ratio
   phases.csv  energy (gross and net kJ) and seconds per phase, per run, meter and rail
-  plots/      mask-distance matrices (Fig. 3), accuracy and FLOPs against ticket epoch (Figs. 1 and 5),
+  plots/      mask-distance matrices, the paper's Figs. 1/2, 3 and 5 where the runs are those experiments,
+              accuracy and FLOPs against the detector's EB epoch where runs drew it at several epochs,
               energy and FLOPs bars per method, power traces with phases shaded; each as PNG and SVG
   index.html  all of it on one self-contained page (ebedge.report.page)
   report.json the same numbers, machine-readable
@@ -29,6 +30,17 @@ FORMATS = ("codecarbon",)
 
 
 # ---------------------------------------------------------------- the whole report
+
+def paper_figures(runs, plots, notes):
+    """The paper's Figs. 1 (and 2), 3 and 5 where the runs are those experiments."""
+    from ebedge.report import plots as draw
+    files = draw.plot_fig1(runs, plots) + draw.plot_fig5(runs, plots)
+    if not files:
+        notes.append("Figs. 1, 2, 5 skipped: no runs with a fixed draw epoch (--draw-at)")
+    for run in runs:
+        files += draw.plot_fig3(run, plots)
+    return files
+
 
 @dataclass
 class ReportResult:
@@ -102,12 +114,12 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     for run in runs:
         files += draw.plot_mask_distance(run, plots)
         files += draw.plot_power_trace(run, plots)
-    ticket = draw.plot_ticket_epoch(runs_df, plots)
-    if not ticket:
-        notes.append("ticket-epoch plots (Figs. 1, 5) skipped: no method/ratio drew tickets at more than one epoch")
-    files += ticket
+    files += draw.plot_ticket_epoch(runs_df, plots)
+    files += paper_figures(runs, plots, notes)
     files += draw.plot_method_bars(runs_df, plots, allow_mixed_power_modes, allow_mixed_energy_methods)
     warnings = ["not a run directory, ignored: {}".format(f) for f in foreign] + duplicates
+    warnings += ["run {} drew no Early-Bird ticket: its last searched network was pruned (eb_epoch null)"
+                 .format(run.run_id) for run in runs if (run.summary or {}).get("no_ticket")]
     for run in runs:
         if not run.complete:
             warnings.append("run {} is {}: listed in runs.csv, left out of the table".format(run.run_id, run.status))

@@ -1,6 +1,9 @@
 """The report's pictures (matplotlib, Agg backend, PNG and SVG each): the pairwise mask-distance
-matrix (paper Fig. 3), accuracy and FLOPs against the ticket epoch (Figs. 1 and 5), energy and
-FLOPs bars per method, and a power trace with phases shaded."""
+matrix of every run, the paper's Fig. 3 (four-panel mask distances of a whole-schedule search),
+Figs. 1 and 5 (retrain accuracy and total training FLOPs against the epoch a ticket was drawn at,
+from runs with fixed draw epochs), accuracy and FLOPs against the detector's EB epoch where runs
+drew tickets at several epochs, energy and FLOPs bars per method, and a power trace with phases
+shaded."""
 import os
 import re
 import zipfile
@@ -77,8 +80,8 @@ def _eb_epoch_for(run: Run, ratio: float):
 
 
 def plot_mask_distance(run: Run, out_dir: str) -> List[str]:
-    """Fig. 3: the pairwise mask-distance matrix per prune ratio, linearly normalized to [0, 1] as in the
-    paper, with the EB epoch marked by red lines."""
+    """The pairwise mask-distance matrix per prune ratio, linearly normalized to [0, 1] as in the
+    paper's Fig. 3, with the EB epoch marked by red lines."""
     paths = []
     for ratio, (epochs, masks) in sorted(load_masks(run).items()):
         if len(epochs) == 0:
@@ -117,9 +120,11 @@ def ticket_epoch_groups(runs_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_ticket_epoch(runs_df: pd.DataFrame, out_dir: str) -> List[str]:
-    """Figs. 1 and 5: retrain accuracy and total training FLOPs against the ticket epoch, one figure per
-    (model, dataset); points are means, error bars min..max over repeats (as in the paper); the dashed
-    line is the dense accuracy where dense runs exist. Returns [] when no group has several ticket epochs."""
+    """Retrain accuracy and total training FLOPs against the epoch the detector drew the ticket at,
+    one figure per (model, dataset), for runs that happened to draw at several epochs (e.g. several
+    seeds); points are means, error bars min..max over repeats; the dashed line is the dense accuracy
+    where dense runs exist. Not the paper's Figs. 1 and 5, whose tickets are drawn at fixed epochs
+    (see plot_fig1 / plot_fig5). Returns [] when no group has several ticket epochs."""
     sweep = ticket_epoch_groups(runs_df)
     paths = []
     for (model, dataset), g in sweep.groupby(["model", "dataset"]):
@@ -148,7 +153,7 @@ def plot_ticket_epoch(runs_df: pd.DataFrame, out_dir: str) -> List[str]:
         ax_flops.set_ylabel("total training FLOPs (P)")
         ax_acc.legend(fontsize=8)
         fig.suptitle("{} / {}".format(model, dataset))
-        paths += _save(fig, out_dir, "ticket_epoch_{}_{}".format(model, dataset))
+        paths += _save(fig, out_dir, "eb_epoch_sweep_{}_{}".format(model, dataset))
     return paths
 
 
@@ -229,3 +234,106 @@ def plot_power_trace(run: Run, out_dir: str) -> List[str]:
     return _save(fig, out_dir, "power_{}".format(run.run_id))
 
 
+
+
+# ---------------------------------------------------------------- the paper's Figs. 1, 3 and 5
+
+def draw_frame(runs: List[Run]) -> pd.DataFrame:
+    """One row per complete run of a fixed-draw-epoch experiment: EB variants with `draw_at`
+    (x = the draw epoch), network slimming (x = its whole schedule: the paper's "final" ticket)
+    and dense runs (the dashed line). `schedule` tells apart runs of Tables 1 and 4 (lr schedule,
+    initial lr)."""
+    rows = []
+    for run in runs:
+        s = run.summary or {}
+        if not run.complete:
+            continue
+        method = s.get("method")
+        draw = s.get("draw_at")
+        if method == "ns":
+            draw = run.settings.get("epochs")
+        if method != "dense" and draw is None:
+            continue
+        rows.append({"model": s.get("model"), "dataset": s.get("dataset"), "method": method,
+                     "ratio": ratio_label(s.get("prune_ratio")), "draw": draw,
+                     "schedule": run.settings.get("lr_schedule") or "lr {}".format(run.settings.get("lr")),
+                     "test_acc": s.get("test_acc"),
+                     "pflops": (s.get("train_flops_total") or 0) / 1e15})
+    return pd.DataFrame(rows, columns=["model", "dataset", "method", "ratio", "draw", "schedule",
+                                       "test_acc", "pflops"])
+
+
+def _min_max_line(ax, g: pd.DataFrame, column: str, scale: float, label: str, **style):
+    st = g.groupby("draw")[column].agg(["mean", "min", "max"]).sort_index()
+    x = st.index.values.astype(float)
+    ax.errorbar(x, st["mean"] * scale, yerr=[(st["mean"] - st["min"]) * scale, (st["max"] - st["mean"]) * scale],
+                marker="o", capsize=3, label=label, **style)
+
+
+def _draw_figure(runs: List[Run], out_dir: str, stem: str, column: str, scale: float, ylabel: str,
+                 dashed_dense: bool) -> List[str]:
+    frame = draw_frame(runs)
+    drawn = frame[frame["method"].astype(str).str.startswith("eb")]
+    paths = []
+    for (model, dataset), g in drawn.groupby(["model", "dataset"]):
+        fig = _figure(6.4, 4.4)
+        ax = fig.add_subplot(111)
+        several = g["schedule"].nunique() > 1
+        for (method, ratio, schedule), line in g.groupby(["method", "ratio", "schedule"]):
+            label = "{} p={}{}".format(method, ratio, " ({})".format(schedule) if several else "")
+            final = frame[(frame["method"] == "ns") & (frame["model"] == model) & (frame["dataset"] == dataset)
+                          & (frame["ratio"] == ratio) & (frame["schedule"] == schedule)]
+            if column == "test_acc":  # Fig. 1: the "final" ticket continues the line
+                _min_max_line(ax, pd.concat([line, final]), column, scale, label)
+            else:  # Fig. 5: EB Train's line against the progressive baseline's cost
+                _min_max_line(ax, line, column, scale, label)
+                if not final.empty:
+                    ax.axhline(final[column].mean() * scale, ls=":", color=ax.lines[-1].get_color(),
+                               label="NS (ticket after {} epochs) p={}".format(int(final["draw"].iloc[0]), ratio))
+        dense = frame[(frame["method"] == "dense") & (frame["model"] == model) & (frame["dataset"] == dataset)]
+        if dashed_dense and not dense.empty:
+            ax.axhline(dense[column].mean() * scale, ls="--", color="gray", label="dense")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch the ticket was drawn at (the last: after the whole schedule, NS)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        ax.set_title("{} / {}".format(model, dataset), fontsize=9)
+        paths += _save(fig, out_dir, "{}_{}_{}".format(stem, model, dataset))
+    return paths
+
+
+def plot_fig1(runs: List[Run], out_dir: str) -> List[str]:
+    """Fig. 1 (and Fig. 2 for eb-lf runs): retrain accuracy against the draw epoch, per (model,
+    dataset), one line per method and p, error bars min/max over repeats, dense accuracy dashed."""
+    return _draw_figure(runs, out_dir, "fig1", "test_acc", 100.0, "retrain accuracy (%)", True)
+
+
+def plot_fig5(runs: List[Run], out_dir: str) -> List[str]:
+    """Fig. 5: total training FLOPs against the draw epoch, EB Train per p, the progressive
+    prune-and-train baseline (NS: ticket after the whole schedule, retrained fully) dotted."""
+    return _draw_figure(runs, out_dir, "fig5", "pflops", 1.0, "total training FLOPs (P)", False)
+
+
+def plot_fig3(run: Run, out_dir: str) -> List[str]:
+    """Fig. 3: one panel per prune ratio of a search that recorded every epoch's mask
+    (`keep_searching`), normalized pairwise mask distances, the epoch the detector fired marked."""
+    masks = load_masks(run)
+    if not run.settings.get("keep_searching") or not masks:
+        return []
+    fig = _figure(4.2 * len(masks), 4.0)
+    for i, (ratio, (epochs, history)) in enumerate(sorted(masks.items())):
+        ax = fig.add_subplot(1, len(masks), i + 1)
+        d = mask_distance_matrix(history)
+        span = d.max() - d.min()
+        d = (d - d.min()) / span if span > 0 else np.zeros_like(d)
+        lo, hi = float(epochs[0]) - 0.5, float(epochs[-1]) + 0.5
+        ax.imshow(d, cmap="viridis_r", extent=(lo, hi, hi, lo), interpolation="nearest")
+        eb = _eb_epoch_for(run, ratio)
+        if eb is not None and lo <= float(eb) <= hi:
+            ax.axvline(eb, color="red", lw=1.0)
+            ax.axhline(eb, color="red", lw=1.0)
+        ax.set_title("p={}  EB epoch {} (eps {})".format(ratio_label(ratio), eb if eb is not None else "none",
+                                                      run.settings.get("epsilon")), fontsize=8)
+        ax.set_xlabel("epoch")
+    fig.suptitle("{} / {}".format(run.get("model"), run.get("dataset")), fontsize=9)
+    return _save(fig, out_dir, "fig3_{}_{}_{}".format(run.get("model"), run.get("dataset"), run.run_id))

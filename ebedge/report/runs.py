@@ -25,7 +25,7 @@ RUN_FILES = ("config.json", "summary.json", "phases.csv", "epochs.csv", "energy.
 REPORT_MARKERS = ("runs.csv", "table.csv")
 ENERGY_PHASES = ("idle_before", "search", "prune", "retrain", "eval", "idle_after", "train_total")
 # Paper order (Table 2): dense reference, the baselines, then the EB Train variants.
-METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "eb-reinit", "eb", "eb-lf", "eb-ll")
+METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "lt-structured", "snip-channel", "eb-reinit", "eb", "eb-lf", "eb-ll")
 NO_RATIO = "-"
 
 def t_quantile_975(df: int) -> float:
