@@ -107,6 +107,7 @@ def test_serial_meter_on_a_pty_measures_a_window():
     assert m.energy_j == pytest.approx(sim.energy_between(m.t_start, m.t_end), rel=0.02)
 
 
+@pytest.mark.host  # the report reads it (pandas)
 def test_log_dir_is_a_run_directory_the_report_reads(tx2, tmp_path):
     pytest.importorskip("pandas")
     from ebedge.report.build import build_report

@@ -4,6 +4,10 @@ import json
 import os
 
 import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")  # the report is host side
+pytestmark = pytest.mark.host
 
 from ebedge import report
 from ebedge.report import plots

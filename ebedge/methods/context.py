@@ -79,8 +79,10 @@ class MethodContext(object):
             self._loader_generator().set_state(rng["loader"])
 
     def _loader_generator(self):
-        """The generator that shuffles the training set (None: unseeded shuffling)."""
-        return getattr(self.train_loader, "generator", None)
+        """The generator that shuffles a DataLoader's training set (None: the device-resident
+        batches, which draw each epoch from its own seed, or unseeded shuffling)."""
+        generator = getattr(self.train_loader, "generator", None)
+        return generator if isinstance(generator, torch.Generator) else None
 
     def describe(self):
         """How data and compute really run (config.json["compute"]): pipeline, workers, cache, AMP..."""

@@ -11,7 +11,7 @@ import pytest
 from faults.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials,
                                     write_run)
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import click
 import numpy
 from faults.remote_fixtures import Lab
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
 

@@ -19,7 +19,7 @@ from ebedge import agent, runlock
 from ebedge.errors import EbedgeError
 from faults.remote_fixtures import EBEDGE, Lab
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_size": 64,
             "limit_train": 128, "limit_test": 32, "epochs": 200, "idle_seconds": 0}
 
