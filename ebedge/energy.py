@@ -330,7 +330,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
     so that gross and idle describe the same time), None where a boot has no idle power.
     `accuracy_pct`/`method` override what the meter registry says, as a value or {meter: value}.
     """
-    by_boot = samples if isinstance(samples, dict) else {None: samples}
+    per_boot = isinstance(samples, dict)
+    by_boot = samples if per_boot else {None: samples}  # a list: one process, one boot
     groups = {}
     for boot, boot_samples in by_boot.items():
         for s in boot_samples:
@@ -339,6 +340,7 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
     order = []
     for p in phases:
         name, a, b, boot = _phase_fields(p)
+        boot = boot if per_boot else None
         if name not in windows:
             windows[name] = []
             order.append(name)

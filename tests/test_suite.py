@@ -247,7 +247,7 @@ def test_cli_default_is_the_quick_suite(fake_runner):
 
     result = CliRunner().invoke(bench_command, ["--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "vgg16-synthetic-eb-p0.5-r0" in result.output and "results/quick" in result.output
+    assert "vgg16-synthetic-eb-p0.7-r0" in result.output and "results/quick" in result.output
 
 
 def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
