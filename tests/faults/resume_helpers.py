@@ -13,8 +13,9 @@ import pytest
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree
 
-TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "192", "--limit-test", "32",
-        "--batch-size", "32", "--device", "cpu", "--quiet", "--epsilon", "0.5"]
+# epochs of about a second (device-resident data is fast): long enough to be killed inside one
+TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "1024", "--limit-test", "32",
+        "--batch-size", "16", "--device", "cpu", "--quiet", "--epsilon", "0.5"]
 PROFILE = "6:0.7,11:0.9,4-9:0.6"  # watts: steps and a ramp, so timing errors show
 
 
@@ -52,18 +53,30 @@ def summary(out):
         return json.load(f)
 
 
-def wait_for_epochs(out, n, proc, timeout=240, into_next_s=0.4):
-    """Block until epochs.csv holds n rows, then return while the next epoch is under way."""
+def wait_for_epochs(out, n, proc, timeout=240):
+    """Block until epochs.csv holds n rows (written with the epoch's checkpoint, as the next epoch
+    starts), then until the run has left a sign of life inside that next epoch (a flushed sample
+    past its last phase row; runs without a meter: a moment), so a kill there loses real work."""
     path = os.path.join(out, "epochs.csv")
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             pytest.fail("run ended early: %s" % proc.stdout.read().decode())
         if os.path.exists(path) and len(rows(path)) >= n:
-            time.sleep(into_next_s)
-            return
-        time.sleep(0.05)
-    pytest.fail("no epoch finished in time")
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("no epoch finished in time")
+    last_end = max(float(r["t_end_mono"]) for r in rows(os.path.join(out, "phases.csv")))
+    samples = os.path.join(out, "samples.csv")
+    while os.path.exists(samples) and time.time() < deadline:
+        if any(float(r["t_mono"]) > last_end + 0.05 for r in rows(samples)[-20:]):
+            break
+        time.sleep(0.02)
+    else:
+        time.sleep(0.1)
+    if len(rows(path)) > n:
+        pytest.fail("epoch %d ended before the kill: epochs too short for this test" % n)
 
 
 def kill_mid_epoch(args, out, epochs_done=1, env=None):
