@@ -55,7 +55,7 @@ def _prepare_dir(out, resume, overwrite):
         if completed(out):
             raise EbedgeError("%s already holds a completed run" % out)
         return
-    if os.path.exists(out) and os.listdir(out):
+    if os.path.exists(out) and set(os.listdir(out)) - {runlock.RUN_DIR_LOCK}:
         if completed(out) and not overwrite:
             raise EbedgeError("%s already holds a completed run; use --overwrite or another --out"
                               % out)
@@ -139,6 +139,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         checkpoint, previous, settled = None, {}, None
     run_id = os.path.basename(os.path.normpath(out))
     rundir = RunDir(out, run_id)
+    runlock.hold_run_dir(out)  # held until the run ends (released by runlock.guarded)
     flags = list(previous.get("flags", []))
     if settled is not None:
         flags.extend(settled.flags)
