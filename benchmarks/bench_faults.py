@@ -456,9 +456,8 @@ class Bench(object):
         """The loopback board (started on first use; its client files are watched from then)."""
         if self._lab is None:
             self._lab = Lab(self.lab_dir)
-            board_disk = self._lab.boards["board1"].dir
             self.before.update((p, v) for p, v in self._snapshot().items()
-                               if not p.startswith(board_disk + os.sep))
+                               if p == self.lab_dir or p.startswith(self.lab_dir + os.sep))
         return self._lab
 
     def close(self):
