@@ -11,17 +11,24 @@ has an exact integral, and each hit by one random fault:
   disk_full    SIGKILL after a checkpoint; a resume under a file-size limit below the
                checkpoint's size (writes fail with EFBIG) must fail `disk full`; then resume
   reboot       SIGKILL, then the resume runs under another boot id (a power loss)
-  ssh_drop, hostile_board   remote faults (loopback sshd): plug in through REMOTE_FAULTS;
-               reported as not injected until they are registered
+  ssh_drop     `ebedge remote run` on a loopback OpenSSH board (tests/faults/remote_fixtures)
+               whose ssh ControlMaster is SIGKILLed mid-run; it must re-attach and collect
+  hostile_board  the run is made on the board, then `ebedge remote collect` talks to a board
+               ebedge that reports ids leaving the results root (`../../..`, absolute), shell
+               metacharacters and a stray folder, with links to a laptop canary and a fifo
+               planted in the run: refused in one line, canary untouched, good run intact
 
 Each run is compared with the same settings run undisturbed (epochs, FLOPs, EB epoch and
 accuracy must be identical) and with the simulator's truth over its own phase windows (energy of
 `train_total` and of `lost` within the run's stated `uncertainty_pct` + 3 % + 0.5 J). A run is within tolerance when all of that
 holds; flagged when its summary carries flags or a non-complete status; silently wrong when it
 is off and no flag explains it (must be 0): only a non-complete status excuses different
-training numbers, and only a `low coverage` or `meter error` flag an energy off the truth. Files written outside the results root are counted in the runs' working
-directory, HOME and TMPDIR (all fresh), less what importing torch and torchvision alone writes
-there (torch's compile-cache folder in TMPDIR).
+training numbers, and only a `low coverage` or `meter error` flag an energy off the truth. Files
+written outside the results root are the paths of the laptop tree (the runs' working directory,
+HOME and TMPDIR, all fresh, the ssh client files and a canary file), the top of the bench root and
+every path a hostile run id aims at, that appeared, changed or vanished during the campaign, less
+what importing torch and torchvision alone writes (torch's compile-cache folder in TMPDIR); the
+simulated sysfs and the board's own disk are not the laptop.
 
     python benchmarks/bench_faults.py [--runs 30] [--seed 1] [--json] [--keep DIR]
                                       [--faults sigkill,reboot,...]
@@ -50,7 +57,7 @@ from faults.remote_fixtures import (EBEDGE, Lab, hostile_ebedge,  # noqa: E402
 from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 
-SETTINGS = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "96", "--limit-test", "32",
+SETTINGS = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "640", "--limit-test", "32",
             "--batch-size", "32", "--device", "cpu", "--quiet", "--method", "eb", "--epochs", "4",
             "--epsilon", "0.5", "--meter", "ina3221", "--meter-interval", "0.05"]
 PROFILE = "6:0.7,11:0.9,4-9:0.6"
