@@ -93,6 +93,7 @@ class RunLock(object):
         self.path = path
         self.fd = fd
         self.record = record
+        self.remove_on_release = False
 
     def update(self, **fields):
         """Rewrite the holder record (e.g. with the pid of the child that now holds it)."""
@@ -111,6 +112,8 @@ class RunLock(object):
     def release(self):
         _held.pop(_key(self.path), None)
         try:
+            if self.remove_on_release and _is_file_of(self.fd, self.path):
+                os.unlink(self.path)  # still locked: whoever opened it retries on the new file
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             os.close(self.fd)
@@ -123,20 +126,31 @@ class RunLock(object):
 def _take(path, fields, busy_text):
     """Lock `path` (created if missing) for this process and record `fields` in it; RunBusy
     with `busy_text(holder's record)` when another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
-                 0o644)
-    try:
-        if not _try_flock(fd, fcntl.LOCK_EX, tries=5):
-            record = _read_record(fd)
-            raise RunBusy(busy_text(record), record)
-    except BaseException:
-        os.close(fd)
-        raise
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
+                     0o644)
+        try:
+            if not _try_flock(fd, fcntl.LOCK_EX, tries=5):
+                record = _read_record(fd)
+                raise RunBusy(busy_text(record), record)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_file_of(fd, path):
+            break
+        os.close(fd)  # its holder removed the file as it let go: lock the new one
     lock = RunLock(path, fd, {})
     lock.update(owner=uuid.uuid4().hex, host=socket.gethostname(), started_wall=time.time(),
                 **fields)
     _held[_key(path)] = lock
     return lock
+
+
+def _is_file_of(fd, path):
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def acquire(root, run_id, pid=None):
@@ -153,18 +167,17 @@ def hold_run_dir(out):
     path = os.path.join(out, RUN_DIR_LOCK)
     mine = _held.get(_key(path))
     if mine is not None:
-        try:
-            if os.path.samestat(os.stat(path), os.fstat(mine.fd)):
-                return mine
-        except OSError:
-            pass
+        if _is_file_of(mine.fd, path):
+            return mine
         mine.release()
     os.makedirs(out, exist_ok=True)
-    return _take(path, {"run_id": os.path.basename(os.path.normpath(out)), "pid": os.getpid()},
+    lock = _take(path, {"run_id": os.path.basename(os.path.normpath(out)), "pid": os.getpid()},
                  lambda record: "%s is being run right now by pid %s (started %s); wait for it "
                                 "to end or stop it before resuming or overwriting it"
                                 % (out, record.get("pid") or "?",
                                    when_text(record.get("started_wall"))))
+    lock.remove_on_release = True  # a run directory keeps no lock file once nobody runs it
+    return lock
 
 
 def holder(root):
