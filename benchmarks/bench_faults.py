@@ -11,17 +11,24 @@ has an exact integral, and each hit by one random fault:
   disk_full    SIGKILL after a checkpoint; a resume under a file-size limit below the
                checkpoint's size (writes fail with EFBIG) must fail `disk full`; then resume
   reboot       SIGKILL, then the resume runs under another boot id (a power loss)
-  ssh_drop, hostile_board   remote faults (loopback sshd): plug in through REMOTE_FAULTS;
-               reported as not injected until they are registered
+  ssh_drop     `ebedge remote run` on a loopback OpenSSH board (tests/faults/remote_fixtures)
+               whose ssh ControlMaster is SIGKILLed mid-run; it must re-attach and collect
+  hostile_board  the run is made on the board, then `ebedge remote collect` talks to a board
+               ebedge that reports ids leaving the results root (`../../..`, absolute), shell
+               metacharacters and a stray folder, with links to a laptop canary and a fifo
+               planted in the run: refused in one line, canary untouched, good run intact
 
 Each run is compared with the same settings run undisturbed (epochs, FLOPs, EB epoch and
 accuracy must be identical) and with the simulator's truth over its own phase windows (energy of
 `train_total` and of `lost` within the run's stated `uncertainty_pct` + 3 % + 0.5 J). A run is within tolerance when all of that
 holds; flagged when its summary carries flags or a non-complete status; silently wrong when it
 is off and no flag explains it (must be 0): only a non-complete status excuses different
-training numbers, and only a `low coverage` or `meter error` flag an energy off the truth. Files written outside the results root are counted in the runs' working
-directory, HOME and TMPDIR (all fresh), less what importing torch and torchvision alone writes
-there (torch's compile-cache folder in TMPDIR).
+training numbers, and only a `low coverage` or `meter error` flag an energy off the truth. Files
+written outside the results root are the paths of the laptop tree (the runs' working directory,
+HOME and TMPDIR, all fresh, the ssh client files and a canary file), the top of the bench root and
+every path a hostile run id aims at, that appeared, changed or vanished during the campaign, less
+what importing torch and torchvision alone writes (torch's compile-cache folder in TMPDIR); the
+simulated sysfs and the board's own disk are not the laptop.
 
     python benchmarks/bench_faults.py [--runs 30] [--seed 1] [--json] [--keep DIR]
                                       [--faults sigkill,reboot,...]
@@ -34,18 +41,23 @@ import random
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+from faults.remote_fixtures import (EBEDGE, Lab, hostile_ebedge,  # noqa: E402
+                                    no_symlinks_or_specials)
 from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 
-SETTINGS = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "96", "--limit-test", "32",
+SETTINGS = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "640", "--limit-test", "32",
             "--batch-size", "32", "--device", "cpu", "--quiet", "--method", "eb", "--epochs", "4",
             "--epsilon", "0.5", "--meter", "ina3221", "--meter-interval", "0.05"]
 PROFILE = "6:0.7,11:0.9,4-9:0.6"
@@ -55,6 +67,7 @@ COMPARED = ("status", "eb_epoch", "train_flops_search", "train_flops_prune",
             "train_flops_retrain", "train_flops_total", "test_acc")
 COUNTED = ("search", "prune", "retrain")
 TIMEOUT_S = 600
+CANARY = b"a laptop file the board must never touch\n"
 
 
 class Trial(object):
@@ -222,10 +235,126 @@ def fault_read_error(trial, rng):
 FAULTS = {"meter_drop": fault_meter_drop, "read_error": fault_read_error,
           "sigkill": fault_sigkill, "clock_step": fault_clock_step, "disk_full": fault_disk_full,
           "reboot": fault_reboot}
-# Remote faults need a loopback sshd board (tests/remote_sshd.py) and the collect checks;
-# register them here as name -> function(trial, rng) that runs the trial to its end and sets
-# trial.injected = False when the fault could not be applied.
-REMOTE_FAULTS = {"ssh_drop": None, "hostile_board": None}
+
+
+# -- remote faults: a real OpenSSH board on loopback (tests/faults/remote_fixtures.Lab) ----------
+def _remote_args(trial):
+    """The trial's settings for `ebedge remote run` (the board picks its own run directory)."""
+    args, skip = [], False
+    for arg in trial.args:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif arg != "--quiet":
+            args.append(arg)
+    return args
+
+
+def _drain(stream, lines):
+    for line in stream:
+        lines.append(line)
+
+
+def fault_ssh_drop(trial, rng):
+    """`ebedge remote run` whose ssh connection (the ControlMaster) is SIGKILLed mid-run; the
+    laptop must re-attach and collect a run equal to the undisturbed one, or flag it."""
+    lab, run_id = trial.bench.lab(), os.path.basename(trial.out)
+    trial.out = os.path.join(trial.bench.remote_results, "board1", run_id)
+    on_board = os.path.join(lab.root(), run_id)
+    argv = [EBEDGE, "remote", "run", "board1", "--ssh-config", lab.config, "--remote-ebedge",
+            EBEDGE, "--root", lab.root(), "--results", trial.bench.remote_results, "--name",
+            run_id] + _remote_args(trial)
+    proc = subprocess.Popen(argv, cwd=trial.bench.cwd, env=trial.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    lines = []
+    reader = threading.Thread(target=_drain, args=(proc.stdout, lines))
+    reader.start()
+    deadline = time.time() + TIMEOUT_S
+    master = None
+    while time.time() < deadline and proc.poll() is None:
+        pids = [l.rsplit("pid", 1)[1].strip(" )\n") for l in lines if "ssh master pid" in l]
+        master = int(pids[0]) if pids else None
+        if master and len(_rows(os.path.join(on_board, "phases.csv"))) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 1.0))
+    if proc.poll() is not None or master is None:
+        trial.injected = False
+        trial.notes.append("finished before the drop")
+    else:
+        os.kill(master, signal.SIGKILL)
+        trial.notes.append("ssh master killed")
+    proc.wait(TIMEOUT_S)
+    reader.join()
+    output = "".join(lines)
+    if trial.injected:
+        trial.notes.append("re-attached" if "re-attached" in output else "NOT re-attached")
+    if proc.returncode != 0 or not os.path.exists(os.path.join(trial.out, "summary.json")):
+        trial.notes.append("remote run exit %d: %s; collecting" % (
+            proc.returncode, output.strip().splitlines()[-1:] or ""))
+        lab.remote("collect", "board1", run_id, "--results", trial.bench.remote_results,
+                   cwd=trial.bench.cwd, env=trial.env)
+
+
+def _plant(run_dir, canary):
+    """What a compromised board leaves in a run directory: links to a laptop file and to a
+    laptop folder, and a fifo."""
+    for name in ("summary.json.tmp", "samples.csv.tmp", "energy.csv.tmp", "notes.txt"):
+        os.symlink(canary, os.path.join(run_dir, name))
+    os.symlink(os.path.dirname(canary), os.path.join(run_dir, "plots"))
+    os.mkfifo(os.path.join(run_dir, "pipe"))
+
+
+def fault_hostile_board(trial, rng):
+    """A real run on the board, then `ebedge remote collect` against a board whose ebedge lies:
+    run ids that leave the results root (`../..`, absolute), a stray folder, shell
+    metacharacters, and links to a laptop canary planted in the run. Nothing may be written
+    outside the results root (counted for the whole campaign), the canary must stay as it was,
+    the refusal must be one line, and the good run must arrive intact."""
+    bench, lab, run_id = trial.bench, trial.bench.lab(), os.path.basename(trial.out)
+    on_board = os.path.join(lab.root(), run_id)
+    code, output = trial.run([a if a != trial.out else on_board for a in trial.args])
+    trial.out = os.path.join(bench.remote_results, "board1", run_id)
+    if code != 0:
+        trial.injected = False
+        trial.notes.append("board run failed: %s" % output[-200:])
+        return
+    _plant(on_board, bench.canary)
+    escapes = ["../" * depth + "escaped-%s" % run_id for depth in (3, 4)]  # the bench root, above
+    answers = [{"run_id": escapes[0], "state": "complete", "out": on_board},
+               {"run_id": escapes[1], "state": "complete", "out": on_board},
+               {"run_id": os.path.join(bench.laptop, "abs-" + run_id), "state": "complete",
+                "out": on_board},
+               {"run_id": "x;touch${IFS}%s" % bench.canary + "-shell", "state": "complete",
+                "out": on_board},
+               {"run_id": "lost+found", "state": "unknown",
+                "out": os.path.join(lab.root(), "lost+found")},
+               {"run_id": run_id, "state": "complete", "out": on_board}]
+    rng.shuffle(answers)
+    board_bin = os.path.join(lab.boards["board1"].dir, "bin-" + run_id)  # the board's disk
+    os.makedirs(board_bin)
+    with open(os.path.join(board_bin, "answers.json"), "w") as f:
+        json.dump(answers, f)
+    fake = hostile_ebedge(os.path.join(board_bin, "ebedge"), os.path.join(board_bin,
+                                                                          "answers.json"))
+    bench.watch_also(os.path.normpath(os.path.join(bench.remote_results, "board1", e))
+                     for e in escapes)
+    done = lab.remote("collect", "board1", "--results", bench.remote_results,
+                      remote_ebedge=fake, cwd=bench.cwd, env=trial.env)
+    errors = [l for l in done.stderr.splitlines() if l.strip()]
+    with open(bench.canary, "rb") as f:
+        canary_kept = f.read() == CANARY
+    clean = (done.returncode != 0 and len(errors) == 1 and "4 run(s)" in errors[0]
+             and "Traceback" not in done.stdout + done.stderr and canary_kept
+             and not no_symlinks_or_specials(bench.results))
+    trial.notes.append("collect %s" % ("refused in one line" if clean else
+                                       "MISHANDLED: %r" % (done.stdout + done.stderr)[-300:]))
+    if not clean:
+        bench.mishandled += 1
+
+
+REMOTE_FAULTS = {"ssh_drop": fault_ssh_drop, "hostile_board": fault_hostile_board}
 
 
 # -- judging ---------------------------------------------------------------------------------------
@@ -292,38 +421,82 @@ def judge(trial, baseline):
 
 # -- the campaign ----------------------------------------------------------------------------------
 class Bench(object):
+    """The campaign's laptop: a results root, and around it a watched tree (working directory,
+    HOME, TMPDIR, a canary file, the ssh client files) where nothing may change; beside it the
+    simulated hardware (sysfs trees, boot id) and the loopback board's own disk."""
+
     def __init__(self, root):
         self.root = root
         self.results = os.path.join(root, "results")
+        self.remote_results = os.path.join(self.results, "remote")
         self.sysfs = os.path.join(root, "sysfs")
-        self.cwd = os.path.join(root, "cwd")
-        self.home = os.path.join(root, "home")
-        self.tmp = os.path.join(root, "tmp")
+        self.laptop = os.path.join(root, "laptop")
+        self.cwd = os.path.join(self.laptop, "cwd")
+        self.home = os.path.join(self.laptop, "home")
+        self.tmp = os.path.join(self.laptop, "tmp")
+        self.lab_dir = os.path.join(self.laptop, "ssh")
         for path in (self.results, self.sysfs, self.cwd, self.home, self.tmp):
             os.makedirs(path)
-        boot = os.path.join(root, "boot_id")
+        self.canary = os.path.join(self.laptop, "canary.txt")
+        with open(self.canary, "wb") as f:
+            f.write(CANARY)
+        boot = os.path.join(self.sysfs, "boot_id")
         with open(boot, "w") as f:
             f.write("campaign-boot-0\n")
         self.env = dict(os.environ, HOME=self.home, TMPDIR=self.tmp, EBEDGE_BOOT_ID_PATH=boot,
                         PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.env.pop("EBEDGE_CLOCK_SHIFT_S", None)
         self.mishandled = 0
+        self._lab = None
+        self.extra_watched = set()
         # importing torchvision 0.2x creates torch's compile cache folder in TMPDIR; what the
         # libraries write on import alone is not a write of the run's
         subprocess.check_call([sys.executable, "-c", "import torch, torchvision"], cwd=self.cwd,
                               env=self.env)
-        self.library_paths = self._outside_paths()
+        self.before = self._snapshot()
 
     @staticmethod
     def command(args):
         return [sys.executable, "-m", "ebedge.cli", "train"] + list(args)
 
-    def _outside_paths(self):
-        return {os.path.join(d, name) for top in (self.cwd, self.home, self.tmp)
-                for d, dirs, files in os.walk(top) for name in dirs + files}
+    def lab(self):
+        """The loopback board (started on first use; its client files are watched from then)."""
+        if self._lab is None:
+            self._lab = Lab(self.lab_dir)
+            self.before.update((p, v) for p, v in self._snapshot().items()
+                               if p == self.lab_dir or p.startswith(self.lab_dir + os.sep))
+        return self._lab
+
+    def close(self):
+        if self._lab is not None:
+            self._lab.stop()
+
+    def watch_also(self, paths):
+        """Paths outside the watched tree that a fault aims at (they must never appear)."""
+        self.extra_watched.update(paths)
+
+    def _snapshot(self):
+        """path -> (kind, size, mtime) for the watched tree and the top of the bench root."""
+        skip = os.path.join(self.lab_dir, "board1")
+        seen = {}
+        paths = [os.path.join(self.root, n) for n in os.listdir(self.root)]
+        for d, dirs, files in os.walk(self.laptop):
+            dirs[:] = [n for n in dirs if os.path.join(d, n) != skip]
+            paths.extend(os.path.join(d, n) for n in dirs + files)
+        for path in paths + sorted(self.extra_watched):
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            seen[path] = (stat.S_IFMT(st.st_mode), None if is_dir else st.st_size,
+                          None if is_dir else st.st_mtime_ns)
+        return seen
 
     def outside_writes(self):
-        return len(self._outside_paths() - self.library_paths)
+        """Paths outside the results root that appeared, changed or vanished."""
+        now = self._snapshot()
+        return sorted(p for p in set(now) | set(self.before) if now.get(p) != self.before.get(p))
 
 
 def baseline(bench, seed):
@@ -338,12 +511,19 @@ def baseline(bench, seed):
 
 
 def available_faults():
-    return sorted(FAULTS) + sorted(k for k, f in REMOTE_FAULTS.items() if f is not None)
+    return sorted(FAULTS) + sorted(REMOTE_FAULTS)
 
 
 def campaign(runs, seed, root, say, kinds=None):
     rng = random.Random(seed)
     bench = Bench(root)
+    try:
+        return _campaign(bench, runs, rng, say, kinds)
+    finally:
+        bench.close()
+
+
+def _campaign(bench, runs, rng, say, kinds):
     seeds = [1 + k for k in range(min(runs, VARIANTS))]
     baselines = {}
     for s in seeds:
@@ -374,9 +554,11 @@ def campaign(runs, seed, root, say, kinds=None):
             i, kind if trial.injected else "(none)", "ok" if within else "off",
             "flagged" if flagged else "-",
             ", ".join(trial.notes), ("  [" + "; ".join(wrong) + "]") if wrong else ""))
-    table["outside_writes"] = bench.outside_writes()
-    table["mishandled_disk_full"] = bench.mishandled
-    table["not_injected"] = sorted(k for k, f in REMOTE_FAULTS.items() if f is None)
+    outside = bench.outside_writes()
+    for path in outside:
+        say("written outside the results root: %s" % path)
+    table["outside_writes"] = len(outside)
+    table["mishandled"] = bench.mishandled
     return table, per_fault
 
 
@@ -392,9 +574,9 @@ def render(table, per_fault):
                        ("silently_wrong", "results silently wrong (must be 0)"),
                        ("outside_writes", "files written outside the results root (must be 0)")):
         lines.append("%-52s %6d" % (label, table[key]))
-    if table["not_injected"]:
-        lines.append("not injected (remote faults not registered): %s"
-                     % ", ".join(table["not_injected"]))
+    if table["mishandled"]:
+        lines.append("faults mishandled (disk full not a clean one-line failure, or a hostile "
+                     "collect not refused in one line): %d" % table["mishandled"])
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from ebedge.errors import EbedgeError
 
 DEFAULT_ROOT = "~/ebedge-runs"
 LOCK_NAME = ".ebedge-run.lock"
+RUN_DIR_LOCK = ".ebedge-rundir.lock"  # inside a run directory: held by the process running it
 ENV_FD = "EBEDGE_RUN_LOCK_FD"  # "<fd>:<lock path>" handed to a detached run
 _BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 _held = {}  # real path of a lock file -> RunLock this process holds
@@ -92,6 +93,7 @@ class RunLock(object):
         self.path = path
         self.fd = fd
         self.record = record
+        self.remove_on_release = False
 
     def update(self, **fields):
         """Rewrite the holder record (e.g. with the pid of the child that now holds it)."""
@@ -110,6 +112,8 @@ class RunLock(object):
     def release(self):
         _held.pop(_key(self.path), None)
         try:
+            if self.remove_on_release and _is_file_of(self.fd, self.path):
+                os.unlink(self.path)  # still locked: whoever opened it retries on the new file
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             os.close(self.fd)
@@ -119,23 +123,60 @@ class RunLock(object):
         return {ENV_FD: "%d:%s" % (self.fd, self.path)}
 
 
+def _take(path, fields, busy_text):
+    """Lock `path` (created if missing) for this process and record `fields` in it; RunBusy
+    with `busy_text(holder's record)` when another process holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
+                     0o644)
+        try:
+            if not _try_flock(fd, fcntl.LOCK_EX, tries=5):
+                record = _read_record(fd)
+                raise RunBusy(busy_text(record), record)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_file_of(fd, path):
+            break
+        os.close(fd)  # its holder removed the file as it let go: lock the new one
+    lock = RunLock(path, fd, {})
+    lock.update(owner=uuid.uuid4().hex, host=socket.gethostname(), started_wall=time.time(),
+                **fields)
+    _held[_key(path)] = lock
+    return lock
+
+
+def _is_file_of(fd, path):
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
 def acquire(root, run_id, pid=None):
     """Take `root`'s run lock for `run_id`; RunBusy naming the live run when another holds it."""
     os.makedirs(root, exist_ok=True)
-    path = lock_path(root)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC,
-                 0o644)
-    try:
-        if not _try_flock(fd, fcntl.LOCK_EX, tries=5):
-            record = _read_record(fd)
-            raise RunBusy(busy_message(record, root), record)
-    except BaseException:
-        os.close(fd)
-        raise
-    lock = RunLock(path, fd, {})
-    lock.update(run_id=run_id, pid=pid or os.getpid(), owner=uuid.uuid4().hex,
-                host=socket.gethostname(), started_wall=time.time())
-    _held[_key(path)] = lock
+    return _take(lock_path(root), {"run_id": run_id, "pid": pid or os.getpid()},
+                 lambda record: busy_message(record, root))
+
+
+def hold_run_dir(out):
+    """This process runs the run in `out`: lock `out/RUN_DIR_LOCK` until the run ends, or
+    RunBusy when another live process runs it (a resume would relabel its work `lost`).
+    Idempotent; a lock whose file was removed since (--overwrite) is taken again."""
+    path = os.path.join(out, RUN_DIR_LOCK)
+    mine = _held.get(_key(path))
+    if mine is not None:
+        if _is_file_of(mine.fd, path):
+            return mine
+        mine.release()
+    os.makedirs(out, exist_ok=True)
+    lock = _take(path, {"run_id": os.path.basename(os.path.normpath(out)), "pid": os.getpid()},
+                 lambda record: "%s is being run right now by pid %s (started %s); wait for it "
+                                "to end or stop it before resuming or overwriting it"
+                                % (out, record.get("pid") or "?",
+                                   when_text(record.get("started_wall"))))
+    lock.remove_on_release = True  # a run directory keeps no lock file once nobody runs it
     return lock
 
 
@@ -179,20 +220,34 @@ def _lock_applies(root):
 
 def guarded(execute):
     """Wrap the runner's `execute(settings, out=None, resume=False, ...)`: a run whose `out` lies
-    in a runs root holds that root's lock for its whole life, or is refused (RunBusy)."""
+    in a runs root holds that root's lock for its whole life, or is refused (RunBusy); a run
+    directory that already holds a run is locked (`hold_run_dir`) before `execute` touches it,
+    and the lock `execute` takes on a new one is released when it returns."""
     signature = inspect.signature(execute)
 
     @functools.wraps(execute)
     def wrapper(*args, **kwargs):
         out = signature.bind(*args, **kwargs).arguments.get("out")
-        if out is None:
-            return execute(*args, **kwargs)
-        root = os.path.dirname(os.path.abspath(out))
-        if _key(lock_path(root)) in _held or not _lock_applies(root):
-            return execute(*args, **kwargs)
-        lock = acquire(root, os.path.basename(os.path.normpath(out)))
+        before = set(_held)
         try:
-            return execute(*args, **kwargs)
+            if out is not None and os.path.exists(os.path.join(out, "config.json")):
+                hold_run_dir(out)  # before the run reads, settles or replaces anything in it
+            return _in_runs_root(execute, out, args, kwargs)
         finally:
-            lock.release()
+            for key in set(_held) - before:  # the run-directory lock this run took
+                if os.path.basename(key) == RUN_DIR_LOCK:
+                    _held[key].release()
     return wrapper
+
+
+def _in_runs_root(execute, out, args, kwargs):
+    if out is None:
+        return execute(*args, **kwargs)
+    root = os.path.dirname(os.path.abspath(out))
+    if _key(lock_path(root)) in _held or not _lock_applies(root):
+        return execute(*args, **kwargs)
+    lock = acquire(root, os.path.basename(os.path.normpath(out)))
+    try:
+        return execute(*args, **kwargs)
+    finally:
+        lock.release()

@@ -56,7 +56,7 @@ def _prepare_dir(out, resume, overwrite):
         if completed(out):
             raise EbedgeError("%s already holds a completed run" % out)
         return
-    if os.path.exists(out) and os.listdir(out):
+    if os.path.exists(out) and set(os.listdir(out)) - {runlock.RUN_DIR_LOCK}:
         if completed(out) and not overwrite:
             raise EbedgeError("%s already holds a completed run; use --overwrite or another --out"
                               % out)
@@ -145,6 +145,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     out = world.gather(out)[0]
     run_id = os.path.basename(os.path.normpath(out))
     rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
+    if world.is_main:
+        runlock.hold_run_dir(out)  # held until the run ends (released by runlock.guarded)
     flags = list(previous.get("flags", []))
     if settled is not None:
         flags.extend(settled.flags)

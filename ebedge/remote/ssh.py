@@ -110,7 +110,10 @@ class Connection(object):
         self.extra_options = list(extra_options)
         self._control_dir = tempfile.mkdtemp(prefix="ebedge-ssh-")
         os.chmod(self._control_dir, 0o700)
-        self.control_path = os.path.join(self._control_dir, "%C")
+        # one master per private directory, so a one-letter name: a socket path has room for
+        # about 100 bytes (ssh binds NAME.<16 random chars> first), and `%C` (40) with a long
+        # TMPDIR (macOS's /var/folders/..., a nested test tree) overflowed it
+        self.control_path = os.path.join(self._control_dir, "m")
 
     # -- argument lists ----------------------------------------------------------------------
     def ssh_options(self):

@@ -66,8 +66,9 @@ class Lab(object):
         argv = [EBEDGE, "remote", command, host, "--ssh-config", self.config,
                 "--remote-ebedge", remote_ebedge, "--root", self.root(host)] + list(args)
         kwargs.setdefault("timeout", 240)
+        kwargs.setdefault("cwd", self.work)
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, cwd=self.work, **kwargs)
+                              universal_newlines=True, **kwargs)
 
     def stop(self):
         for board in self.boards.values():

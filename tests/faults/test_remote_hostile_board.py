@@ -157,3 +157,16 @@ def test_item1_run_id_shape(value):
         check_run_id(value)
     assert check_run_id("x" * 128) and check_run_id("lost+found") == "lost+found"
     assert check_run_id("vgg16-cifar10-eb-p0.5-r0_1.2")
+
+
+def test_a_long_tmpdir_still_leaves_room_for_the_control_socket(lab):
+    import tempfile
+    base = tempfile.mkdtemp(prefix="ebedge-long-", dir="/tmp")
+    tmpdir = os.path.join(base, "t" * (60 - len(base) - 1))  # 60 chars, as on macOS (~49) and more
+    os.makedirs(tmpdir)
+    try:
+        done = lab.remote("status", "board1", env=dict(os.environ, TMPDIR=tmpdir))
+        assert done.returncode == 0, done.stderr
+        assert os.listdir(tmpdir) == []  # the private control directory is gone again
+    finally:
+        shutil.rmtree(base)
