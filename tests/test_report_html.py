@@ -244,6 +244,7 @@ RUN_CODE = """
 import sys
 import ebedge.defaults
 {block}
+from ebedge.cli import main
 ebedge.defaults.QUICK_SETTINGS.update(epochs=2, limit_train=128, limit_test=64, idle_seconds=0.0, meters=["model"])
 main(["run", "--out", {out!r}, "--quiet"])
 """

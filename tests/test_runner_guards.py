@@ -35,7 +35,9 @@ def _switch_after_first_epoch(out, mode_file):
         deadline = time.time() + 120
         while time.time() < deadline:
             if os.path.exists(path) and len(open(path).read().splitlines()) >= 2:
-                mode_file.write_text(MODE % ("MAXQ", 1))
+                tmp = mode_file.with_name("mode.new")  # atomic, as nvpmodel's own status file
+                tmp.write_text(MODE % ("MAXQ", 1))
+                os.replace(str(tmp), str(mode_file))
                 return
             time.sleep(0.02)
     thread = threading.Thread(target=watch)

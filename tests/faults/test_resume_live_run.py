@@ -22,7 +22,7 @@ def test_resume_or_overwrite_of_a_live_run_is_refused_until_it_dies(tmp_path):
     args = TINY + ["--epochs", "5000", "--meter", "none", "--out", out]
     live = start(args)
     try:
-        wait_for_epochs(out, 1, live, into_next_s=0.0)
+        wait_for_epochs(out, 1, live)
         before = files_of(out)
         for attempt in (["--resume", out, "--quiet"], args + ["--overwrite"]):
             done = run(attempt, timeout=120)
@@ -42,7 +42,7 @@ def test_resume_or_overwrite_of_a_live_run_is_refused_until_it_dies(tmp_path):
     done = len(rows(os.path.join(out, "epochs.csv")))
     resumed = start(["--resume", out, "--quiet"])
     try:
-        wait_for_epochs(out, done + 1, resumed, into_next_s=0)  # it trains on
+        wait_for_epochs(out, done + 1, resumed)  # it trains on
     finally:
         resumed.send_signal(signal.SIGKILL)
         resumed.wait()
