@@ -6,6 +6,7 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from conftest import SEPARATE_STDERR
 
 from conftest import FIXTURES
 from ebedge import energy
@@ -31,7 +32,7 @@ def stamped_100ms_log(seconds=5):
 def replay(args, log_bytes, tmp_path):
     log = tmp_path / "tegrastats.log"
     log.write_bytes(log_bytes)
-    return CliRunner().invoke(meters_group, ["replay", "tegrastats", str(log)] + args)
+    return CliRunner(**SEPARATE_STDERR).invoke(meters_group, ["replay", "tegrastats", str(log)] + args)
 
 
 def total_row(out):
