@@ -3,6 +3,7 @@ over the library versions a device interpreter has (Python 3.6, torch 1.10, clic
 import inspect
 import os
 import sys
+import time
 
 from click.testing import CliRunner
 
@@ -23,3 +24,14 @@ def load_checkpoint(path):
     import torch
     trusted = {"weights_only": False} if "weights_only" in inspect.signature(torch.load).parameters else {}
     return torch.load(path, map_location="cpu", **trusted)
+
+
+def wait_for(predicate, timeout=90, poll_s=0.3):
+    """predicate()'s first true value, polled until `timeout` seconds (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError("timed out")

@@ -8,19 +8,11 @@ import pytest
 
 from ebedge import agent
 from ebedge.errors import EbedgeError
+from conftest import wait_for
 
 SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_size": 64,
             "limit_train": 128, "limit_test": 32, "epochs": 50, "idle_seconds": 0}
 
-
-def wait_for(predicate, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 def test_detached_run_stops_cleanly_as_interrupted(tmp_path):

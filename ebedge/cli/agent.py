@@ -7,6 +7,7 @@ import click
 
 from ebedge import agent
 from ebedge.runid import check_run_id
+from ebedge.cli.options import GRACE, KILL
 
 _ROOT = click.option("--root", default=None, help="runs root on this board [default: ~/ebedge-runs]")
 
@@ -61,9 +62,8 @@ def status_cmd(run_id, root):
 
 @agent_group.command("stop")
 @click.argument("run_id")
-@click.option("--kill", is_flag=True, help="SIGKILL its process group (a hung run)")
-@click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")
+@KILL
+@GRACE
 @_ROOT
 def stop_cmd(run_id, kill, grace, root):
     """SIGTERM a run (it stops cleanly with status `interrupted`), or SIGKILL it with --kill."""

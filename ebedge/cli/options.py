@@ -1,6 +1,8 @@
 """Option parsing shared by the command groups (kept below them, so no group imports another)."""
 import json
 
+import click
+
 from ebedge.errors import EbedgeError
 
 
@@ -29,3 +31,9 @@ def load_settings_file(stream):
     if not isinstance(settings, dict):
         raise EbedgeError("--settings %s must hold a JSON object" % stream.name)
     return settings
+
+
+# `agent stop` and `remote stop` end a run the same way
+KILL = click.option("--kill", is_flag=True, help="SIGKILL the run's processes (a hung run)")
+GRACE = click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
+                     help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")

@@ -6,6 +6,7 @@ import click
 
 from ebedge.cli.train import PassesTrainOptions
 from ebedge.errors import EbedgeError
+from ebedge.cli.options import GRACE, KILL
 
 _SSH_CONFIG = click.option("--ssh-config", type=click.Path(dir_okay=False),
                            help="ssh config file (ssh -F) instead of ~/.ssh/config")
@@ -209,9 +210,8 @@ def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_byte
 @remote_group.command("stop")
 @click.argument("host")
 @click.argument("run_id")
-@click.option("--kill", is_flag=True, help="SIGKILL the run's processes (a hung run)")
-@click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")
+@KILL
+@GRACE
 @_SSH_CONFIG
 @_REMOTE_EBEDGE
 @_ROOT

@@ -4,6 +4,7 @@ Liveness is the board's run lock (flock held by the run's own process), so a ste
 changes nothing and a real SIGKILL frees the board at once. The agent is driven directly (it is
 what `ebedge remote` runs on the board) and through real sshd on loopback.
 """
+import functools
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 
 from ebedge import agent, runlock
 from ebedge.errors import EbedgeError
+from conftest import wait_for as _wait_for
 from faults.remote_fixtures import EBEDGE, Lab
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
@@ -24,14 +26,7 @@ SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_si
             "limit_train": 128, "limit_test": 32, "epochs": 200, "idle_seconds": 0}
 
 
-def wait_for(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+wait_for = functools.partial(_wait_for, timeout=120, poll_s=0.2)  # runs here train longer
 
 
 def running_with_checkpoint(root, run_id):
