@@ -33,9 +33,9 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     eb = json.load(open(os.path.join(out, "eb", "summary.json")))
     dense = json.load(open(os.path.join(out, "dense", "summary.json")))
     assert eb["status"] == dense["status"] == "complete"
-    # the paper's effect: the ticket drawn early (before the first lr decay, at 50%; the goal of
-    # 40% is met on one torch thread but not on two, see README), accuracy kept (timing untested)
-    assert eb["eb_epoch"] is not None and eb["eb_epoch"] <= 0.5 * QUICK_SETTINGS["epochs"]
+    # the paper's effect: the ticket drawn in the first 40% of the schedule, accuracy kept within a
+    # point (time and energy are the README's measured figures, not a timed test)
+    assert eb["eb_epoch"] is not None and eb["eb_epoch"] <= 0.4 * QUICK_SETTINGS["epochs"]
     assert abs(eb["test_acc"] - dense["test_acc"]) <= 0.01
     assert eb["prune_ratio"] == QUICK_SETTINGS["prune_ratio"][0] in (0.3, 0.5, 0.7)
     assert QUICK_SETTINGS.get("epsilon", 0.1) == 0.1
