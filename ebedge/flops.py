@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ebedge import models
+from ebedge.schedules import method_epochs
 
 TRAIN_STEP_FACTOR = 3
 FLOPS_PER_MAC = 2
@@ -150,37 +151,12 @@ def training_cost(name, dataset="cifar10", epochs=160, images=None, prune_ratio=
     return result
 
 
-# Each method's schedule as (dense epochs, pruned epochs) in terms of N (epochs) and E (EB epoch):
-# the cost structure the paper's Table 2 prices (LT and SNIP keep the dense shape: unstructured).
-_METHOD_EPOCHS = {
-    "dense": lambda n, e: (n, 0, "N dense"),
-    "sfp": lambda n, e: (n, 0, "N dense (soft pruning keeps the dense shape)"),
-    "lt": lambda n, e: (2 * n, 0, "2N dense (train, rewind, retrain unstructured)"),
-    "snip": lambda n, e: (n, 0, "N dense (unstructured; one scoring mini-batch not counted)"),
-    "ns": lambda n, e: (n, n, "N dense + N pruned"),
-    "thinet": lambda n, e: (n, n, "N dense + N pruned"),
-    "lt-structured": lambda n, e: (n, n, "N dense + N pruned"),
-    "snip-channel": lambda n, e: (0, n, "N pruned (one scoring mini-batch not counted)"),
-    "eb": lambda n, e: (e, n - e, "E dense + (N - E) pruned"),
-    "eb-lf": lambda n, e: (e, n - e, "E dense + (N - E) pruned (FP32-equivalent)"),
-    "eb-ll": lambda n, e: (e, n - e, "E dense + (N - E) pruned (FP32-equivalent)"),
-    "eb-reinit": lambda n, e: (e, n, "E dense + N pruned (re-init retrains the full schedule)"),
-}
-_NEEDS_EB_EPOCH = ("eb", "eb-lf", "eb-ll", "eb-reinit")
-
-
 def method_training_flops(cost, method, eb_epoch=None, pruned_fraction=None):
     """Total training FLOPs of `method` from a `training_cost` result: dense epochs at the dense
     network's cost, pruned epochs at `pruned_fraction` of it (default: the uniform-mask network
     of cost["prune_ratio"]). Returns {"total", "dense_epochs", "pruned_epochs", "structure"}."""
-    if method not in _METHOD_EPOCHS:
-        raise ValueError("no cost structure for method %r; known: %s"
-                         % (method, ", ".join(sorted(_METHOD_EPOCHS))))
     n = cost["epochs"]
-    if method in _NEEDS_EB_EPOCH:
-        if eb_epoch is None or not 1 <= eb_epoch <= n:
-            raise ValueError("method %s needs --eb-epoch between 1 and %d" % (method, n))
-    dense_epochs, pruned_epochs, structure = _METHOD_EPOCHS[method](n, eb_epoch)
+    dense_epochs, pruned_epochs, structure = method_epochs(method, n, eb_epoch)
     per_epoch = cost["dense"]["train_flops"] / float(n)
     if pruned_epochs and pruned_fraction is None:
         if cost["prune_ratio"] is None:

@@ -47,6 +47,7 @@ import time
 
 from ebedge.errors import EbedgeError
 from ebedge.eta import Eta
+from ebedge.schedules import method_epochs
 from ebedge.settings import DEFAULTS, resolve
 
 if sys.version_info >= (3, 11):
@@ -292,6 +293,23 @@ def _status_of(run_dir):
         return None
 
 
+def cell_epochs(settings):
+    """Epochs a cell will train, dense and pruned alike: its weight in the suite's time left.
+
+    EB methods train N epochs whatever their EB epoch (E searched + N - E retrained); where E
+    matters (re-init retrains N more, --keep-searching searches all N), the draw epoch is used if
+    set and N/4 guessed otherwise."""
+    epochs = int(settings.get("epochs") or 1)
+    eb_epoch = settings.get("draw_at") or max(1, epochs // 4)
+    try:
+        dense, pruned, _ = method_epochs(settings.get("method"), epochs, min(eb_epoch, epochs))
+    except ValueError:  # a method without a known structure: its schedule, once
+        return epochs
+    if settings.get("keep_searching"):
+        dense = epochs
+    return max(1, dense + pruned)
+
+
 def run_suite(suite, out_dir, execute, progress=print):
     """Run every cell not yet complete; return [(cell_id, status)] in run order.
 
@@ -302,7 +320,7 @@ def run_suite(suite, out_dir, execute, progress=print):
     """
     cells = suite.cells()
     results = []
-    eta = Eta(len(cells))
+    eta = Eta(weights=[cell_epochs(cell.settings) for cell in cells])
     for number, cell in enumerate(cells, 1):
         run_dir = os.path.join(out_dir, cell.cell_id)
         label = "[%d/%d] %s" % (number, len(cells), cell.cell_id)

@@ -7,7 +7,7 @@ import time
 
 from ebedge import agent
 from ebedge.eta import Eta, format_duration
-from ebedge.suite import load_suite, run_suite
+from ebedge.suite import cell_epochs, load_suite, run_suite
 
 
 def test_eta_is_the_mean_timed_unit_times_the_units_left():
@@ -22,6 +22,41 @@ def test_eta_is_the_mean_timed_unit_times_the_units_left():
     eta.done(1.0)
     assert eta.text() == ""
     assert [format_duration(s) for s in (42.4, 185, 3725)] == ["42s", "3m05s", "1h02m"]
+
+
+def test_weighted_units_expect_time_in_proportion_to_their_weight():
+    eta = Eta(weights=[90, 90, 180])  # dense, eb, ns of a 90-epoch suite
+    eta.done(600.0)
+    assert eta.remaining_s() == 270 * 600.0 / 90
+    eta.done(500.0)
+    assert eta.remaining_s() == 180 * 1100.0 / 180
+
+
+def test_a_cells_weight_is_the_epochs_its_method_trains():
+    assert cell_epochs({"method": "dense", "epochs": 90}) == 90
+    assert cell_epochs({"method": "ns", "epochs": 90}) == 180  # N dense + N pruned
+    assert cell_epochs({"method": "lt", "epochs": 90}) == 180  # train, rewind, retrain
+    assert cell_epochs({"method": "eb", "epochs": 90}) == 90  # E + (N - E), whatever E
+    assert cell_epochs({"method": "eb-reinit", "epochs": 90, "draw_at": 10}) == 100  # E + N
+    assert cell_epochs({"method": "eb-reinit", "epochs": 80}) == 100  # E guessed as N/4
+    assert cell_epochs({"method": "eb", "epochs": 80, "keep_searching": True}) == 140  # N + N - E
+    assert cell_epochs({"method": "unheard-of", "epochs": 7}) == 7
+
+
+def test_suite_time_left_weighs_cells_by_their_epochs(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[defaults]\nepochs = 3\n[grid]\nmethods = ["dense", "ns"]\n'
+                    'prune_ratios = [0.5]\n')
+
+    def execute(settings, out, resume):
+        time.sleep(1.0)
+        return {"status": "complete"}
+
+    lines = []
+    run_suite(load_suite(str(path)), str(tmp_path / "out"), execute, progress=lines.append)
+    first = next(line for line in lines if line.startswith("[1/2]") and "complete" in line)
+    # the dense cell took ~1 s for 3 epochs; NS trains 6: about 2 s left, not the 1 s of a plain mean
+    assert "(suite ETA 2s)" in first or "(suite ETA 3s)" in first, lines
 
 
 def test_suite_progress_shows_the_time_left(tmp_path):
