@@ -14,10 +14,16 @@ ARGS = ["--model", "vgg11", "--width", "0.125", "--limit-train", "1536", "--limi
         "--batch-size", "32", "--device", "cpu", "--epochs", "12", "--quiet", "--keep-searching"]
 
 
+def _default_sigint():
+    """A shell's background job starts with SIGINT ignored, and Python then leaves it ignored;
+    the run under test must get SIGINT as a terminal's Ctrl-C gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out, method="eb"):
     return subprocess.Popen([sys.executable, "-m", "ebedge.cli", "train", "--method", method,
                              "--out", out] + ARGS, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
 
 
 def _rows(path):
