@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,3 +36,13 @@ def wait_for(predicate, timeout=90, poll_s=0.3):
             return value
         time.sleep(poll_s)
     raise AssertionError("timed out")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convs on a shared 2-core box run far faster without intra-op threads."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,6 +7,7 @@ StrictHostKeyChecking yes and a known_hosts file holding their real keys.
 """
 import getpass
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -92,3 +93,21 @@ def write_ssh_config(path, boards, identity, known_hosts, extra_aliases=()):
                     "  IdentitiesOnly yes\n  UserKnownHostsFile %s\n  StrictHostKeyChecking yes\n"
                     "  LogLevel ERROR\n\n" % (alias, board.port, getpass.getuser(), identity, kh))
     return path
+
+
+def drop_connection_mid_run(argv, started_mark, timeout=240):
+    """Run `argv` (an `ebedge remote` command that reports its ssh master's pid), SIGKILL that
+    master once a line holds `started_mark`; return (exit status, output after the drop)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    master = None
+    for line in proc.stdout:
+        if "ssh master pid" in line:
+            master = int(line.rsplit("pid", 1)[1].strip(" )\n"))
+        if started_mark in line:
+            break
+    assert master, "no ssh master pid reported"
+    time.sleep(3)  # the log stream and the clock channel run over the master by now
+    os.kill(master, signal.SIGKILL)
+    rest = proc.stdout.read()
+    return proc.wait(timeout), rest

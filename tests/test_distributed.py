@@ -1,6 +1,5 @@
 """Multi-process EB Train (DDP over gloo on the CPU): sharding, agreement, energy per node, and real
 2-process runs compared with the single-process run of the same settings."""
-import csv
 import json
 import os
 import socket
@@ -14,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ebedge.distributed import BatchShard, SampledShard, ShadowRunDir, World, node_energy
 from ebedge.rundir import RunDir
 from ebedge.runner import execute
+from faults.resume_helpers import rows as _rows, summary as _summary
 from meters.base import Sample
 
 # EB drawn as soon as the FIFO is full (epsilon 1), so one process and two draw it at epoch 3.
@@ -28,14 +28,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _summary(out):
-    with open(os.path.join(out, "summary.json")) as f:
-        return json.load(f)
 
 
 def test_batch_shards_partition_every_global_batch():

@@ -26,13 +26,7 @@ METHODS = ("ns", "lt", "snip", "thinet", "sfp", "lt-structured", "snip-channel")
 STRUCTURED = ("ns", "thinet", "sfp", "lt-structured", "snip-channel")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convs on a shared 2-core box run far faster without intra-op threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from ebedge.errors import EbedgeError
 from ebedge.methods import stages
@@ -18,12 +17,7 @@ TINY = {"model": "vgg11", "width": 0.0625, "batch_size": 32, "limit_train": 128,
         "device": "cpu", "prune_ratio": [0.5]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _rows(path, name):

@@ -9,14 +9,13 @@ These tests need /usr/sbin/sshd; they fail (never skip) when it cannot start.
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from remote_sshd import LoopbackBoard, keygen, write_ssh_config
+from remote_sshd import LoopbackBoard, drop_connection_mid_run, keygen, write_ssh_config
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
@@ -111,19 +110,8 @@ def test_run_survives_killed_connection_reattaches_and_is_collected_again(lab):
     argv = [EBEDGE, "remote", "run", "board1", "--ssh-config", lab["config"], "--remote-ebedge",
             EBEDGE, "--root", lab["board"].runs_root, "--results", results, "--name", "dropped",
             "--epochs", "4", "--idle-seconds", "1"] + TINY
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            universal_newlines=True)
-    master = None
-    for line in proc.stdout:
-        if "ssh master pid" in line:
-            master = int(line.rsplit("pid", 1)[1].strip(" )\n"))
-        if "run dropped started" in line:
-            break
-    assert master, "no ssh master pid reported"
-    time.sleep(3)  # the log stream over the master is open by now
-    os.kill(master, signal.SIGKILL)  # the connection drops mid-run
-    rest = proc.stdout.read()
-    assert proc.wait(150) == 0, rest  # re-attached and followed the run to its end
+    rc, rest = drop_connection_mid_run(argv, "run dropped started", timeout=150)
+    assert rc == 0, rest  # re-attached and followed the run to its end
     assert "connection lost" in rest and "re-attached" in rest, rest
 
     deadline = time.monotonic() + 150

@@ -8,12 +8,11 @@ board's fake tegrastats, so the two meters must agree wherever both covered a ph
 import csv
 import json
 import os
-import signal
-import subprocess
 
 import pytest
 
 from faults.remote_fixtures import EBEDGE, Lab
+from remote_sshd import drop_connection_mid_run
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
@@ -22,24 +21,6 @@ pytestmark = [pytest.mark.host, pytest.mark.timeout(300)]  # the laptop side
 PROFILE = PowerProfile.parse("4-12:5,12-4:5")
 TINY = ["--model", "vgg16", "--width", "0.0625", "--dataset", "synthetic", "--batch-size", "64",
         "--limit-train", "256", "--limit-test", "64"]
-
-
-def drop_connection_mid_run(argv, started_mark):
-    """Run `argv`, SIGKILL its ssh master once the run started; (exit status, output after)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            universal_newlines=True)
-    master = None
-    for line in proc.stdout:
-        if "ssh master pid" in line:
-            master = int(line.rsplit("pid", 1)[1].strip(" )\n"))
-        if started_mark in line:
-            break
-    assert master, "no ssh master pid reported"
-    import time
-    time.sleep(3)  # the log stream and the clock channel run over the master by now
-    os.kill(master, signal.SIGKILL)
-    rest = proc.stdout.read()
-    return proc.wait(240), rest
 
 
 def test_item11_laptop_meter_records_through_a_drop_and_partial_cover_gives_no_ratio(tmp_path):
