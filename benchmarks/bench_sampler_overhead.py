@@ -1,6 +1,6 @@
 """What a 10 Hz meter sampler costs the training loop: epoch time with and without it.
 
-The sampler is the one a run uses (`ebedge.sampling.MeterSampler` draining into samples.csv)
+The sampler is the one a run uses (`ebedge.measure.sampling.MeterSampler` draining into samples.csv)
 over an INA3221 meter reading a fake TX2 sysfs tree, so every sample is real file I/O as on a
 board. Epochs alternate between the two conditions so that drift (thermal, other load) hits both
 alike; the figure is the ratio of median epoch times (target below 1.01). Because epoch times
@@ -22,11 +22,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from ebedge.data import load_dataset, make_loaders  # noqa: E402
+from ebedge.training.data import load_dataset, make_loaders  # noqa: E402
 from ebedge.models import build_model  # noqa: E402
-from ebedge.rundir import RunDir  # noqa: E402
-from ebedge.sampling import MeterSampler  # noqa: E402
-from ebedge.train import make_optimizer, seed_everything, train_epoch  # noqa: E402
+from ebedge.run.rundir import RunDir  # noqa: E402
+from ebedge.measure.sampling import MeterSampler  # noqa: E402
+from ebedge.training.train import make_optimizer, seed_everything, train_epoch  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 
 

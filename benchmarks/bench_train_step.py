@@ -27,13 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from ebedge import board, flops  # noqa: E402
-from ebedge.data import load_dataset, make_loaders, make_pipeline  # noqa: E402
+from ebedge.measure import board
+from ebedge.training import flops# noqa: E402
+from ebedge.training.data import load_dataset, make_loaders, make_pipeline  # noqa: E402
 from ebedge.models import build_model  # noqa: E402
 from ebedge.prune.masks import bn_layers, channel_mask  # noqa: E402
 from ebedge.prune.physical import prune_model  # noqa: E402
 from ebedge.prune.rounding import round_kept_channels  # noqa: E402
-from ebedge.train import make_optimizer, pick_device, seed_everything, synchronize  # noqa: E402
+from ebedge.training.train import make_optimizer, pick_device, seed_everything, synchronize  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10-jpeg")

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from ebedge.monitor import Measurement, Monitor  # noqa: E402 (needs __version__ above)
+from ebedge.measure.monitor import Measurement, Monitor  # noqa: E402 (needs __version__ above)
 
 __all__ = ["Measurement", "Monitor", "__version__"]

@@ -12,7 +12,7 @@ third of that schedule, and EB Train's time came out at 0.57-0.66 of dense.
 """
 import os
 
-from ebedge.runner import execute
+from ebedge.run.runner import execute
 
 QUICK_SETTINGS = {
     "model": "vgg16",

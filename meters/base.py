@@ -1,7 +1,7 @@
 """The meter contract: samples, the Meter life cycle, a registry of drivers and detection.
 
 Every driver yields `Sample`s timestamped on this host's clocks when the reading arrived;
-integration into joules is never the driver's job (see `ebedge.energy`). Reading happens in a
+integration into joules is never the driver's job (see `ebedge.measure.energy`). Reading happens in a
 background thread so that a slow or stalled meter never blocks the training loop.
 """
 import errno
@@ -127,7 +127,7 @@ class Meter(object):
       accuracy_pct  the meter's accuracy class in percent of reading, where known (for uncertainty)
       trust         order in `detect()`: higher is preferred
       max_power_w   the most any reading of this meter can physically be; above it (or below 0)
-                    a sample is flagged `overrange` and ebedge.energy leaves it out
+                    a sample is flagged `overrange` and ebedge.measure.energy leaves it out
     Instance attribute `total_rails`: the rails that formed the `total` rail, once known.
 
     A reading that fails transiently (`is_transient`) never ends the reader: it retries with

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ebedge import board
+from ebedge.measure import board
 
 TX2_CPUS = {  # cpu: (max kHz); cpu1/cpu2 are the Denver cores
     "cpu0": 2035200, "cpu1": 2035200, "cpu2": 2035200, "cpu3": 2035200, "cpu4": 2035200, "cpu5": 2035200}

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ebedge import flops
+from ebedge.training import flops
 from ebedge.models import build_model
 from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
@@ -20,7 +20,7 @@ def _model_with_scales(seed=0):
 
 
 def _hooked_macs(model):
-    """MACs counted by running the model (independent of ebedge.flops)."""
+    """MACs counted by running the model (independent of ebedge.training.flops)."""
     total = []
 
     def conv(module, inputs, output):
@@ -75,7 +75,7 @@ def test_flops_are_counted_for_the_rounded_network():
 
 
 def test_eb_run_prunes_to_multiples_and_reports_that_network(tmp_path):
-    from ebedge.runner import execute
+    from ebedge.run.runner import execute
     summary = execute({"method": "eb", "model": "vgg11", "width": 0.25, "epochs": 2,
                        "limit_train": 64, "limit_test": 16, "batch_size": 32, "device": "cpu",
                        "channel_multiple": 4}, out=str(tmp_path / "run"), quiet=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import CIFAR_JPEG
-from ebedge.data import load_dataset
+from ebedge.training.data import load_dataset
 from ebedge.errors import EbedgeError
 
 

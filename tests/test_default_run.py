@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ebedge.cli import main
 from ebedge.defaults import QUICK_METHODS, QUICK_SETTINGS
-from ebedge.suite import load_suite
+from ebedge.run.suite import load_suite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

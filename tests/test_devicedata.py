@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ebedge.data import load_dataset, make_pipeline
-from ebedge.devicedata import DeviceBatches, crop_flip, random_crop_flip
+from ebedge.training.data import load_dataset, make_pipeline
+from ebedge.training.devicedata import DeviceBatches, crop_flip, random_crop_flip
 from ebedge.errors import EbedgeError
-from ebedge.runner import execute
+from ebedge.run.runner import execute
 
 CPU = torch.device("cpu")
 
@@ -116,7 +116,7 @@ def test_decode_cache_is_written_next_to_the_data_and_hit_the_second_time(tmp_pa
 def test_read_only_data_dir_caches_in_the_user_cache(tmp_path, monkeypatch):
     root = _tree(tmp_path / "tree", (32, 32), "RGB")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr("ebedge.imagecache._writable_dir",
+    monkeypatch.setattr("ebedge.training.imagecache._writable_dir",
                         lambda path: path.startswith(str(tmp_path / "xdg")) and _mkdir(path))
     _, _, info = make_pipeline(load_dataset("imagefolder", data_dir=root), 4, CPU)
     cache = info["data_cache"]["test"]

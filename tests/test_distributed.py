@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ebedge.distributed import BatchShard, SampledShard, ShadowRunDir, World, node_energy
-from ebedge.rundir import RunDir
-from ebedge.runner import execute
+from ebedge.training.distributed import BatchShard, SampledShard, ShadowRunDir, World, node_energy
+from ebedge.run.rundir import RunDir
+from ebedge.run.runner import execute
 from faults.resume_helpers import rows as _rows, summary as _summary
 from meters.base import Sample
 
@@ -102,7 +102,7 @@ def test_shadow_run_directory_writes_nothing(tmp_path):
 
 DIVERGE = """
 import sys, torch
-from ebedge.distributed import World
+from ebedge.training.distributed import World
 from ebedge.errors import EbedgeError
 from ebedge.models import build_model
 world = World.from_env("cpu")

@@ -6,8 +6,8 @@ import os
 import time
 
 from ebedge import agent
-from ebedge.eta import Eta, format_duration
-from ebedge.suite import cell_epochs, load_suite, run_suite
+from ebedge.util.eta import Eta, format_duration
+from ebedge.run.suite import cell_epochs, load_suite, run_suite
 
 
 def test_eta_is_the_mean_timed_unit_times_the_units_left():

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ebedge.flops import count_params, flops_from_cfg, forward_macs, layer_macs, summary, train_flops
+from ebedge.training.flops import count_params, flops_from_cfg, forward_macs, layer_macs, summary, train_flops
 from ebedge.models import build_model, input_size
 from ebedge.prune.physical import prune_by_ratio
 

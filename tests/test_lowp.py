@@ -8,19 +8,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ebedge import lowp
+from ebedge.training import lowp
 from ebedge.errors import EbedgeError
 from ebedge.methods.eb_lowp import compare_tickets
 from ebedge.prune.masks import mask_distance
-from ebedge.rundir import RunDir
-from ebedge.train import train_epoch
+from ebedge.run.rundir import RunDir
+from ebedge.training.train import train_epoch
 
 WL = 8
 MAX_STEPS = 2 ** (WL - 1) - 1  # 127: sign + 7-bit magnitude
 
 
 def grid_steps(q):
-    """q / step per block along dim 0, with the step derived independently of ebedge.lowp:
+    """q / step per block along dim 0, with the step derived independently of ebedge.training.lowp:
     e = floor(log2(max|block|)) from math.frexp (exact), step = 2^(e - (wl - 2))."""
     flat = q.detach().double().reshape(q.shape[0] if q.dim() else 1, -1).numpy()
     out = []
@@ -176,7 +176,7 @@ def test_modelled_energy_scales_each_phase_by_its_bits():
 
 
 def _run(tmp_path, method):
-    from ebedge.runner import execute
+    from ebedge.run.runner import execute
     out = str(tmp_path / method)
     summary = execute({"method": method, "model": "vgg16", "width": 0.125, "dataset": "synthetic",
                        "limit_train": 128, "limit_test": 64, "epochs": 3, "batch_size": 128,

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from conftest import load_checkpoint
-from ebedge import flops
+from ebedge.training import flops
 from ebedge.methods import lt
 from ebedge.methods.context import MethodContext
-from ebedge.methods.filters import kept_count
+from ebedge.prune.filters import kept_count
 from ebedge.methods.sfp import zero_weakest_filters
 from ebedge.methods.thinet import greedy_removal
 from ebedge.models import build_model, default_cfg
-from ebedge.runner import execute
+from ebedge.run.runner import execute
 
 EPOCHS = 2
 RATIO = 0.5

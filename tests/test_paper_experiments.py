@@ -10,8 +10,8 @@ import pytest
 
 from ebedge.errors import EbedgeError
 from ebedge.methods import stages
-from ebedge.runner import execute
-from ebedge.settings import resolve
+from ebedge.run.runner import execute
+from ebedge.config.settings import resolve
 
 TINY = {"model": "vgg11", "width": 0.0625, "batch_size": 32, "limit_train": 128, "limit_test": 64,
         "device": "cpu", "prune_ratio": [0.5]}
@@ -142,7 +142,7 @@ def test_milestones_and_gamma_shape_the_schedule(tmp_path, one_thread):
     ("vgg16", "cifar10", [0.1] * 80 + [0.01] * 40 + [0.001] * 40),
     ("resnet18", "imagefolder", [0.1] * 30 + [0.01] * 30 + [0.001] * 30)])
 def test_default_milestones_are_the_papers_per_dataset(model, dataset, expected):
-    from ebedge.schedules import schedule_for
+    from ebedge.config.schedules import schedule_for
     s = resolve({"model": model, "dataset": dataset, "epochs": len(expected)})
     assert [schedule_for(s).lr_at(e) for e in range(len(expected))] == pytest.approx(expected)
 
@@ -170,7 +170,7 @@ def test_draw_at_is_refused_for_methods_that_draw_no_ticket(tmp_path):
 
 @pytest.mark.parametrize("model", ["preresnet101", "resnet50"])
 def test_thinet_prunes_the_inner_block_layers_of_residual_nets(tmp_path, one_thread, model):
-    from ebedge.methods.filters import kept_count
+    from ebedge.prune.filters import kept_count
     from ebedge.methods.thinet import consumers
     from ebedge.models import build_model
     from ebedge.prune.masks import bn_layers

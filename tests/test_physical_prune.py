@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebedge.flops import count_params, forward_macs
+from ebedge.training.flops import count_params, forward_macs
 from ebedge.models import build_model, input_size
 from ebedge.prune.masks import bn_layers, channel_mask, zero_pruned_channels
 from ebedge.prune.physical import prune_by_ratio, prune_model

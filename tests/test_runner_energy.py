@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ebedge.runner import execute
+from ebedge.run.runner import execute
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from ebedge import board
+from ebedge.measure import board
 from ebedge.errors import EbedgeError
-from ebedge.runner import execute
+from ebedge.run.runner import execute
 
 MODE = "NV Power Mode: %s\n%d\n"
 

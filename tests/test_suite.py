@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ebedge.errors import EbedgeError
-from ebedge.suite import load_suite, run_suite
+from ebedge.run.suite import load_suite, run_suite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,7 +159,7 @@ def test_quick_suite_is_eb_and_dense():
 
 
 class FakeExecute(object):
-    """Stands in for ebedge.runner.execute: records calls, writes summary.json, can stop mid-suite."""
+    """Stands in for ebedge.run.runner.execute: records calls, writes summary.json, can stop mid-suite."""
 
     def __init__(self, interrupt_at=None):
         self.calls = []
@@ -211,11 +211,11 @@ def test_run_suite_reports_failed_cell_and_goes_on(tmp_path):
 
 @pytest.fixture
 def fake_runner(monkeypatch):
-    """A fake ebedge.runner module, so the CLI tests do not depend on the real runner."""
+    """A fake ebedge.run.runner module, so the CLI tests do not depend on the real runner."""
     execute = FakeExecute()
-    module = types.ModuleType("ebedge.runner")
+    module = types.ModuleType("ebedge.run.runner")
     module.execute = execute
-    monkeypatch.setitem(sys.modules, "ebedge.runner", module)
+    monkeypatch.setitem(sys.modules, "ebedge.run.runner", module)
     import ebedge
     monkeypatch.setattr(ebedge, "runner", module, raising=False)
     return execute

@@ -6,7 +6,7 @@ import sys
 import click
 
 from ebedge import agent
-from ebedge.runid import check_run_id
+from ebedge.run.runid import check_run_id
 from ebedge.cli.options import GRACE, KILL
 
 _ROOT = click.option("--root", default=None, help="runs root on this board [default: ~/ebedge-runs]")

@@ -64,7 +64,7 @@ def bench_command(suite, out_dir, dry_run, check_only, quiet, list_only):
     Cells already complete in the output directory are skipped and interrupted ones resumed,
     so running the same command again finishes an interrupted suite.
     """
-    from ebedge.suite import load_suite, run_suite
+    from ebedge.run.suite import load_suite, run_suite
 
     if list_only:
         for path in shipped_suites():
@@ -87,7 +87,7 @@ def bench_command(suite, out_dir, dry_run, check_only, quiet, list_only):
         _check_cells(loaded, cells)
         return
     # The runner (and torch) load only when something is to run.
-    from ebedge.runner import execute
+    from ebedge.run.runner import execute
 
     results = run_suite(loaded, out_dir, functools.partial(execute, quiet=quiet), progress=click.echo)
     failed = [cell_id for cell_id, status in results if status.startswith("failed")]

@@ -7,7 +7,7 @@ import time
 import click
 
 import meters
-from ebedge import recording
+from ebedge.measure import recording
 from meters import tegrastats
 from meters.base import TOTAL
 from meters.sim import registry

@@ -58,7 +58,7 @@ def _train_settings(args, settings_file):
     Only options typed on the command line count; a train option that is no setting (--out,
     --resume, --repeats...) is refused, since the board side decides those."""
     from ebedge.cli.train import train as train_command
-    from ebedge.settings import DEFAULTS
+    from ebedge.config.settings import DEFAULTS
     ctx = train_command.make_context("train", list(args))
     settings = {}
     if settings_file:
@@ -110,7 +110,7 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
     connection is re-attached until the run ends (Ctrl-C leaves it running; collect it later).
     """
     from ebedge.remote.run import MAX_BYTES, LocalMeterSpec, run_remote
-    from ebedge.runid import check_run_id
+    from ebedge.run.runid import check_run_id
     if run_id is not None:
         check_run_id(run_id, "--name")
     board_options, local_options = _split_meter_options(meter_option)
@@ -196,7 +196,7 @@ def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_byte
     Each run lands in a fresh directory, is checked (regular files only, size cap) and only then
     replaces the earlier copy; a folder on the board that is no run is skipped with a warning."""
     from ebedge.remote.run import MAX_BYTES, collect_all
-    from ebedge.runid import check_run_id
+    from ebedge.run.runid import check_run_id
     if run_id is not None:
         check_run_id(run_id)
     with _board(host, ssh_config, remote_ebedge, root) as board:
@@ -245,7 +245,7 @@ def unlock_cmd(host, ssh_config, remote_ebedge, root):
 def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
            mixed_boards, local_meter):
     from ebedge.remote.sweep import DONE, run_sweep
-    from ebedge.suite import load_suite
+    from ebedge.run.suite import load_suite
     suite = load_suite(suite_file)
     boards = [_board(alias, ssh_config,
                      opts.get("remote_ebedge", remote_ebedge), opts.get("root", root))

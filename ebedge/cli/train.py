@@ -6,7 +6,7 @@ import click
 
 from ebedge.cli.options import load_settings_file, parse_meter_options
 from ebedge.errors import EbedgeError
-from ebedge.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
+from ebedge.config.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
 
 
 def _meter_choices():
@@ -98,7 +98,7 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         _launch(nproc, ["--resume", resume_dir] + (["--quiet"] if quiet else []), resume_dir)
         return
     if resume_dir:
-        from ebedge.runner import execute
+        from ebedge.run.runner import execute
         summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
         out = resume_dir
     else:
@@ -114,9 +114,9 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         data_dir = settings.get("data_dir")
         if data_dir is not None and not os.path.isdir(data_dir) and not download:
             raise EbedgeError("data directory not found: %s" % data_dir)
-        from ebedge.settings import resolve
+        from ebedge.config.settings import resolve
         resolved = resolve(settings)  # every value is checked before torch loads
-        from ebedge.runner import default_out, execute
+        from ebedge.run.runner import default_out, execute
         out = out or default_out(resolved)
         if repeats != 1:
             _repeat(settings, out, repeats, overwrite, quiet)
@@ -125,14 +125,14 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
             _launch_settings(nproc, settings, out, overwrite, quiet)
             return
         summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
-    from ebedge.distributed import is_main_process
+    from ebedge.training.distributed import is_main_process
     if not is_main_process():  # torchrun's other ranks: rank 0 reports
         return
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
 
 def _repeat(settings, out, repeats, overwrite, quiet):
-    from ebedge.runner import execute_repeats
+    from ebedge.run.runner import execute_repeats
     summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
                                             quiet=quiet)
     for summary in summaries:
@@ -145,7 +145,7 @@ def _repeat(settings, out, repeats, overwrite, quiet):
     click.echo("results: %s (repeats.json)" % out)
 
 def _launch_settings(nproc, settings, out, overwrite, quiet):
-    from ebedge.distributed import settings_file
+    from ebedge.training.distributed import settings_file
     path = settings_file(settings)
     try:
         _launch(nproc, ["--settings", path, "--out", out] + (["--overwrite"] if overwrite else [])
@@ -155,7 +155,7 @@ def _launch_settings(nproc, settings, out, overwrite, quiet):
 
 def _launch(nproc, args, out):
     """The run as `nproc` torchrun processes (rank 0 prints its line and the results path)."""
-    from ebedge.distributed import launch
+    from ebedge.training.distributed import launch
     code = launch(nproc, args)
     if code != 0:
         raise EbedgeError("training on %d processes into %s failed (torchrun exit code %d)"
@@ -216,7 +216,7 @@ def _one_line(summary):
 def flops(model, dataset, epochs, images, prune_ratio, width, method, eb_epoch, pruned_fraction,
           as_json):
     """Forward MACs/FLOPs, parameters and training FLOPs (FLOPs = 2 x MACs, step = 3 x forward)."""
-    from ebedge.flops import method_training_flops, training_cost
+    from ebedge.training.flops import method_training_flops, training_cost
     result = training_cost(model, dataset, epochs, images=images, prune_ratio=prune_ratio,
                            width=width)
     if method is not None:

@@ -6,7 +6,7 @@ device synchronisation at each edge), evaluation attributed to `eval`, training 
 epoch, one checkpoint per epoch, and resuming a stage where it stopped. A checkpoint holds every
 random state (torch, numpy, python, the training loader's shuffling) and the number of phase
 rows it accounts for, so a resumed run trains exactly the epochs an uninterrupted one would and
-ebedge.resume can tell committed work from lost work.
+ebedge.run.resume can tell committed work from lost work.
 """
 import contextlib
 import random
@@ -17,12 +17,13 @@ import click
 import numpy as np
 import torch
 
-from ebedge import flops, schedules
-from ebedge.eta import Eta
-from ebedge.data import load_dataset, make_pipeline
-from ebedge.distributed import World
+from ebedge.training import flops
+from ebedge.config import schedules
+from ebedge.util.eta import Eta
+from ebedge.training.data import load_dataset, make_pipeline
+from ebedge.training.distributed import World
 from ebedge.models import build_model
-from ebedge.train import (Compute, evaluate, make_optimizer, pick_device, seed_everything,
+from ebedge.training.train import (Compute, evaluate, make_optimizer, pick_device, seed_everything,
                           set_lr, synchronize, train_epoch)
 from meters.base import now as _now
 

@@ -3,7 +3,7 @@
 This is the reference accuracy and the reference cost. Its training is marked as the `search`
 phase so that every method's phases line up (search + prune + retrain = training).
 """
-from ebedge import flops
+from ebedge.training import flops
 
 
 def run(ctx):

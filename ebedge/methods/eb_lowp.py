@@ -1,22 +1,22 @@
 """EB Train LF and LL (paper section 4.3, Table 2): EB Train with an 8-bit search.
 
-`eb-lf` searches for the ticket in 8-bit block floating point (ebedge.lowp) and retrains the
+`eb-lf` searches for the ticket in 8-bit block floating point (ebedge.training.lowp) and retrains the
 pruned network in FP32; `eb-ll` retrains it in 8 bits too. Both are `eb` with the low-precision
 transform and optimizer hooks plugged into its search (and retrain, for LL); the retrain mode
 (`finetune` by default, inheriting the ticket's weights as the official `main_c_lp.py` does)
 comes from the settings like `eb`'s. The summary adds the bit width of every phase beside the
-FP32-equivalent FLOPs; see ebedge.lowp for how savings are (and are not) counted.
+FP32-equivalent FLOPs; see ebedge.training.lowp for how savings are (and are not) counted.
 """
 import json
 import os
 
 import numpy as np
 
-from ebedge import lowp
+from ebedge.training import lowp
 from ebedge.errors import EbedgeError
 from ebedge.methods import eb
 from ebedge.prune.masks import mask_distance
-from ebedge.train import make_optimizer
+from ebedge.training.train import make_optimizer
 
 WORD_LENGTH = 8
 ROUNDING = "stochastic"

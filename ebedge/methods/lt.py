@@ -24,7 +24,7 @@ import os
 
 import torch
 
-from ebedge.methods import weight_masks
+from ebedge.prune import weight_masks
 from ebedge.methods.ns import full_search_result
 from ebedge.methods.stages import Search, prune_stage, retrain_stage
 from ebedge.prune.masks import channel_mask

@@ -9,11 +9,13 @@ are untrained, so the widths are what-if widths, not the ticket's.
 import numpy as np
 import torch
 
-from ebedge import flops, models
+from ebedge.training import flops
+from ebedge import models
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method
-from ebedge.methods import thinet, weight_masks
-from ebedge.methods.filters import channel_scores, global_mask, kept_count, per_layer_mask
+from ebedge.methods import thinet
+from ebedge.prune import weight_masks
+from ebedge.prune.filters import channel_scores, global_mask, kept_count, per_layer_mask
 from ebedge.prune.masks import bn_layers
 from ebedge.prune.physical import prune_model
 

@@ -18,9 +18,9 @@ ranking, the top (1 - p) of channels kept, the network pruned physically and tra
 """
 import torch.nn.functional as F
 
-from ebedge import flops
-from ebedge.methods import weight_masks
-from ebedge.methods.filters import channel_scores, global_mask
+from ebedge.training import flops
+from ebedge.prune import weight_masks
+from ebedge.prune.filters import channel_scores, global_mask
 from ebedge.methods.stages import prune_stage, pruned_fields, retrain_stage
 
 

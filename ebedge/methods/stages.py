@@ -8,12 +8,13 @@ import math
 
 import numpy as np
 
-from ebedge import flops, schedules
+from ebedge.training import flops
+from ebedge.config import schedules
 from ebedge.prune.earlybird import EarlyBirdDetector
 from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
 from ebedge.prune.rounding import round_kept_channels
-from ebedge.train import evaluate
+from ebedge.training.train import evaluate
 
 
 def mask_overhead_flops(total_channels):

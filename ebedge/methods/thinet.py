@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ebedge.methods.filters import kept_count
+from ebedge.prune.filters import kept_count
 from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_stage
 from ebedge.models.preresnet import PreResNet
 from ebedge.models.vgg import VGG

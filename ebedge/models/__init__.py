@@ -8,7 +8,7 @@ rebuilt with build_model(arch, n, cfg=model.cfg, width=model.width), which is wh
 from ebedge.models.preresnet import DEPTHS, PreResNet, preresnet_default_cfg
 from ebedge.models.resnet import SPECS, PrunableResNet, resnet_default_cfg
 from ebedge.models.vgg import VGG, VGG_CFGS, vgg_default_cfg
-from ebedge.settings import MODEL_NAMES
+from ebedge.config.settings import MODEL_NAMES
 
 
 

@@ -9,7 +9,7 @@ again (the board's files replace ours) is harmless:
   BOARD's clocks: t_wall = the board's wall time at that instant (clock model), and t_mono = that
   minus the board's wall-minus-monotonic difference read from its own phases.csv. So both meters
   share one time axis and the ordinary accounting integrates both per phase;
-- energy.csv is recomputed for every meter with ebedge.accounting (ebedge.energy.by_phase);
+- energy.csv is recomputed for every meter with ebedge.measure.accounting (ebedge.measure.energy.by_phase);
 - config.json gets "clock": {offset_s, bound_s, drift, ...} and the laptop meter's description;
 - summary.json gets "energy_compare" (board meter and laptop meter per phase, with their ratio
   and each meter's covered fraction; the ratio is null, and a flag says why, where either meter
@@ -17,17 +17,18 @@ again (the board's files replace ours) is harmless:
   had none, the bound flag, and board_id = the host alias the run was started on (the board's
   own hostname stays in board_hostname).
 
-Every file written here goes through a fresh temporary file (ebedge.safeio: O_EXCL|O_NOFOLLOW),
+Every file written here goes through a fresh temporary file (ebedge.util.safeio: O_EXCL|O_NOFOLLOW),
 since the directory holds what a board sent.
 """
 import csv
 import os
 
-from ebedge import accounting, safeio
+from ebedge.measure import accounting
+from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 from ebedge.remote.clock import FLAG, ClockModel
-from ebedge.rundir import CsvLog, read_json
-from ebedge.sampling import MeterSampler
+from ebedge.run.rundir import CsvLog, read_json
+from ebedge.measure.sampling import MeterSampler
 from meters.base import SAMPLE_COLUMNS, TOTAL, Sample
 
 LAPTOP = "laptop"
@@ -104,7 +105,7 @@ def _board_wall_minus_mono(path):
 
 def _rewrite_samples(path, run_id, mapped):
     """samples.csv = the board's rows (earlier merges' laptop rows dropped) + `mapped`."""
-    from ebedge.rundir import SAMPLE_COLUMNS as RUN_COLUMNS
+    from ebedge.run.rundir import SAMPLE_COLUMNS as RUN_COLUMNS
     kept = []
     if os.path.exists(path):
         with open(path, newline="") as f:

@@ -11,7 +11,7 @@ import subprocess
 from ebedge.agent import AGENT_DIR, REQUIRED, STATE_MARK
 from ebedge.errors import EbedgeError
 from ebedge.remote.ssh import Connection, ConnectionLost, SshError
-from ebedge.runid import check_run_id
+from ebedge.run.runid import check_run_id
 
 NOT_FOUND = 127  # the board's shell: no such command
 FIXES = {"torch": "install NVIDIA's torch wheel for the board's JetPack",

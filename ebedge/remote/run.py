@@ -23,8 +23,8 @@ from ebedge.errors import EbedgeError
 from ebedge.remote import align
 from ebedge.remote.clock import ClockChannel, PeriodicProbe
 from ebedge.remote.ssh import ConnectionLost, SshError, Unreachable
-from ebedge.runid import check_run_id, is_run_id
-from ebedge.settings import resolve
+from ebedge.run.runid import check_run_id, is_run_id
+from ebedge.config.settings import resolve
 
 CLOCK_PERIOD_S = 30.0
 MAX_BYTES = 20 * 2 ** 30  # what one collected run may bring (checkpoints, long sample logs)

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 
-from ebedge import safeio
+from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 from ebedge.remote.run import RunDetached, run_remote
 from ebedge.remote.ssh import ConnectionLost, Unreachable
@@ -197,7 +197,7 @@ class _LedgerLock(object):
 
 def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_boards=False,
               local_meter=None, progress=None, reattach_s=REATTACH_S):
-    """Run every cell of `suite` (ebedge.suite.Suite) over `boards` [Board]; returns the ledger data."""
+    """Run every cell of `suite` (ebedge.run.suite.Suite) over `boards` [Board]; returns the ledger data."""
     progress = progress or (lambda text: None)
     if local_meter is not None and len(boards) > 1:
         raise EbedgeError("a laptop meter measures one board: --meter-local takes one host")

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ebedge import stats
+from ebedge.util import stats
 
 
 class ReportError(ValueError):
@@ -29,7 +29,7 @@ METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "lt-structured", "
 NO_RATIO = "-"
 
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df); see ebedge.stats (kept here for the report's users)."""
+    """t(0.975, df); see ebedge.util.stats (kept here for the report's users)."""
     try:
         return stats.t_quantile_975(df)
     except ValueError as exc:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import meters
-from ebedge import recording
+from ebedge.measure import recording
 from meters.base import GAP
 from meters.sim import tegrastats as sim_tegrastats
 from meters.sim.profile import PowerProfile
@@ -80,7 +80,7 @@ def test_tegrastats_killed_mid_run_is_restarted(tmp_path, monkeypatch):
 
 
 def test_the_run_is_told_what_the_meter_survived(tmp_path):
-    from ebedge.sampling import MeterSampler
+    from ebedge.measure.sampling import MeterSampler
     tree = FakeIna3221Tree(str(tmp_path / "sys"), "orin-nx", PowerProfile.parse("%g:100" % WATTS))
     tree.start(rate_hz=200.0)
     written = []

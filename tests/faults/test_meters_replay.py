@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from conftest import SEPARATE_STDERR
 
 from conftest import FIXTURES
-from ebedge import energy
+from ebedge.measure import energy
 from ebedge.cli.meters import meters_group
 from meters import tegrastats
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import meters
-from ebedge import energy
+from ebedge.measure import energy
 from meters.base import GAP, TOTAL
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import meters
-from ebedge import energy
+from ebedge.measure import energy
 from meters.base import OVERRANGE, Sample
 from meters.sim.lines_sim import LinesSimulator
 from meters.sim.profile import PowerProfile

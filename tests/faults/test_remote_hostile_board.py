@@ -151,7 +151,7 @@ def test_item19_run_checks_the_board_first(lab, tmp_path):
                                    "a;b", "$(x)", "a`b`", "caf\u00e9", "a\nb", "a*", None, 7])
 def test_item1_run_id_shape(value):
     from ebedge.errors import EbedgeError
-    from ebedge.runid import check_run_id, is_run_id
+    from ebedge.run.runid import check_run_id, is_run_id
     assert not is_run_id(value)
     with pytest.raises(EbedgeError, match="bad run id"):
         check_run_id(value)

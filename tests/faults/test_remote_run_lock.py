@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from ebedge import agent, runlock
+from ebedge import agent
+from ebedge.run import runlock
 from ebedge.errors import EbedgeError
 from conftest import wait_for as _wait_for
 from faults.remote_fixtures import EBEDGE, Lab

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from ebedge import accounting
-from ebedge.rundir import RunDir
+from ebedge.measure import accounting
+from ebedge.run.rundir import RunDir
 from meters.base import Sample
 from meters.sim.profile import PowerProfile
 from tests.faults.resume_helpers import (TINY, assert_energy_matches, energy_row, fake_tree,

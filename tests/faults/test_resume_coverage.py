@@ -2,9 +2,9 @@
 named in summary.json flags, from energy.csv's covered_frac."""
 import pytest
 
-from ebedge.rundir import RunDir
-from ebedge.runner import _energy_summary
-from ebedge.settings import resolve
+from ebedge.run.rundir import RunDir
+from ebedge.run.runner import _energy_summary
+from ebedge.config.settings import resolve
 from meters.base import Sample
 
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from ebedge.rundir import load_checkpoint
+from ebedge.run.rundir import load_checkpoint
 from tests.faults.resume_helpers import TINY, kill_mid_epoch, rows, run, summary
 
 
@@ -55,7 +55,7 @@ def test_disk_full_at_a_checkpoint_fails_cleanly_and_resumes(tmp_path):
 
 SAMPLES_FILL = """
 import sys
-from ebedge.rundir import RunDir
+from ebedge.run.rundir import RunDir
 from meters.base import Sample
 rundir = RunDir(sys.argv[1], "run")
 for k in range(2000):  # the meter thread's writes: they must not raise

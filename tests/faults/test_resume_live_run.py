@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from ebedge import runlock
+from ebedge.run import runlock
 from faults.resume_helpers import TINY, rows, run, start, wait_for_epochs
 
 pytestmark = pytest.mark.timeout(300)

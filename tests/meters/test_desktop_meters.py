@@ -6,7 +6,7 @@ import types
 import pytest
 
 import meters
-from ebedge import energy
+from ebedge.measure import energy
 from meters import model as model_meter
 from meters import rapl as rapl_meter
 

@@ -1,11 +1,11 @@
-"""ebedge.energy against exact integrals: edges, gaps, missing readings, counters, idle, phases."""
+"""ebedge.measure.energy against exact integrals: edges, gaps, missing readings, counters, idle, phases."""
 import math
 import random
 import time
 
 import pytest
 
-from ebedge import energy
+from ebedge.measure import energy
 from meters.base import Sample
 from meters.sim.profile import PowerProfile
 

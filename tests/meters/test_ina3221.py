@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import meters
-from ebedge import energy
+from ebedge.measure import energy
 from ebedge.cli.meters import meters_group
 from meters import boards, ina3221
 from meters.sim.profile import PowerProfile

@@ -7,7 +7,7 @@ import pytest
 import serial
 
 import meters
-from ebedge.energy import integrate
+from ebedge.measure.energy import integrate
 from meters.base import GAP, NAN, OVERRANGE, RESYNC, MeterError
 from meters.sim.lines_sim import LinesSimulator
 from meters.sim.profile import PowerProfile

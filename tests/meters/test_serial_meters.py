@@ -12,7 +12,7 @@ import time
 import pytest
 
 import meters
-from ebedge.energy import integrate
+from ebedge.measure.energy import integrate
 from meters.sim import registry
 from meters.sim.lines_sim import LinesSimulator
 from meters.sim.profile import PowerProfile

@@ -2,17 +2,17 @@
 
 Reads a run directory's `phases.csv` and `samples.csv` (so a resumed run counts the samples
 written before it was interrupted), integrates every meter and rail per phase with
-`ebedge.energy`, subtracts idle power, and writes `energy.csv`. Evaluation passes are their
+`ebedge.measure.energy`, subtracts idle power, and writes `energy.csv`. Evaluation passes are their
 own phase, `eval`, excluded from `train_total` unless the settings ask otherwise. Work lost to a
-crash (phase `lost`, see ebedge.resume) is its own row too, never inside `train_total`.
+crash (phase `lost`, see ebedge.run.resume) is its own row too, never inside `train_total`.
 Monotonic time is per boot: every window is integrated over its own boot's samples, and idle
 power comes from the idle windows of the same boot.
 """
 import csv
 import os
 
-from ebedge import energy
-from ebedge.rundir import IDLE_PHASES, csv_bytes, write_atomic
+from ebedge.measure import energy
+from ebedge.run.rundir import IDLE_PHASES, csv_bytes, write_atomic
 from meters.base import TOTAL, Sample
 
 TRAIN_PHASES = ("search", "prune", "retrain")

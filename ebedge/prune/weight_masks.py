@@ -61,7 +61,7 @@ def unpack(packed):
 def mask_stage(ctx, model, keep, **fields):
     """Stage `prune` of an unstructured method: zero the removed weights of `model` (dense shape
     kept); `fields` are recorded beside the usual pruning facts."""
-    from ebedge import flops
+    from ebedge.training import flops
     from ebedge.prune.masks import bn_layers
     if ctx.is_finished("prune"):
         return ctx.restored_model()

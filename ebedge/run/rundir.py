@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ebedge import safeio
+from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 
 PHASE_COLUMNS = ("run_id", "phase", "epoch", "t_start_mono", "t_end_mono", "t_start_wall",

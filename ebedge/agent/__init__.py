@@ -5,7 +5,7 @@ survives the SSH connection dropping; the laptop can look at, stop or collect it
 Everything the agent keeps about a run lives beside the run directory, in `<root>/.agent/<id>/`
 (settings.json as pushed, log.txt, pid.json), because the runner wants its run directory to itself.
 
-One run per board: the agent takes the runs root's run lock (ebedge.runlock) before it starts a
+One run per board: the agent takes the runs root's run lock (ebedge.run.runlock) before it starts a
 run and hands it to the run's process, which holds it until it exits. A run is live exactly while
 its process holds that lock; otherwise its state is read from its files (summary.json's status).
 A run that exists is never deleted or restarted from scratch: adopting a killed, failed or
@@ -23,9 +23,10 @@ import sys
 import time
 import uuid
 
-from ebedge import runlock, safeio
+from ebedge.run import runlock
+from ebedge.util import safeio
 from ebedge.errors import EbedgeError
-from ebedge.runid import check_run_id, is_run_id
+from ebedge.run.runid import check_run_id, is_run_id
 
 DEFAULT_ROOT = runlock.DEFAULT_ROOT
 AGENT_DIR = ".agent"
@@ -33,7 +34,7 @@ LOCK_DIR = ".lock"
 STATE_MARK = "@@ebedge-state "  # prefix of the last line `watch` prints
 # the detached command: ebedge's CLI under this very interpreter (not `-m ebedge.cli`, which
 # would import the CLI module twice), holding the run lock the agent handed over
-_ENTRY = ("import sys; from ebedge.runlock import adopt_inherited; adopt_inherited(); "
+_ENTRY = ("import sys; from ebedge.run.runlock import adopt_inherited; adopt_inherited(); "
           "from ebedge.cli import main; sys.argv[0] = 'ebedge'; main()")
 REQUIRED = ("torch", "torchvision", "numpy", "click")  # what a run cannot start without
 
@@ -150,7 +151,7 @@ def _resume_argv(root, run_id, state, settings_text, python):
                           "is kept for collection: choose another name"
                           % (run_id, state["state"], state.get("error") or "no reason recorded"))
     if settings_text is not None:
-        from ebedge.settings import config_hash, resolve
+        from ebedge.config.settings import config_hash, resolve
         wanted = config_hash(resolve(_parse_settings(settings_text)))
         if config.get("config_hash") and wanted != config["config_hash"]:
             raise EbedgeError("run %s exists on this board with other settings (config_hash %s, "
@@ -349,7 +350,7 @@ def info(root=None):
         out["meters"] = [{"name": n, "available": ok, "reason": why} for n, ok, why in meters.detect()]
     except Exception as exc:
         out["meters"], out["meters_error"] = [], str(exc)
-    from ebedge import board
+    from ebedge.measure import board
     snap = board.snapshot()
     out["board"] = {"model": snap.get("model"), "l4t": snap.get("l4t"),
                     "jetpack": snap.get("jetpack"), "nvpmodel_mode": snap.get("nvpmodel_mode"),

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from ebedge.errors import EbedgeError
-from ebedge.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, RunDir, boot_id, read_json
+from ebedge.run.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, RunDir, boot_id, read_json
 
 
 def is_main_process():
@@ -58,7 +58,7 @@ class World(object):
             return cls()
         import torch
         import torch.distributed as dist
-        from ebedge.train import pick_device
+        from ebedge.training.train import pick_device
         rank = int(os.environ["RANK"])
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -307,8 +307,8 @@ def node_energy(rundir, nodes, main_rows, main_meters, include_eval):
     the cluster total (meter `cluster`): per phase, the sum of every node's headline total.
     Each further node's phases and samples are also written as phases-node<k>.csv and
     samples-node<k>.csv, on that node's clock."""
-    from ebedge import accounting
-    from ebedge.rundir import CsvLog
+    from ebedge.measure import accounting
+    from ebedge.run.rundir import CsvLog
     rows_by_node = [(0, main_rows, main_meters)]
     extra = []
     for node, host, windows, samples, names in nodes:
@@ -333,7 +333,7 @@ def node_energy(rundir, nodes, main_rows, main_meters, include_eval):
 
 def _cluster_rows(run_id, rows_by_node):
     """Per phase, the sum over nodes of each node's first meter with a total (as `headline`)."""
-    from ebedge import accounting
+    from ebedge.measure import accounting
     totals = {}
     order = []
     methods = set()

@@ -9,9 +9,9 @@ import os
 import subprocess
 import time
 
-from ebedge import energy
-from ebedge.accounting import write_energy_csv
-from ebedge.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, CsvLog
+from ebedge.measure import energy
+from ebedge.measure.accounting import write_energy_csv
+from ebedge.run.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, CsvLog
 from meters.base import TOTAL, MeterError, now
 
 

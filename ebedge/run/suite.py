@@ -5,7 +5,7 @@ A suite file looks like this::
     name = "quick"                      # results land in results/<name>/ by default
     description = "EB Train vs dense on synthetic data"
 
-    [defaults]                          # settings shared by every cell (keys of ebedge.settings.DEFAULTS)
+    [defaults]                          # settings shared by every cell (keys of ebedge.config.settings.DEFAULTS)
     model = "vgg16"
     width = 0.125
     epochs = 20
@@ -34,7 +34,7 @@ stopped early still holds one complete set, and slow drift (temperature, a batte
 methods instead of landing on the last one. Cell ids are readable and stable
 ("vgg16-synthetic-eb-p0.5-r0"); each cell writes the run directory `<out>/<cell id>/`.
 
-The whole file is validated (through ebedge.settings.resolve) before anything runs, and every error
+The whole file is validated (through ebedge.config.settings.resolve) before anything runs, and every error
 names the file, the line and the key. Relative paths (data_dir) are taken as they are: relative to the
 directory the suite is run from.
 """
@@ -46,9 +46,9 @@ import sys
 import time
 
 from ebedge.errors import EbedgeError
-from ebedge.eta import Eta
-from ebedge.schedules import method_epochs
-from ebedge.settings import DEFAULTS, resolve
+from ebedge.util.eta import Eta
+from ebedge.config.schedules import method_epochs
+from ebedge.config.settings import DEFAULTS, resolve
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml  # novermin (guarded by the version check)
@@ -314,7 +314,7 @@ def run_suite(suite, out_dir, execute, progress=print):
     """Run every cell not yet complete; return [(cell_id, status)] in run order.
 
     `execute(settings, out=<dir>, resume=<bool>)` runs one cell and returns its summary dict
-    (ebedge.runner.execute). A cell whose summary.json says "complete" is skipped, one that left a
+    (ebedge.run.runner.execute). A cell whose summary.json says "complete" is skipped, one that left a
     run directory behind is resumed, so re-running an interrupted suite finishes it. A cell that
     raises EbedgeError is reported as failed and the suite goes on with the next.
     """

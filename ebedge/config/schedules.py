@@ -134,7 +134,7 @@ def retrain_schedule_for(settings, epochs=None):
 
 # Each method's schedule as (dense epochs, pruned epochs, structure) in terms of N (epochs) and E
 # (EB epoch): the cost structure the paper's Table 2 prices (LT and SNIP keep the dense shape:
-# unstructured). Training FLOPs (ebedge.flops) and a suite's time left (ebedge.suite) use it.
+# unstructured). Training FLOPs (ebedge.training.flops) and a suite's time left (ebedge.run.suite) use it.
 _METHOD_EPOCHS = {
     "dense": lambda n, e: (n, 0, "N dense"),
     "sfp": lambda n, e: (n, 0, "N dense (soft pruning keeps the dense shape)"),

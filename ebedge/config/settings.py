@@ -194,7 +194,7 @@ def resolve(overrides):
 
 def _resolve_paper_options(s):
     """Validate the schedule and ticket-drawing keys in place (see schedules.py for their meaning)."""
-    from ebedge import schedules
+    from ebedge.config import schedules
     if s["reinit_epochs"] not in REINIT_EPOCHS:
         raise EbedgeError("reinit_epochs must be full or remaining, got %r" % (s["reinit_epochs"],))
     if s["resnet_prune_scope"] not in RESNET_PRUNE_SCOPES:

@@ -8,7 +8,7 @@
         print(m.energy_j, m.power_w, m.method, m.meter, w.result.flags)
 
 A `MeterSampler` reads the meters in the background (as during a run); every window is
-integrated by `ebedge.energy.by_phase`, the code that integrates a run's phases, so a window
+integrated by `ebedge.measure.energy.by_phase`, the code that integrates a run's phases, so a window
 gets the same trapezoid over real timestamps, gap handling, idle subtraction and uncertainty as
 a phase of the same span. Ending a window never waits for a meter: its energy is computed when
 first read (after waiting, then, for a sample past its end) or by `close()`. With `log_dir`, samples.csv and windows.csv are appended as they happen
@@ -25,11 +25,11 @@ import threading
 import time
 
 import ebedge
-from ebedge import accounting, energy
+from ebedge.measure import accounting, energy
 from ebedge.errors import EbedgeError
-from ebedge.recording import SampleWriter
-from ebedge.rundir import PHASE_COLUMNS, CsvLog, write_json_atomic
-from ebedge.sampling import MeterSampler
+from ebedge.measure.recording import SampleWriter
+from ebedge.run.rundir import PHASE_COLUMNS, CsvLog, write_json_atomic
+from ebedge.measure.sampling import MeterSampler
 from meters.base import MEASURED, TOTAL, now
 
 IDLE_WINDOW = "idle"

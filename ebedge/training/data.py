@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ebedge.devicedata import DeviceBatches
+from ebedge.training.devicedata import DeviceBatches
 from ebedge.errors import EbedgeError
-from ebedge.imagecache import cached_decode
-from ebedge.settings import DATA_PIPELINES as PIPELINES, DATASETS
+from ebedge.training.imagecache import cached_decode
+from ebedge.config.settings import DATA_PIPELINES as PIPELINES, DATASETS
 
 
 # Per-dataset normalisation. CIFAR-10 uses the statistics of the official Early-Bird code.
@@ -224,7 +224,7 @@ def split_tensors(dataset):
     """A split as (uint8 images (N, C, H, W), int64 labels, cache description) for the device pipeline.
 
     Synthetic images are quantised to uint8 like any photo; CIFAR arrays are taken as they are;
-    ImageFolder files are decoded once through SmallImagePrep and cached (ebedge.imagecache).
+    ImageFolder files are decoded once through SmallImagePrep and cached (ebedge.training.imagecache).
     """
     base, index = (dataset.dataset, list(dataset.indices)) if isinstance(dataset, Subset) \
         else (dataset, None)

@@ -1,0 +1,1 @@
+"""Sampling meters, integrating energy, phase accounting, Monitor, board state."""

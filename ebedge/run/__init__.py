@@ -1,0 +1,1 @@
+"""A run on the device: start, resume, run directory, locks, ids, suites."""

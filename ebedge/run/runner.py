@@ -1,0 +1,388 @@
+"""The on-device run: settings in, a complete run directory out.
+
+Order of a run: record the board's state, open the meters and start sampling, idle window,
+the method (search / prune / retrain, evaluation as `eval`), idle window, then energy per
+phase and the summary. Everything is written as it happens; SIGINT/SIGTERM leave status
+`interrupted`, a full disk `failed: disk full (...)`, any other failure `failed: ...`, and
+`--resume` continues from the last checkpoint: work done after it is reported as `lost` (see
+ebedge.run.resume), runtime counts every process of the run, and a resume on a new boot measures
+that boot's own idle power first.
+"""
+import os
+import platform
+import shutil
+import signal
+import socket
+import sys
+import time
+
+import ebedge
+from ebedge.measure import accounting, board
+from ebedge.run import resume as resuming, runlock
+from ebedge.util import stats
+from ebedge.training import lowp
+from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
+from ebedge.errors import EbedgeError
+from ebedge.methods import check as check_method, recipe
+from ebedge.methods.context import MethodContext
+from ebedge.run.rundir import (IDLE_PHASES, LOST, RunDir, completed, disk_full, load_checkpoint,
+                           read_json, read_phase_rows, write_json_atomic)
+from ebedge.measure.sampling import MeterSampler
+from ebedge.config.settings import config_hash, resolve
+from meters.base import TOTAL
+
+NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
+
+
+class Interrupted(Exception):
+    """Raised in the main thread on SIGTERM, like KeyboardInterrupt on SIGINT."""
+
+
+def default_out(settings, root="results"):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join(root, "%s-%s-%s-%s" % (stamp, settings["method"], settings["model"],
+                                                settings["dataset"]))
+
+
+def _versions():
+    import torch
+    import torchvision
+    return {"ebedge": ebedge.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__}
+
+
+def _prepare_dir(out, resume, overwrite):
+    config_path = os.path.join(out, "config.json")
+    if resume:
+        if not os.path.exists(config_path):
+            raise EbedgeError("nothing to resume in %s (no config.json)" % out)
+        if completed(out):
+            raise EbedgeError("%s already holds a completed run" % out)
+        return
+    if os.path.exists(out) and set(os.listdir(out)) - {runlock.RUN_DIR_LOCK}:
+        if completed(out) and not overwrite:
+            raise EbedgeError("%s already holds a completed run; use --overwrite or another --out"
+                              % out)
+        if not overwrite:
+            raise EbedgeError("%s holds an unfinished run; use --resume to continue it or "
+                              "--overwrite to start again" % out)
+        shutil.rmtree(out)
+
+
+class _Guard(object):
+    """Watches power mode and clocks at every phase mark (refuse, or flag with `allow`)."""
+
+    def __init__(self, settings, flags):
+        self.allow = settings["allow"]
+        self.flags = flags
+        self.watcher = board.StateWatcher()  # sysfs; the commands at most every 30 s
+        self.initial = board.comparable_state(self.watcher.read())
+        self.throttled_marks = 0
+
+    def __call__(self, phase, epoch):
+        snap = self.watcher.read()
+        diff = board.changes(self.initial, board.comparable_state(snap))
+        if board.throttled(snap):
+            self.throttled_marks += 1
+        if diff:
+            message = "power mode or clocks changed mid-run (%s): %s" % (phase, "; ".join(diff))
+            if not self.allow:
+                raise EbedgeError(message + "; pass --allow to record instead of refusing")
+            if message not in self.flags:
+                self.flags.append(message)
+            self.initial = board.comparable_state(snap)
+
+
+def _idle(ctx, name, seconds):
+    if seconds > 0:
+        with ctx.phase(name):
+            time.sleep(seconds)
+
+
+def _resume_state(out):
+    """(settings, checkpoint, previous summary) of the run in `out`, or a one-line error."""
+    path = os.path.join(out, "config.json")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EbedgeError("cannot resume %s: config.json is unreadable (%s)"
+                          % (out, getattr(exc, "strerror", None) or exc))
+    if not isinstance(config, dict) or not isinstance(config.get("settings"), dict):
+        raise EbedgeError("cannot resume %s: config.json holds no settings object" % out)
+    try:
+        settings = resolve(config["settings"])
+    except EbedgeError as exc:
+        raise EbedgeError("cannot resume %s: config.json: %s" % (out, exc))
+    try:
+        previous = read_json(os.path.join(out, "summary.json"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        previous = {"flags": ["summary.json was missing or unreadable at resume; runtime before "
+                              "it is not counted"]}
+    return settings, load_checkpoint(out), previous
+
+
+@runlock.guarded  # a run inside a runs root holds the board's run lock, or is refused
+def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
+    """Run `settings` (overrides of ebedge.config.settings.DEFAULTS) into `out`; returns the summary.
+
+    With `resume`, settings come from `out/config.json` and the run continues from its last
+    checkpoint. Raises EbedgeError for bad input, before anything runs where it can.
+    """
+    if resume:
+        if out is None:
+            raise EbedgeError("--resume needs the run directory")
+        _prepare_dir(out, True, False)
+        settings, checkpoint, previous = _resume_state(out)
+        settled = (resuming.settle(out, checkpoint, previous.get("status"))
+                   if is_main_process() else None)
+    else:
+        settings = resolve(settings)
+        check_method(settings)
+        out = out or default_out(settings)
+        if is_main_process():  # under torchrun, rank 0 owns the run directory
+            _prepare_dir(out, False, overwrite)
+        checkpoint, previous, settled = None, {}, None
+    world = World.from_env(settings["device"])
+    out = world.gather(out)[0]
+    run_id = os.path.basename(os.path.normpath(out))
+    rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
+    if world.is_main:
+        runlock.hold_run_dir(out)  # held until the run ends (released by runlock.guarded)
+    flags = list(previous.get("flags", []))
+    if settled is not None:
+        flags.extend(settled.flags)
+    runtime_before = float(previous.get("runtime_s") or 0.0) + (
+        settled.killed_runtime_s if settled is not None else 0.0)
+    sampler = None
+    summary = {"status": "running", "method": settings["method"], "model": settings["model"],
+               "dataset": settings["dataset"],
+               "prune_ratio": (None if settings["method"] == "dense" else settings["prune_ratio"][0]),
+               "seed": settings["seed"], "repeat": settings["repeat"], "flags": flags,
+               "runtime_s": runtime_before}
+    started = rundir.started_mono
+    guard = None
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+        snap = board.snapshot()
+        if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
+            _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
+        if not rundir.boot_id:
+            _flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
+                         "be detected")
+        if settings["cooldown_temp_c"] is not None:
+            reached, hottest = board.cooldown(settings["cooldown_temp_c"], timeout_s=1800)
+            if not reached:
+                flags.append("warning: cooldown to %g C not reached (%.1f C)"
+                             % (settings["cooldown_temp_c"], hottest))
+        sampler = MeterSampler(settings["meters"] if world.samples_meters else [],  # one per node
+                               rundir.log_samples, settings["meter_options"],
+                               settings["meter_interval"])
+        summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
+        config = {
+            "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
+            "versions": _versions(), "host": socket.gethostname(), "board": snap,
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
+        rundir.write_config(config)
+        rundir.write_summary(summary)
+        rundir.start_heartbeat()
+        sampler.start()
+        guard = _Guard(settings, flags)
+
+        def on_mark(phase, epoch):
+            _check_writes(rundir)
+            guard(phase, epoch)
+
+        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet or not world.is_main,
+                            on_mark=on_mark, world=world)
+        rundir.write_config(dict(config, compute=ctx.describe()))  # as the pipeline resolved it
+        if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
+            _idle(ctx, "idle_before", settings["idle_seconds"])
+        summary.update(recipe(settings["method"])(ctx))
+        summary.update(world.summary_fields(summary))
+        _idle(ctx, "idle_after", settings["idle_seconds"])
+        _check_writes(rundir)
+        summary["status"] = "complete"
+    except (KeyboardInterrupt, Interrupted):
+        summary["status"] = "interrupted"
+        raise
+    except EbedgeError as exc:
+        summary["status"] = "failed: %s" % exc
+        raise
+    except Exception as exc:
+        full = disk_full(exc)
+        if full is not None:
+            summary["status"] = "failed: %s" % full
+            raise full
+        summary["status"] = "failed: %s: %s" % (type(exc).__name__, exc)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if sampler is not None:
+            sampler.settle(time.monotonic())
+            flags.extend("meter error: %s" % e for e in sampler.stop())
+        if guard is not None and guard.throttled_marks:
+            flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
+        summary["runtime_s"] = runtime_before + time.monotonic() - started
+        nodes = (gather_nodes(world, rundir, sampler)
+                 if world.size > 1 and summary["status"] == "complete" else [])
+        if world.is_main:
+            _finish(rundir, settings, summary, sampler, nodes)
+        else:
+            rundir.close()
+        world.close()
+    return summary
+
+
+def _flag(flags, message):
+    if message not in flags:
+        flags.append(message)
+
+
+def _has_idle(rundir):
+    """True when this boot already has an idle window (its idle power is then known)."""
+    return any(r.get("phase") in IDLE_PHASES and (r.get("boot_id") or "") == rundir.boot_id
+               for r in read_phase_rows(rundir.file("phases.csv")))
+
+
+def _check_writes(rundir):
+    """A sample write that failed in the meter thread fails the run like one in this thread."""
+    if rundir.write_error is not None:
+        raise rundir.write_error
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted("terminated by signal %d" % signum)
+
+
+def _finish(rundir, settings, summary, sampler, nodes=()):
+    """energy.csv and the final summary, from what the files hold (also after an interruption).
+
+    A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
+    `failed: disk full (...)` instead of `running`."""
+    flags = summary["flags"]
+    if os.path.exists(rundir.file("config.json")):
+        try:
+            rundir.close()
+            _energy_summary(rundir, settings, summary, sampler, nodes)
+        except (OSError, EbedgeError) as exc:
+            full = disk_full(exc) or (exc if isinstance(exc, EbedgeError) else None)
+            if full is None:
+                raise
+            if summary["status"] in ("running", "complete"):
+                summary["status"] = "failed: %s" % full
+            _flag(flags, "energy.csv not written: %s" % full)
+        rundir.write_summary(summary)
+    rundir.close()
+    if rundir.write_error is not None and summary["status"] == "complete":
+        summary["status"] = "failed: %s" % rundir.write_error
+        rundir.write_summary(summary)
+
+
+def _energy_summary(rundir, settings, summary, sampler, nodes=()):
+    phases = accounting.read_phases(rundir.file("phases.csv"))
+    samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
+    rows = accounting.energy_rows(rundir.run_id, phases, samples,
+                                  include_eval=settings["include_eval_in_total"])
+    names = [m.name for m in sampler.meters] if sampler is not None else []
+    rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
+    accounting.write_energy_csv(rundir.file("energy.csv"), rows)
+    summary["phase_seconds"] = _phase_seconds(phases)
+    summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
+    if not settings["meters"]:
+        _flag(summary["flags"], NO_ENERGY_NOTE)
+    if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
+        summary["modelled_energy"] = lowp.modelled_energy(summary)
+    # derived from the files: recomputed each time, so an earlier process's view goes away
+    summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
+    for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
+                    + _coverage_flags(rows, settings["min_coverage"])
+                    + _idle_flags(rows, phases)):
+        if message is None:
+            continue
+        _flag(summary["flags"], message)
+
+
+def _derived(flag):
+    """True for the flags _energy_summary computes from the files."""
+    return flag.startswith(("low coverage: ", "idle power missing ", "lost work: ")) or (
+        flag.startswith("warning: ") and " periods of " in flag)
+
+
+def _phase_seconds(phases):
+    """Seconds per phase name from the rows energy.csv integrates (`lost` among them)."""
+    out = {}
+    for name, _, a, b, _ in phases:
+        out[name] = out.get(name, 0.0) + (b - a)
+    return out
+
+
+def _coverage_flags(rows, min_coverage):
+    """A meter's total that saw less than `min_coverage` of a phase (gaps, read errors)."""
+    return ["low coverage: %s covered %.1f%% of %s (below %.0f%%; see energy.csv covered_frac)"
+            % (r["meter"], 100 * r["covered_frac"], r["phase"], 100 * min_coverage)
+            for r in rows if r["rail"] == TOTAL and r["duration_s"] > 0
+            and r["covered_frac"] < min_coverage]
+
+
+def _idle_flags(rows, phases):
+    """Net energy that could not be computed because a boot had no idle window of its own."""
+    if not any(name in IDLE_PHASES for name, _, _, _, _ in phases):
+        return []
+    return ["idle power missing for part of %s (%s): no idle window on its boot; net energy "
+            "left empty" % (r["phase"], r["meter"])
+            for r in rows if r["rail"] == TOTAL and r["net_energy_j"] is None
+            and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
+
+
+def _short_window_warnings(rows, sampler):
+    """Warn where a phase window holds fewer than 20 sample periods (its energy is coarse)."""
+    if sampler is None:
+        return []
+    periods = {m.name: m.interval_s for m in sampler.meters}
+    out = []
+    for row in rows:
+        if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
+            warning = accounting.short_window_warning(row["phase"], row["duration_s"],
+                                                      row["meter"], periods.get(row["meter"]))
+            if warning:
+                out.append(warning)
+    return out
+
+
+REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),
+                  ("train_energy_kj", lambda s: ((s.get("energy") or {}).get("kj") or {})
+                   .get("train_total")),
+                  ("runtime_s", lambda s: s.get("runtime_s")),
+                  ("train_flops_total", lambda s: s.get("train_flops_total")),
+                  ("eb_epoch", lambda s: s.get("eb_epoch")))
+
+
+def execute_repeats(settings, out, repeats, overwrite=False, quiet=False):
+    """Run `settings` `repeats` times into out/r<i> (seed + i); returns (summaries, statistics).
+
+    Statistics are mean, sample std and 95% interval half-width (t-distribution) per metric,
+    also written to out/repeats.json. A repeat that already completed is read, not rerun.
+    """
+    if repeats < 1:
+        raise EbedgeError("--repeats must be at least 1, got %d" % repeats)
+    base = resolve(settings)
+    summaries = []
+    for i in range(repeats):
+        run_out = os.path.join(out, "r%d" % i)
+        if completed(run_out) and not overwrite:
+            summaries.append(read_json(os.path.join(run_out, "summary.json")))
+            continue
+        summaries.append(execute(dict(base, seed=base["seed"] + i, repeat=i), out=run_out,
+                                 overwrite=overwrite, quiet=quiet))
+    statistics = {}
+    for name, get in REPEAT_METRICS:
+        values = [get(s) for s in summaries if get(s) is not None]
+        if values:
+            mean, std, half = stats.mean_std_ci95(values)
+            statistics[name] = {"n": len(values), "mean": mean, "std": std, "ci95": half}
+    write_json_atomic(os.path.join(out, "repeats.json"),
+                      {"settings": base, "repeats": repeats, "statistics": statistics})
+    return summaries, statistics

@@ -1,0 +1,1 @@
+"""The training loop, data pipelines, low precision, FLOPs accounting, DDP."""
