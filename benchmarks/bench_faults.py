@@ -52,7 +52,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from faults.remote_fixtures import (EBEDGE, Lab, hostile_ebedge,  # noqa: E402
+from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge,  # noqa: E402
                                     no_symlinks_or_specials)
 from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402

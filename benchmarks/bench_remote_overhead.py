@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from remote_sshd import LoopbackBoard, keygen, write_ssh_config  # noqa: E402
+from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config  # noqa: E402
 
 EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 

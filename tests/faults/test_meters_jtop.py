@@ -1,5 +1,5 @@
 """Item 14: the jtop meter reads jetson-stats as each version really shapes `jetson.power`
-(tests/jtop_fake.py, from its source at 3.1.4, 4.0.0, 4.1.5, 4.2.12, 4.3.1), stops with a
+(tests/support/jtop_fake.py, from its source at 3.1.4, 4.0.0, 4.1.5, 4.2.12, 4.3.1), stops with a
 message when the service dies, and does not stamp a slower service's repeats as new readings."""
 import itertools
 import sys
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import jtop_fake
+from support import jtop_fake
 import meters
 from meters.base import TOTAL
 
@@ -15,13 +15,6 @@ TX2 = [("VDD_SYS_GPU", 152), ("VDD_SYS_SOC", 687), ("VDD_4V0_WIFI", 0), ("VDD_IN
        ("VDD_SYS_CPU", 152), ("VDD_SYS_DDR", 883)]  # fixtures/tegrastats/tx2-jp4-l4t32.txt
 AGX_ORIN = [("VDD_GPU_SOC", 2399), ("VDD_CPU_CV", 400), ("VIN_SYS_5V0", 4032), ("NC", 0),
             ("VDDQ_VDD2_1V8AO", 301), ("NC", 0)]  # fixtures/tegrastats/agx-orin-jp5.txt
-
-
-@pytest.fixture
-def sock(tmp_path):
-    path = tmp_path / "jtop.sock"
-    path.write_text("")
-    return str(path)
 
 
 def one_read(monkeypatch, sock, version, rails, **options):

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from faults.remote_fixtures import EBEDGE, Lab
-from remote_sshd import drop_connection_mid_run
+from support.remote_fixtures import EBEDGE, Lab
+from support.remote_sshd import drop_connection_mid_run
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator

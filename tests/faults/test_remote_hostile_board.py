@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from faults.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials,
+from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials,
                                     write_run)
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side

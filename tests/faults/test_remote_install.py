@@ -10,7 +10,7 @@ import pytest
 
 import click
 import numpy
-from faults.remote_fixtures import Lab
+from support.remote_fixtures import Lab
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

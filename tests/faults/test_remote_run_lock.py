@@ -20,7 +20,7 @@ from ebedge import agent
 from ebedge.run import runlock
 from ebedge.errors import EbedgeError
 from conftest import wait_for as _wait_for
-from faults.remote_fixtures import EBEDGE, Lab
+from support.remote_fixtures import EBEDGE, Lab
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_size": 64,

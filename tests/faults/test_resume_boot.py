@@ -9,7 +9,7 @@ from ebedge.measure import accounting
 from ebedge.run.rundir import RunDir
 from meters.base import Sample
 from meters.sim.profile import PowerProfile
-from tests.faults.resume_helpers import (TINY, assert_energy_matches, energy_row, fake_tree,
+from support.resume_helpers import (TINY, assert_energy_matches, energy_row, fake_tree,
                                          kill_mid_epoch, meter_args, rows, run, summary)
 
 RATE_HZ = 100

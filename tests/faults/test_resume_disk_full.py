@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from ebedge.run.rundir import load_checkpoint
-from tests.faults.resume_helpers import TINY, kill_mid_epoch, rows, run, summary
+from support.resume_helpers import TINY, kill_mid_epoch, rows, run, summary
 
 
 def _file_size_limit(limit):

@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from ebedge.run import runlock
-from faults.resume_helpers import TINY, rows, run, start, wait_for_epochs
+from support.resume_helpers import TINY, rows, run, start, wait_for_epochs
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.faults.resume_helpers import (TINY, assert_energy_matches, energy_row, fake_tree,
+from support.resume_helpers import (TINY, assert_energy_matches, energy_row, fake_tree,
                                          kill_mid_epoch, meter_args, rows, run, summary, truth)
 
 COUNTED = ("search", "prune", "retrain")

@@ -1,10 +1,10 @@
-"""jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (tests/jtop_fake.py)."""
+"""jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (tests/support/jtop_fake.py)."""
 import sys
 import time
 
 import pytest
 
-import jtop_fake
+from support import jtop_fake
 import meters
 from meters import jtop as jtop_meter
 
@@ -22,13 +22,6 @@ BOARDS = {
                  ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"]),
 }
 JP5_BOARDS = ("orin-nx", "agx-orin")  # mW units: jetson-stats 3.x cannot parse their lines
-
-
-@pytest.fixture
-def sock(tmp_path):
-    path = tmp_path / "jtop.sock"
-    path.write_text("")
-    return str(path)
 
 
 def read_with(monkeypatch, sock, version, power, **options):

@@ -7,7 +7,6 @@ import pytest
 
 from ebedge.run.runner import execute
 from meters.sim.profile import PowerProfile
-from meters.sim.sysfs import FakeIna3221Tree
 
 INTERVAL = 0.01
 
@@ -18,12 +17,8 @@ def _rows(path):
 
 
 @pytest.fixture
-def tx2(tmp_path):
-    profile = PowerProfile([(4.0, 4.0, 1.4), (11.0, 11.0, 1.8), (11.0, 6.0, 2.2), (6.0, 15.0, 1.6)])
-    tree = FakeIna3221Tree(str(tmp_path / "sys"), "tx2", profile)
-    tree.start(rate_hz=1000.0)
-    yield tree
-    tree.close()
+def tx2(fake_tx2):
+    return fake_tx2(PowerProfile([(4.0, 4.0, 1.4), (11.0, 11.0, 1.8), (11.0, 6.0, 2.2), (6.0, 15.0, 1.6)]))
 
 
 def test_phase_energies_match_the_exact_integral_and_add_up(tmp_path, tx2):

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ebedge.training.distributed import BatchShard, SampledShard, ShadowRunDir, World, node_energy
 from ebedge.run.rundir import RunDir
 from ebedge.run.runner import execute
-from faults.resume_helpers import rows as _rows, summary as _summary
+from support.resume_helpers import rows as _rows, summary as _summary
 from meters.base import Sample
 
 # EB drawn as soon as the FIFO is full (epsilon 1), so one process and two draw it at epoch 3.
@@ -26,8 +26,6 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
 
 
 def test_batch_shards_partition_every_global_batch():

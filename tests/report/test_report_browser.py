@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from cdp import Browser, find_chromium
+from support.cdp import Browser, find_chromium
 from ebedge import report
 from test_report import write_run
 

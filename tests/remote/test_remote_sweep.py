@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from remote_sshd import LoopbackBoard, keygen, write_ssh_config
+from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config
 
 EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 SUITE = """name = "fleet"

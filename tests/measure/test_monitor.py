@@ -7,23 +7,20 @@ import time
 
 import pytest
 
+from conftest import ROOT
+
 from ebedge import Monitor
 from ebedge.errors import EbedgeError
 from meters.sim.lines_sim import LinesSimulator
 from meters.sim.profile import PowerProfile
-from meters.sim.sysfs import FakeIna3221Tree
 
 INTERVAL = 0.05  # 20 periods = 1 s; a stall under 3 periods (0.15 s) on a loaded machine is no gap
 
 
 @pytest.fixture
-def tx2(tmp_path):
+def tx2(fake_tx2):
     # continuous ramps: the trapezoid rule's only error is at the kinks, far below 1%
-    profile = PowerProfile([(4.0, 11.0, 0.5), (11.0, 6.0, 0.7), (6.0, 15.0, 0.4), (15.0, 4.0, 0.6)])
-    tree = FakeIna3221Tree(str(tmp_path / "sys"), "tx2", profile)
-    tree.start(rate_hz=1000.0)
-    yield tree
-    tree.close()
+    return fake_tx2(PowerProfile([(4.0, 11.0, 0.5), (11.0, 6.0, 0.7), (6.0, 15.0, 0.4), (15.0, 4.0, 0.6)]))
 
 
 def _monitor(tree, **kwargs):
@@ -145,7 +142,7 @@ def test_monitor_needs_no_torch():
 
 
 def test_the_example_measures_a_plain_pytorch_loop(tmp_path):
-    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "measure_pytorch_loop.py")
+    example = os.path.join(ROOT, "examples", "measure_pytorch_loop.py")
     out = subprocess.check_output([sys.executable, example, "--meter", "model", "--epochs", "1",
                                    "--idle", "0.5", "--log-dir", str(tmp_path / "loop")],
                                   universal_newlines=True)

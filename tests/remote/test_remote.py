@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from remote_sshd import LoopbackBoard, drop_connection_mid_run, keygen, write_ssh_config
+from support.remote_sshd import LoopbackBoard, drop_connection_mid_run, keygen, write_ssh_config
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator

@@ -6,12 +6,13 @@ import sys
 import types
 
 import pytest
+
+from conftest import ROOT
 from click.testing import CliRunner
 
 from ebedge.errors import EbedgeError
 from ebedge.run.suite import load_suite, run_suite
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GOOD = """\
 name = "t"
@@ -261,7 +262,7 @@ def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
 def test_every_shipped_suite_passes_its_pre_run_check():
     """`ebedge bench SUITE --check` on every suite in benchmarks/: no shipped cell may fail to run."""
     from ebedge.cli.bench import bench_command
-    shipped = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "benchmarks", "*.toml")))
+    shipped = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "*.toml")))
     assert len(shipped) >= 10
     for path in shipped:
         result = CliRunner().invoke(bench_command, [path, "--check"])

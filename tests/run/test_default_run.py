@@ -5,13 +5,13 @@ import json
 import os
 
 import pytest
+
+from conftest import ROOT
 from click.testing import CliRunner
 
 from ebedge.cli import main
 from ebedge.defaults import QUICK_METHODS, QUICK_SETTINGS
 from ebedge.run.suite import load_suite
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_quick_suite_is_the_builtin_default():

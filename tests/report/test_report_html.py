@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+
+from conftest import ROOT
 from click.testing import CliRunner
 
 from ebedge import report
@@ -18,8 +20,6 @@ pd = pytest.importorskip("pandas")  # the report is host side
 from test_report import PHASES, write_run  # noqa: E402
 
 pytestmark = pytest.mark.host
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def set_settings(run_dir, **changes):
@@ -74,7 +74,6 @@ def test_runs_with_different_settings_are_separate_rows(tmp_path):
     for setting in eb.index:
         assert "<td class=\"small\">{}</td>".format(setting) in page
     assert len(res.cells_df[res.cells_df["method"] == "eb"]) == 3
-
 
 
 def test_improvement_only_over_baselines_with_the_same_settings(tmp_path):

@@ -1,6 +1,6 @@
 """Loopback boards for the remote fault tests: real sshd, real ebedge, and a hostile ebedge.
 
-`Lab` starts real OpenSSH servers on 127.0.0.1 (tests/remote_sshd.py) and runs the real `ebedge
+`Lab` starts real OpenSSH servers on 127.0.0.1 (tests/support/remote_sshd.py) and runs the real `ebedge
 remote` CLI against them. `hostile_ebedge` writes an `ebedge` for the board that lies in
 `agent status` (ids and directories read from a JSON file the test controls) and passes every
 other command to the real ebedge: a compromised or broken board, as the laptop sees it.
@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from remote_sshd import LoopbackBoard, keygen, write_ssh_config
+from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config
 
 EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 
