@@ -28,9 +28,9 @@ def suite_path(suite):
 
 
 def _describe(settings):
-    ratio = "-" if settings["method"] == "dense" else ",".join("%g" % p for p in settings["prune_ratio"])
-    return "%s %s %s p=%s epochs=%d seed=%d" % (settings["model"], settings["dataset"], settings["method"], ratio,
-                                                settings["epochs"], settings["seed"])
+    ratio = "-" if settings.method == "dense" else ",".join("%g" % p for p in settings.prune_ratio)
+    return "%s %s %s p=%s epochs=%d seed=%d" % (settings.model, settings.dataset, settings.method, ratio,
+                                                settings.epochs, settings.seed)
 
 
 def _check_cells(loaded, cells):

@@ -37,3 +37,52 @@ def load_settings_file(stream):
 KILL = click.option("--kill", is_flag=True, help="SIGKILL the run's processes (a hung run)")
 GRACE = click.option("--grace", type=float, default=0.0, show_default=True, metavar="SECONDS",
                      help="with --kill: SIGTERM first, SIGKILL only if it still runs after this long")
+
+
+def _meter_choices():
+    import meters  # the drivers' registry; loads no torch
+    return ["auto", "none"] + meters.names()
+
+
+def _option_for(setting):
+    """The click option of one setting, all facts from the spec. Its default is None (or empty),
+    so a value is present exactly when the user typed it; the help shows the spec's default."""
+    kwargs = {"help": "%s [default: %s]" % (setting.help, setting.shown_default())}
+    decls = [setting.option]
+    if setting.kind == "bool" and setting.default:
+        decls = ["%s/--no-%s" % (setting.option, setting.option[2:])]
+    if setting.kind == "bool":
+        kwargs["default"] = None
+        if not setting.default:
+            kwargs["is_flag"] = True
+    elif setting.kind in ("ratios", "meters", "meter_options"):
+        kwargs["multiple"] = True
+        kwargs["type"] = {"ratios": float, "meters": click.Choice(_meter_choices()),
+                          "meter_options": str}[setting.kind]
+    elif setting.kind == "choice":
+        kwargs["type"] = click.Choice(setting.choices)
+    elif setting.kind in ("int", "float"):
+        kwargs["type"] = int if setting.kind == "int" else float
+    return click.option(*(decls + [setting.name]), **kwargs)
+
+
+def setting_options(command):
+    """Decorate `command` with one option per setting the spec gives an option."""
+    from ebedge.config.spec import SPEC
+    for setting in reversed(SPEC):
+        if setting.option:
+            command = _option_for(setting)(command)
+    return command
+
+
+def typed_settings(params):
+    """The settings among click's `params` that the user gave, as settings values."""
+    from ebedge.config.spec import BY_NAME
+    out = {}
+    for key, value in params.items():
+        if key not in BY_NAME or value is None or value == ():
+            continue
+        if key == "meter_options":
+            value = parse_meter_options(value)
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out

@@ -17,7 +17,6 @@ _RESULTS = click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False), help="local results directory")
 _MAX_BYTES = click.option("--max-bytes", type=click.IntRange(min=1), default=None,
                           help="refuse a collected run larger than this [default: 20 GiB]")
-_SETTING_OF = {"meter_names": "meters"}  # train's parameter name -> the setting it sets
 
 
 def _board(host, ssh_config, remote_ebedge, root):
@@ -52,33 +51,28 @@ def _split_meter_options(pairs):
     return parse_meter_options(board), local
 
 
-def _train_settings(args, settings_file):
-    """Settings from `ebedge train` options (parsed by the train command itself) over --settings.
+def _train_settings(args, settings_file, board_options):
+    """Settings from `ebedge train` options (parsed by the train command itself) and the board's
+    --meter-option pairs over --settings, merged as `ebedge train` merges them.
 
     Only options typed on the command line count; a train option that is no setting (--out,
     --resume, --repeats...) is refused, since the board side decides those."""
+    from ebedge.cli.options import load_settings_file, typed_settings
     from ebedge.cli.train import train as train_command
-    from ebedge.config.settings import DEFAULTS
+    from ebedge.config.settings import DEFAULTS, merge
     ctx = train_command.make_context("train", list(args))
     settings = {}
     if settings_file:
         with open(settings_file) as f:
-            try:
-                settings = json.load(f)
-            except ValueError as exc:
-                raise EbedgeError("--settings %s is not JSON: %s" % (settings_file, exc))
-        if not isinstance(settings, dict):
-            raise EbedgeError("--settings %s must hold a JSON object" % settings_file)
+            settings = load_settings_file(f)
     for param in train_command.params:
         source = ctx.get_parameter_source(param.name)
-        if source is None or source.name != "COMMANDLINE":
-            continue
-        key = _SETTING_OF.get(param.name, param.name)
-        if key not in DEFAULTS:
+        if source is not None and source.name == "COMMANDLINE" and param.name not in DEFAULTS:
             raise EbedgeError("%s is not for `remote run`" % param.opts[0])
-        value = ctx.params[param.name]
-        settings[key] = list(value) if isinstance(value, tuple) else value
-    return settings
+    given = typed_settings(ctx.params)
+    if board_options:
+        given["meter_options"] = board_options
+    return merge(settings, given)
 
 
 @remote_group.command("run", cls=PassesTrainOptions,
@@ -123,13 +117,8 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
         _sweep(suite, [(host, {})], ssh_config, remote_ebedge, root, results, None, 1, False,
                local)
         return
-    settings = _train_settings(ctx.args, settings_file)
+    settings = _train_settings(ctx.args, settings_file, board_options)
     settings.setdefault("meters", ["auto"])  # measure by default, also on a board with older defaults
-    if board_options:
-        merged = dict(settings.get("meter_options") or {})
-        for name, opts in board_options.items():
-            merged[name] = dict(merged.get(name, {}), **opts)
-        settings["meter_options"] = merged
     with _board(host, ssh_config, remote_ebedge, root) as board:
         final, local_dir = run_remote(board, settings, results, run_id=run_id, local_meter=local,
                                       progress=_echo, clock_period_s=clock_period,

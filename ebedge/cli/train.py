@@ -4,81 +4,13 @@ import os
 
 import click
 
-from ebedge.cli.options import load_settings_file, parse_meter_options
+from ebedge.cli.options import load_settings_file, setting_options, typed_settings
+from ebedge.config.spec import DEFAULTS, METHODS, MODEL_NAMES
 from ebedge.errors import EbedgeError
-from ebedge.config.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
-
-
-def _meter_choices():
-    import meters  # the drivers' registry; loads no torch
-    return ["auto", "none"] + meters.names()
 
 
 @click.command()
-@click.option("--method", default="eb", show_default=True, type=click.Choice(METHODS),
-              help="EB Train variant or baseline to run")
-@click.option("--model", default="vgg16", show_default=True, type=click.Choice(MODEL_NAMES),
-              help="network to train")
-@click.option("--dataset", default="synthetic", show_default=True, type=click.Choice(DATASETS),
-              help="synthetic ships with ebedge; imagefolder is any class-per-folder tree")
-@click.option("--data-dir", default=None, help="dataset root (CIFAR files or train/ + test/ tree)")
-@click.option("--download", is_flag=True, help="download CIFAR into --data-dir if missing")
-@click.option("--prune-ratio", "prune_ratio", multiple=True, type=float,
-              help="p; repeat for several detectors (the first is pruned at) [default: 0.5]")
-@click.option("--epochs", type=int, help="search schedule length [default: 160]")
-@click.option("--retrain-epochs", type=int, help="retrain length [default: remaining epochs]")
-@click.option("--batch-size", type=int, help="mini-batch size [default: 256]")
-@click.option("--lr", type=float, help="initial learning rate [default: 0.1]")
-@click.option("--sparsity", type=float, help="L1 strength on BN scales, the paper's s [default: 1e-4]")
-@click.option("--epsilon", type=float, help="Early-Bird mask-distance threshold [default: 0.1]")
-@click.option("--keep-searching", is_flag=True, default=None,
-              help="keep training after the ticket is drawn, for study (the ticket drawn at the "
-                   "EB epoch is still the one pruned; the extra epochs count as search FLOPs)")
-@click.option("--retrain", type=click.Choice(RETRAIN_MODES),
-              help="after pruning: keep the inherited weights or re-initialise [default: finetune]")
-@click.option("--width", type=float, help="channel multiplier for small runs [default: 1]")
-@click.option("--limit-train", type=int, help="use a seeded random subset of N training images")
-@click.option("--limit-test", type=int, help="use a seeded random subset of N test images")
-@click.option("--seed", type=int, help="random seed of data order and initialisation [default: 1]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="where to train; auto = cuda when available [default: auto]")
-@click.option("--workers",
-              help="torchvision pipeline's loader processes, N or auto (cores - 1) [default: auto]")
-@click.option("--data-pipeline", type=click.Choice(["auto", "tensor", "torchvision"]),
-              help="tensor: images resident on the device, batch augmentation (small images); "
-                   "torchvision: per-image; auto picks by image size [default: auto]")
-@click.option("--amp", is_flag=True, default=None,
-              help="CUDA mixed precision (fp16 autocast, grad scaler)")
-@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format")
-@click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None,
-              help="cuDNN kernel autotuning on CUDA [default: on]")
-@click.option("--channel-multiple", type=int,
-              help="round kept channels per layer up to a multiple of K (beyond the paper) "
-                   "[default: 1]")
-@click.option("--meter", "meter_names", multiple=True, type=click.Choice(_meter_choices()),
-              help="meter to record, repeatable; auto = the most trusted present (the labelled "
-                   "'model' estimate when no real meter exists), none = measure nothing "
-                   "[default: auto]")
-@click.option("--meter-option", multiple=True, help="METER.KEY=VALUE driver option, e.g. wattsup.port=/dev/ttyUSB0")
-@click.option("--meter-interval", type=float, help="sampling interval in seconds")
-@click.option("--idle-seconds", type=float, help="idle power window before and after [default: 0]")
-@click.option("--allow", is_flag=True, default=None,
-              help="record power-mode/clock changes mid-run instead of refusing")
-@click.option("--cooldown", "cooldown_temp_c", type=float,
-              help="wait until every thermal zone is below this many degrees C first")
-@click.option("--milestones", help="epochs where lr *= --lr-gamma, e.g. 30,60 "
-              "[default: the paper's: 50%,75% of --epochs; ImageNet models 1/3,2/3]")
-@click.option("--lr-gamma", type=float, help="lr factor at each milestone [default: 0.1]")
-@click.option("--lr-schedule", help="EPOCH:LR steps, e.g. 0:0.01,100:0.001 (the paper's "
-              "[0LR0.01, 100LR0.001]); overrides --lr and --milestones")
-@click.option("--retrain-lr-schedule", help="the retrain's own EPOCH:LR steps (Table 1)")
-@click.option("--draw-at", type=int, help="EB variants: draw the ticket after exactly this many "
-              "epochs, prune, retrain for the rest of the schedule")
-@click.option("--reinit-epochs", type=click.Choice(["full", "remaining"]),
-              help="re-init retrain length [default: full, the paper's]")
-@click.option("--resnet-prune-scope", type=click.Choice(["all-bn", "inner-only"]),
-              help="ResNet-18/50: every BN with block-input selection (official) or only the BNs "
-                   "inside blocks [default: all-bn]")
+@setting_options
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
               help="train on N processes of this machine with DistributedDataParallel (torchrun; "
                    "one GPU each on CUDA, gloo on the CPU); --batch-size stays the global batch")
@@ -91,8 +23,7 @@ def _meter_choices():
               help="continue the run in this directory from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
-def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
-          settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **options):
+def train(settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
     if nproc > 1 and resume_dir:
         _launch(nproc, ["--resume", resume_dir] + (["--quiet"] if quiet else []), resume_dir)
@@ -102,22 +33,14 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
         out = resume_dir
     else:
-        given = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
-                     download=download or None, prune_ratio=list(prune_ratio) or None,
-                     meters=list(meter_names) or None,
-                     meter_options=parse_meter_options(meter_option) or None)
-        settings = load_settings_file(settings_file) if settings_file else {}
-        ctx = click.get_current_context()
-        settings.update({k: v for k, v in given.items()
-                         if v is not None and (not settings_file
-                                               or _given(ctx, _PARAM_NAMES.get(k, k)))})
-        data_dir = settings.get("data_dir")
-        if data_dir is not None and not os.path.isdir(data_dir) and not download:
-            raise EbedgeError("data directory not found: %s" % data_dir)
-        from ebedge.config.settings import resolve
-        resolved = resolve(settings)  # every value is checked before torch loads
+        from ebedge.config.settings import merge, resolve
+        base = load_settings_file(settings_file) if settings_file else {}
+        settings = resolve(merge(base, typed_settings(options)))  # checked before torch loads
+        if (settings.data_dir is not None and not os.path.isdir(settings.data_dir)
+                and not settings.download):
+            raise EbedgeError("data directory not found: %s" % settings.data_dir)
         from ebedge.run.runner import default_out, execute
-        out = out or default_out(resolved)
+        out = out or default_out(settings)
         if repeats != 1:
             _repeat(settings, out, repeats, overwrite, quiet)
             return
@@ -161,29 +84,18 @@ def _launch(nproc, args, out):
         raise EbedgeError("training on %d processes into %s failed (torchrun exit code %d)"
                           % (nproc, out, code))
 
-_PARAM_NAMES = {"meters": "meter_names", "meter_options": "meter_option"}
-
-
 class PassesTrainOptions(click.Command):
     """A command that passes `ebedge train`'s setting options on (`remote run`): its --help
     lists them after its own options."""
 
     def format_options(self, ctx, formatter):
         click.Command.format_options(self, ctx, formatter)
-        setting_of = {v: k for k, v in _PARAM_NAMES.items()}
         own = {opt for p in self.params for opt in p.opts}
         rows = [p.get_help_record(ctx) for p in train.params
-                if isinstance(p, click.Option) and setting_of.get(p.name, p.name) in DEFAULTS
+                if isinstance(p, click.Option) and p.name in DEFAULTS
                 and not own.intersection(p.opts)]
         with formatter.section("Train options (passed on to the run)"):
             formatter.write_dl(rows)
-
-def _given(ctx, name):
-    """True when the user typed the option (not its default) on the command line."""
-    source = getattr(ctx, "get_parameter_source", None)
-    if source is None:  # click 7: treat any non-default value as given
-        return True
-    return source(name) is not None and source(name).name == "COMMANDLINE"
 
 def _one_line(summary):
     energy = summary.get("energy")

@@ -107,28 +107,28 @@ class StepSchedule(object):
 
 def steps_for(settings, epochs):
     """The (epoch, lr) steps of a schedule of `epochs` epochs under `settings`."""
-    if settings.get("lr_schedule"):
-        return parse_lr_schedule(settings["lr_schedule"])
-    milestones = settings.get("milestones")
+    if settings.lr_schedule:
+        return parse_lr_schedule(settings.lr_schedule)
+    milestones = settings.milestones
     if milestones is None:
-        milestones = default_milestones(settings.get("model"), epochs)
-    lr, gamma = float(settings["lr"]), float(settings.get("lr_gamma", 0.1))
+        milestones = default_milestones(settings.model, epochs)
+    lr, gamma = float(settings.lr), float(settings.lr_gamma)
     return [(0, lr)] + [(m, lr * gamma ** (i + 1)) for i, m in enumerate(milestones)]
 
 
 def schedule_for(settings, epochs=None):
-    """The run's StepSchedule over `epochs` (default settings["epochs"])."""
-    epochs = settings["epochs"] if epochs is None else epochs
+    """The run's StepSchedule over `epochs` (default settings.epochs)."""
+    epochs = settings.epochs if epochs is None else epochs
     return StepSchedule(epochs, steps_for(settings, epochs))
 
 
 def retrain_schedule_for(settings, epochs=None):
-    """The schedule tickets are retrained with: settings["retrain_lr_schedule"] where a suite asks
+    """The schedule tickets are retrained with: settings.retrain_lr_schedule where a suite asks
     for one (Table 1 searches under [0LR0.01, 100LR0.001] and retrains under the standard one),
     else the run's own schedule."""
-    epochs = settings["epochs"] if epochs is None else epochs
-    if settings.get("retrain_lr_schedule"):
-        return StepSchedule(epochs, parse_lr_schedule(settings["retrain_lr_schedule"]))
+    epochs = settings.epochs if epochs is None else epochs
+    if settings.retrain_lr_schedule:
+        return StepSchedule(epochs, parse_lr_schedule(settings.retrain_lr_schedule))
     return schedule_for(settings, epochs)
 
 

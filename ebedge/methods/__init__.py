@@ -23,7 +23,7 @@ RECIPES = {
     "sfp": sfp.run,
 }
 
-DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # those that take settings["draw_at"]
+DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # those that take settings.draw_at
 
 
 def recipe(name):
@@ -37,7 +37,7 @@ def recipe(name):
 def check(settings):
     """Raise EbedgeError if the settings cannot run (unknown method, draw_at on a method that
     draws no ticket mid-schedule)."""
-    recipe(settings["method"])
-    if settings.get("draw_at") is not None and settings["method"] not in DRAWING_METHODS:
+    recipe(settings.method)
+    if settings.draw_at is not None and settings.method not in DRAWING_METHODS:
         raise EbedgeError("draw_at applies to %s, not method %r"
-                          % (", ".join(DRAWING_METHODS), settings["method"]))
+                          % (", ".join(DRAWING_METHODS), settings.method))

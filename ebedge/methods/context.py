@@ -36,19 +36,19 @@ class MethodContext(object):
         self.quiet = quiet
         self.on_mark = on_mark  # called at every phase edge (e.g. the runner's guards)
         self.world = world or World()  # the other training processes (DDP), if any
-        self.device = self.world.device or pick_device(settings["device"])
-        seed_everything(settings["seed"])
-        self.data = load_dataset(settings["dataset"], settings["data_dir"], settings["download"],
-                                 seed=settings["seed"], limit_train=settings["limit_train"],
-                                 limit_test=settings["limit_test"])
-        self.compute = Compute(self.device, settings["amp"], settings["channels_last"],
-                               settings["cudnn_benchmark"])
+        self.device = self.world.device or pick_device(settings.device)
+        seed_everything(settings.seed)
+        self.data = load_dataset(settings.dataset, settings.data_dir, settings.download,
+                                 seed=settings.seed, limit_train=settings.limit_train,
+                                 limit_test=settings.limit_test)
+        self.compute = Compute(self.device, settings.amp, settings.channels_last,
+                               settings.cudnn_benchmark)
         self.train_loader, self.test_loader, self.pipeline = make_pipeline(
-            self.data, settings["batch_size"], self.device, settings["data_pipeline"],
-            settings["workers"], settings["seed"], channels_last=settings["channels_last"])
+            self.data, settings.batch_size, self.device, settings.data_pipeline,
+            settings.workers, settings.seed, channels_last=settings.channels_last)
         # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
         # global batches of train_loader, the same on every rank
-        self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
+        self.rank_batches = self.world.shard(self.train_loader, settings.seed)
         self.n_train = len(self.data.train)
         self.schedule = schedules.schedule_for(settings)
         self.carry = dict(resume["carry"]) if resume else {}
@@ -59,9 +59,9 @@ class MethodContext(object):
 
     # -- models ------------------------------------------------------------------------------------
     def build_model(self, cfg=None, arch=None):
-        model = build_model(arch or self.settings["model"], num_classes=self.data.num_classes,
-                            cfg=cfg, width=self.settings["width"],
-                            prune_scope=self.settings["resnet_prune_scope"])
+        model = build_model(arch or self.settings.model, num_classes=self.data.num_classes,
+                            cfg=cfg, width=self.settings.width,
+                            prune_scope=self.settings.resnet_prune_scope)
         return model.to(self.device)
 
     def restored_model(self):
@@ -154,9 +154,9 @@ class MethodContext(object):
         Resumes inside `stage` when the checkpoint says the run stopped there.
         """
         schedule = schedule or self.schedule
-        sparsity = self.settings["sparsity"] if sparsity is None else sparsity
-        optimizer = optimizer or make_optimizer(model, schedule.lr, self.settings["momentum"],
-                                                self.settings["weight_decay"])
+        sparsity = self.settings.sparsity if sparsity is None else sparsity
+        optimizer = optimizer or make_optimizer(model, schedule.lr, self.settings.momentum,
+                                                self.settings.weight_decay)
         start = first
         if self.resume is not None and self.resume["stage"] == stage \
                 and self.resume["next_epoch"] is not None:
@@ -180,7 +180,7 @@ class MethodContext(object):
                                                            sparsity, after_backward, after_step))
                 self.add_flops(stage, step_flops)
                 extra = (on_epoch_end(epoch, model) if on_epoch_end is not None else None) or {}
-                self.world.agree(epoch, model, self.settings["prune_ratio"], extra.get("stop"))
+                self.world.agree(epoch, model, self.settings.prune_ratio, extra.get("stop"))
             with self.phase("eval", epoch):
                 test = evaluate(model, self.test_loader, self.device, self.compute)
             self.carry["best_test_acc"] = max(self.carry["best_test_acc"], test.accuracy)

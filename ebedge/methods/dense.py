@@ -11,10 +11,10 @@ def run(ctx):
         model = ctx.restored_model()
     else:
         model = ctx.build_model()
-        ctx.run_epochs("search", model, 0, ctx.settings["epochs"], sparsity=0.0)
+        ctx.run_epochs("search", model, 0, ctx.settings.epochs, sparsity=0.0)
         ctx.finish_stage("search", model)
     params = flops.count_params(model)
     forward = ctx.forward_flops(model)
-    return ctx.result(eb_epoch=None, eb_epochs={}, searched_epochs=ctx.settings["epochs"],
+    return ctx.result(eb_epoch=None, eb_epochs={}, searched_epochs=ctx.settings.epochs,
                       params_dense=params, params_pruned=params, forward_flops_dense=forward,
                       forward_flops_pruned=forward)

@@ -28,7 +28,7 @@ def _loop_options(ctx):
     hooks = lowp.LowPrecisionOptimizerHooks(WORD_LENGTH, ROUNDING)
 
     def optimizer_for(model):
-        return hooks.bind(make_optimizer(model, s["lr"], s["momentum"], s["weight_decay"]))
+        return hooks.bind(make_optimizer(model, s.lr, s.momentum, s.weight_decay))
 
     return optimizer_for, {"after_backward": hooks.after_backward,
                            "after_step": hooks.after_step}

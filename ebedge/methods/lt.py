@@ -10,7 +10,7 @@ paper's Table 2 prices LT (one-shot) at 2 x dense at every ratio.
 L1 term (the Early-Bird detectors still run, information only), `prune` ranks |w| of every conv
 and linear weight globally and rewinds the kept ones to their initial values (the removed ones
 are zeroed and held at zero after every step), `retrain` trains the dense-shaped network for the
-whole schedule (settings["retrain_epochs"] overrides), again without the L1 term.
+whole schedule (settings.retrain_epochs overrides), again without the L1 term.
 
 `lt-structured` is a comparison the paper did not make: the same protocol with the structured
 criterion the other methods share (slimming search with the L1 term, so the global BN-scale
@@ -39,11 +39,11 @@ def run(ctx):
     if "lt_mask" not in ctx.carry:
         with ctx.phase("prune"):
             keep = weight_masks.global_keep_mask(
-                weight_masks.score_weights(trained, torch.abs), ctx.settings["prune_ratio"][0])
+                weight_masks.score_weights(trained, torch.abs), ctx.settings.prune_ratio[0])
         ctx.carry["lt_mask"] = weight_masks.pack(keep)
     kept = weight_masks.unpack(ctx.carry["lt_mask"])
     rewound = weight_masks.mask_stage(ctx, initial, kept)
-    retrain_stage(ctx, rewound, epochs=ctx.settings["epochs"], sparsity=0.0,
+    retrain_stage(ctx, rewound, epochs=ctx.settings.epochs, sparsity=0.0,
                   after_step=weight_masks.holder(rewound, kept))
     return full_search_result(ctx, search, retrain="rewind", unstructured=True,
                               kept_weights=int(kept.sum()), total_weights=int(kept.size))
@@ -53,9 +53,9 @@ def run_structured(ctx):
     initial = initial_model(ctx)
     search = Search(ctx, stop_on_ticket=False)
     trained = search.run(model=copy.deepcopy(initial))
-    pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings["prune_ratio"][0]),
+    pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings.prune_ratio[0]),
                          weights_from=initial)
-    retrain_stage(ctx, pruned, epochs=ctx.settings["epochs"], sparsity=0.0)
+    retrain_stage(ctx, pruned, epochs=ctx.settings.epochs, sparsity=0.0)
     return full_search_result(ctx, search, retrain="rewind", unstructured=False)
 
 

@@ -5,7 +5,7 @@ CIFAR), prune the channels below one global |gamma| threshold, fine-tune the sma
 (160 more epochs in the EB paper's setting) without the L1 term (the original's `--refine` run
 does not pass `-sr`). We do exactly that with the shared stages: the same search as EB Train,
 except it never stops early; the retrain is a fresh schedule as long as the search, without the
-L1 term, unless settings["retrain_epochs"] says otherwise. Deliberate difference from the EB
+L1 term, unless settings.retrain_epochs says otherwise. Deliberate difference from the EB
 official scripts, which keep `-sr` on while retraining every ticket: we follow network slimming.
 
 The search still runs the Early-Bird detectors, so `eb_epochs` says where EB Train *would* have
@@ -19,13 +19,13 @@ from ebedge.prune.masks import channel_mask
 def run(ctx):
     search = Search(ctx, stop_on_ticket=False)
     trained = search.run()
-    pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings["prune_ratio"][0]))
-    retrain_stage(ctx, pruned, epochs=ctx.settings["epochs"], sparsity=0.0)
+    pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings.prune_ratio[0]))
+    retrain_stage(ctx, pruned, epochs=ctx.settings.epochs, sparsity=0.0)
     return full_search_result(ctx, search)
 
 
 def full_search_result(ctx, search, **fields):
     """Summary of a recipe whose search ran the whole schedule (NS, LT)."""
-    epochs = ctx.settings["epochs"]
+    epochs = ctx.settings.epochs
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **dict(pruned_fields(ctx), **fields))

@@ -12,7 +12,7 @@ equivalence with the pruned network matters only at the end: `prune` removes the
 weakest after the last epoch, dropping their BN shift as all our pruning does, then an `eval` of
 the pruned network gives the reported `test_acc`. The search trains the dense network, so its
 FLOPs are dense FLOPs. `best_test_acc` is over the search epochs (each evaluated before that
-epoch's zeroing, a soft-pruned network, not the final pruned one). settings["retrain_epochs"]
+epoch's zeroing, a soft-pruned network, not the final pruned one). settings.retrain_epochs
 adds an optional fine-tuning of that many epochs. The Early-Bird detectors still run on the BN
 scales; `eb_epochs` is information only.
 """
@@ -24,15 +24,15 @@ from ebedge.methods.stages import (Search, eval_stage, prune_stage, pruned_field
 
 
 def run(ctx):
-    ratio = ctx.settings["prune_ratio"][0]
+    ratio = ctx.settings.prune_ratio[0]
     search = Search(ctx, stop_on_ticket=False, sparsity=0.0,
                     on_epoch_end=lambda epoch, model: zero_weakest_filters(model, ratio))
     trained = search.run()
     mask = per_layer_mask(channel_scores(trained, lambda w: w * w), ratio)
     pruned = prune_stage(ctx, trained, mask)
-    epochs = ctx.settings["epochs"]
+    epochs = ctx.settings.epochs
     retrain_stage(ctx, pruned, searched_epochs=epochs)  # nothing unless retrain_epochs is set
-    if ctx.settings["retrain_epochs"] is None:
+    if ctx.settings.retrain_epochs is None:
         eval_stage(ctx, pruned)
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **pruned_fields(ctx))

@@ -26,7 +26,7 @@ _checked = {}  # (model, classes, mask kind, ratio, width) -> description: a sha
 
 
 def _mask(model, settings):
-    method, ratio = settings["method"], settings["prune_ratio"][0]
+    method, ratio = settings.method, settings.prune_ratio[0]
     if method in ("sfp",):
         return per_layer_mask(channel_scores(model, lambda w: w * w), ratio)
     if method == "snip-channel":
@@ -46,10 +46,10 @@ def check_cell(settings):
     """Raise EbedgeError naming the problem if the cell cannot run; else a one-line description
     of the dense and pruned shapes."""
     check_method(settings)
-    name = settings["model"]
-    classes = CLASSES.get(settings["dataset"], 1000 if name in ("resnet18", "resnet50") else 10)
-    key = (name, classes, MASK_KINDS.get(settings["method"], "bn scales"),
-           settings["prune_ratio"][0], settings["width"], settings["resnet_prune_scope"])
+    name = settings.model
+    classes = CLASSES.get(settings.dataset, 1000 if name in ("resnet18", "resnet50") else 10)
+    key = (name, classes, MASK_KINDS.get(settings.method, "bn scales"),
+           settings.prune_ratio[0], settings.width, settings.resnet_prune_scope)
     if key not in _checked:
         _checked[key] = _check_shapes(settings, name, classes)
     return _checked[key]
@@ -57,20 +57,20 @@ def check_cell(settings):
 
 def _check_shapes(settings, name, classes):
     try:
-        model = models.build_model(name, classes, width=settings["width"],
-                                   prune_scope=settings["resnet_prune_scope"])
+        model = models.build_model(name, classes, width=settings.width,
+                                   prune_scope=settings.resnet_prune_scope)
         size = models.input_size(name)
         dense = flops.forward_flops(model, size)
-        if settings["method"] == "dense":
+        if settings.method == "dense":
             return "dense %.4g GFLOPs/image" % (dense / 1e9)
-        if settings["method"] in ("lt", "snip"):
+        if settings.method in ("lt", "snip"):
             weight_masks.split(model, weight_masks.global_keep_mask(
-                weight_masks.score_weights(model, torch.abs), settings["prune_ratio"][0]))
+                weight_masks.score_weights(model, torch.abs), settings.prune_ratio[0]))
             return "dense shape kept (unstructured) %.4g GFLOPs/image" % (dense / 1e9)
         pruned, report = prune_model(model, _mask(model, settings))
         pruned_flops = flops.forward_flops(pruned, size)
     except (ValueError, RuntimeError, KeyError, IndexError, AttributeError) as exc:
         raise EbedgeError("%s on %s cannot be pruned: %s: %s"
-                          % (settings["method"], name, type(exc).__name__, exc))
+                          % (settings.method, name, type(exc).__name__, exc))
     return "dense %.4g -> pruned %.4g GFLOPs/image (%d of %d channels)" % (
         dense / 1e9, pruned_flops / 1e9, report.kept_channels, report.total_channels)

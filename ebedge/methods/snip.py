@@ -8,7 +8,7 @@ the EB paper's Table 2 prices it (1 x dense at every ratio).
 
 `snip` does exactly that: the scoring pass (one forward and backward on the dense net, its FLOPs
 counted) is the `search`; `prune` zeroes the removed weights; `retrain` trains the dense-shaped
-network for the whole schedule (settings["retrain_epochs"] overrides) with the removed weights
+network for the whole schedule (settings.retrain_epochs overrides) with the removed weights
 held at zero after every step and no BN L1 term, as the original. FLOPs are dense FLOPs;
 `kept_weights` / `total_weights` say how sparse it is.
 
@@ -28,7 +28,7 @@ def run(ctx):
     model = score_stage(ctx, unstructured=True)
     kept = weight_masks.unpack(ctx.carry["snip_mask"])
     model = weight_masks.mask_stage(ctx, model, kept)
-    retrain_stage(ctx, model, epochs=ctx.settings["epochs"], sparsity=0.0,
+    retrain_stage(ctx, model, epochs=ctx.settings.epochs, sparsity=0.0,
                   after_step=weight_masks.holder(model, kept))
     return ctx.result(eb_epoch=None, eb_epochs={}, searched_epochs=0, unstructured=True,
                       kept_weights=int(kept.sum()), total_weights=int(kept.size),
@@ -38,7 +38,7 @@ def run(ctx):
 def run_channel(ctx):
     model = score_stage(ctx, unstructured=False)
     model = prune_stage(ctx, model, weight_masks.unpack(ctx.carry["snip_mask"]))
-    retrain_stage(ctx, model, epochs=ctx.settings["epochs"], sparsity=0.0)
+    retrain_stage(ctx, model, epochs=ctx.settings.epochs, sparsity=0.0)
     return ctx.result(eb_epoch=None, eb_epochs={}, searched_epochs=0, unstructured=False,
                       **pruned_fields(ctx))
 
@@ -51,7 +51,7 @@ def score_stage(ctx, unstructured):
     forward = ctx.forward_flops(model)
     ctx.carry["params_dense"] = flops.count_params(model)
     ctx.carry["forward_flops_dense"] = forward
-    ratio = ctx.settings["prune_ratio"][0]
+    ratio = ctx.settings.prune_ratio[0]
     with ctx.phase("search", 0):
         images, labels = next(iter(ctx.train_loader))
         model.train()

@@ -28,7 +28,7 @@ class Search(object):
     The search stops when the first ratio's ticket is drawn (the paper's premise; the official
     `main.py` keeps training), unless `keep_searching` or `stop_on_ticket=False` (baselines that
     train the full schedule still record where the ticket would have been drawn). With
-    `draw_at` (settings["draw_at"], EB variants only) it trains exactly that many epochs, whatever
+    `draw_at` (settings.draw_at, EB variants only) it trains exactly that many epochs, whatever
     the detectors say: the fixed-epoch tickets of Figs. 1, 2, 5 and Tables 1, 4.
     `model_transform(model) -> model` adapts the freshly built dense model (e.g. low precision);
     `optimizer_factory(model) -> optimizer` replaces the default SGD (e.g. one bound to hooks).
@@ -40,15 +40,15 @@ class Search(object):
         self.ctx = ctx
         self.on_epoch_end = on_epoch_end  # e.g. SFP's filter zeroing, run before the mask check
         s = ctx.settings
-        self.ratios = s["prune_ratio"]
+        self.ratios = s.prune_ratio
         self.draw_at = draw_at
-        self.stop_on_ticket = stop_on_ticket and not s["keep_searching"] and draw_at is None
+        self.stop_on_ticket = stop_on_ticket and not s.keep_searching and draw_at is None
         self.sparsity = sparsity
         self.after_backward = after_backward
         self.after_step = after_step
         self.model_transform = model_transform
         self.optimizer_factory = optimizer_factory
-        self.detectors = {p: EarlyBirdDetector(p, epsilon=s["epsilon"], window=s["window"])
+        self.detectors = {p: EarlyBirdDetector(p, epsilon=s.epsilon, window=s.window)
                           for p in self.ratios}
         history = ctx.carry.setdefault("mask_history", {str(p): [] for p in self.ratios})
         for p in self.ratios:  # a resumed run replays its masks into fresh detectors
@@ -70,7 +70,7 @@ class Search(object):
             mask = channel_mask(model, p)
             if detector.update(epoch + 1, mask):
                 self.ctx.say("Early-Bird ticket for p=%g drawn after %d epochs" % (p, epoch + 1))
-                if p == self.ratios[0] and self.ctx.settings["keep_searching"] \
+                if p == self.ratios[0] and self.ctx.settings.keep_searching \
                         and self.draw_at is None:
                     # searching on for study: the ticket is still the network drawn now
                     self.ctx.carry["ticket_state"] = {k: v.detach().cpu().clone()
@@ -98,7 +98,7 @@ class Search(object):
         ctx.carry.setdefault("params_dense", flops.count_params(model))
         ctx.carry.setdefault("forward_flops_dense", ctx.forward_flops(model))
         optimizer = self.optimizer_factory(model) if self.optimizer_factory is not None else None
-        last = self.draw_at if self.draw_at is not None else ctx.settings["epochs"]
+        last = self.draw_at if self.draw_at is not None else ctx.settings.epochs
         ctx.run_epochs("search", model, 0, last, sparsity=self.sparsity,
                        on_epoch_end=self._check, optimizer=optimizer,
                        after_backward=self.after_backward, after_step=self.after_step)
@@ -112,7 +112,7 @@ def prune_stage(ctx, model, mask, reinit=False, weights_from=None):
     if ctx.is_finished("prune"):
         return ctx.restored_model()
     with ctx.phase("prune"):
-        mask = round_kept_channels(model, mask, ctx.settings["channel_multiple"])  # beyond the paper
+        mask = round_kept_channels(model, mask, ctx.settings.channel_multiple)  # beyond the paper
         guarded = []
         if weights_from is not None:  # both prunes must keep the same channels
             mask, guarded = _guard_empty_layers(model, mask)
@@ -151,21 +151,21 @@ def _guard_empty_layers(model, mask):
 def retrain_stage(ctx, model, searched_epochs=None, epochs=None, **loop_options):
     """Retrain the pruned model; returns the number of epochs it trained (0: none to train).
 
-    Length: settings["retrain_epochs"] when given (a fresh schedule); else `epochs` (a fresh
+    Length: settings.retrain_epochs when given (a fresh schedule); else `epochs` (a fresh
     schedule: the baselines' fine-tuning of a whole schedule, EB re-init's full schedule); else the
     remaining epochs of the original schedule after `searched_epochs` (EB fine-tuning). The
-    learning rates are settings["retrain_lr_schedule"] where given, else the run's schedule.
+    learning rates are settings.retrain_lr_schedule where given, else the run's schedule.
     `loop_options` go to the epoch loop (e.g. `sparsity=0.0` for baselines that fine-tune
     without the BN L1 term).
     """
     s = ctx.settings
-    fresh = s["retrain_epochs"] if s["retrain_epochs"] is not None else epochs
+    fresh = s.retrain_epochs if s.retrain_epochs is not None else epochs
     if fresh is not None:
         schedule = schedules.retrain_schedule_for(s, fresh)
         first, last = 0, fresh
     else:
         schedule = schedules.retrain_schedule_for(s)
-        first, last = searched_epochs, s["epochs"]
+        first, last = searched_epochs, s.epochs
     trained = ctx.carry.get("retrained_epochs", 0)
     if last > first and not ctx.is_finished("retrain"):
         trained = ctx.run_epochs("retrain", model, first, last, schedule=schedule, **loop_options)

@@ -10,7 +10,7 @@ What we do, as the EB paper's comparison (train dense, prune, retrain) asks: `se
 dense network for the whole schedule (plain training, no BN L1 term: the criterion does not use
 BN scales); `prune` samples the next layer's inputs from a few training batches (their forward
 FLOPs are counted), runs the greedy selection for every prunable layer at ratio p, prunes
-physically; `retrain` fine-tunes for as many epochs as the search (settings["retrain_epochs"]
+physically; `retrain` fine-tunes for as many epochs as the search (settings.retrain_epochs
 overrides), like NS, and without the BN L1 term (ThiNet's fine-tuning is plain SGD).
 Which layers: every VGG conv (its consumer is the next conv, the last one's the classifier); in
 residual blocks the layers whose outputs stay inside the block, as the ThiNet paper did for
@@ -40,7 +40,7 @@ def run(ctx):
     trained = search.run()
     mask = None if ctx.is_finished("prune") else select_channels(ctx, trained)
     pruned = prune_stage(ctx, trained, mask)
-    epochs = ctx.settings["epochs"]
+    epochs = ctx.settings.epochs
     retrain_stage(ctx, pruned, epochs=epochs, sparsity=0.0)
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **pruned_fields(ctx))
@@ -70,7 +70,7 @@ def consumers(model):
 
 def select_channels(ctx, model):
     """Flat keep-mask over bn_layers(model) by greedy reconstruction of each consumer's output."""
-    ratio = ctx.settings["prune_ratio"][0]
+    ratio = ctx.settings.prune_ratio[0]
     layers = bn_layers(model)
     targets = consumers(model)
     with ctx.phase("prune"):
@@ -90,7 +90,7 @@ def select_channels(ctx, model):
 
 def _sample_contributions(ctx, model, consumers):
     """Per consumer, an (m, C_in) tensor: each input channel's term of m sampled outputs."""
-    gen = torch.Generator().manual_seed(int(ctx.settings["seed"]))
+    gen = torch.Generator().manual_seed(int(ctx.settings.seed))
     parts = [[] for _ in consumers]
     handles = [layer.register_forward_hook(_collector(layer, parts[i], gen))
                for i, layer in enumerate(consumers)]

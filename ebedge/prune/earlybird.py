@@ -16,6 +16,7 @@ detector per ratio (ebedge.methods.stages.Search).
 """
 from collections import deque
 
+from ebedge.config.spec import bound
 from ebedge.prune.masks import mask_distance
 
 
@@ -23,8 +24,9 @@ class EarlyBirdDetector(object):
     """Feed one mask per epoch; `update` returns True exactly once, when the ticket is found."""
 
     def __init__(self, ratio, epsilon=0.1, window=5):
-        if window < 2:
-            raise ValueError("Early-Bird window must hold at least 2 masks, got %r" % (window,))
+        if window < bound("window"):  # one bound, the settings' (a single mask has no distance)
+            raise ValueError("Early-Bird window must hold at least %d masks, got %r"
+                             % (bound("window"), window))
         if epsilon < 0:
             raise ValueError("Early-Bird epsilon must be >= 0, got %r" % (epsilon,))
         self.ratio = ratio

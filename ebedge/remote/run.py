@@ -43,8 +43,8 @@ def local_run_dir(results, host, run_id):
 
 
 def default_run_id(settings):
-    return "%s-%s-%s-%s" % (time.strftime("%Y%m%d-%H%M%S"), settings["method"], settings["model"],
-                            settings["dataset"])
+    return "%s-%s-%s-%s" % (time.strftime("%Y%m%d-%H%M%S"), settings.method, settings.model,
+                            settings.dataset)
 
 
 class LocalMeterSpec(object):

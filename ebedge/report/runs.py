@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from ebedge.config import spec
 from ebedge.util import stats
 
 
@@ -45,10 +46,10 @@ def mean_ci95(values) -> Tuple[float, float]:
     return mean, (half if half is not None else float("nan"))
 
 
-# Settings that do not change what a run measures: which repeat it is, where it was written, how it
-# was observed. Everything else (new keys too, e.g. amp or data_pipeline) separates table rows.
-NOT_RESULT_SETTINGS = ("seed", "repeat", "out", "run_id", "workers", "meters", "meter_options",
-                       "meter_interval", "download", "data_dir")
+# Settings that do not change what a run measures (the spec's replicate and observation roles:
+# the seed, which repeat, where data lives, how it was observed), and where a run was written.
+# Everything else (new keys too, e.g. amp or data_pipeline) separates table rows.
+NOT_RESULT_SETTINGS = tuple(s.name for s in spec.SPEC if s.role != spec.EXPERIMENT) + ("out", "run_id")
 
 
 def result_settings(settings: dict) -> dict:

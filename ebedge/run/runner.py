@@ -40,8 +40,8 @@ class Interrupted(Exception):
 
 def default_out(settings, root="results"):
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join(root, "%s-%s-%s-%s" % (stamp, settings["method"], settings["model"],
-                                                settings["dataset"]))
+    return os.path.join(root, "%s-%s-%s-%s" % (stamp, settings.method, settings.model,
+                                                settings.dataset))
 
 
 def _versions():
@@ -73,7 +73,7 @@ class _Guard(object):
     """Watches power mode and clocks at every phase mark (refuse, or flag with `allow`)."""
 
     def __init__(self, settings, flags):
-        self.allow = settings["allow"]
+        self.allow = settings.allow
         self.flags = flags
         self.watcher = board.StateWatcher()  # sysfs; the commands at most every 30 s
         self.initial = board.comparable_state(self.watcher.read())
@@ -144,7 +144,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         if is_main_process():  # under torchrun, rank 0 owns the run directory
             _prepare_dir(out, False, overwrite)
         checkpoint, previous, settled = None, {}, None
-    world = World.from_env(settings["device"])
+    world = World.from_env(settings.device)
     out = world.gather(out)[0]
     run_id = os.path.basename(os.path.normpath(out))
     rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
@@ -156,10 +156,10 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     runtime_before = float(previous.get("runtime_s") or 0.0) + (
         settled.killed_runtime_s if settled is not None else 0.0)
     sampler = None
-    summary = {"status": "running", "method": settings["method"], "model": settings["model"],
-               "dataset": settings["dataset"],
-               "prune_ratio": (None if settings["method"] == "dense" else settings["prune_ratio"][0]),
-               "seed": settings["seed"], "repeat": settings["repeat"], "flags": flags,
+    summary = {"status": "running", "method": settings.method, "model": settings.model,
+               "dataset": settings.dataset,
+               "prune_ratio": (None if settings.method == "dense" else settings.prune_ratio[0]),
+               "seed": settings.seed, "repeat": settings.repeat, "flags": flags,
                "runtime_s": runtime_before}
     started = rundir.started_mono
     guard = None
@@ -172,14 +172,14 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         if not rundir.boot_id:
             _flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
                          "be detected")
-        if settings["cooldown_temp_c"] is not None:
-            reached, hottest = board.cooldown(settings["cooldown_temp_c"], timeout_s=1800)
+        if settings.cooldown_temp_c is not None:
+            reached, hottest = board.cooldown(settings.cooldown_temp_c, timeout_s=1800)
             if not reached:
                 flags.append("warning: cooldown to %g C not reached (%.1f C)"
-                             % (settings["cooldown_temp_c"], hottest))
-        sampler = MeterSampler(settings["meters"] if world.samples_meters else [],  # one per node
-                               rundir.log_samples, settings["meter_options"],
-                               settings["meter_interval"])
+                             % (settings.cooldown_temp_c, hottest))
+        sampler = MeterSampler(settings.meters if world.samples_meters else [],  # one per node
+                               rundir.log_samples, settings.meter_options,
+                               settings.meter_interval)
         summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
@@ -199,10 +199,10 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                             on_mark=on_mark, world=world)
         rundir.write_config(dict(config, compute=ctx.describe()))  # as the pipeline resolved it
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
-            _idle(ctx, "idle_before", settings["idle_seconds"])
-        summary.update(recipe(settings["method"])(ctx))
+            _idle(ctx, "idle_before", settings.idle_seconds)
+        summary.update(recipe(settings.method)(ctx))
         summary.update(world.summary_fields(summary))
-        _idle(ctx, "idle_after", settings["idle_seconds"])
+        _idle(ctx, "idle_after", settings.idle_seconds)
         _check_writes(rundir)
         summary["status"] = "complete"
     except (KeyboardInterrupt, Interrupted):
@@ -285,20 +285,20 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     phases = accounting.read_phases(rundir.file("phases.csv"))
     samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
     rows = accounting.energy_rows(rundir.run_id, phases, samples,
-                                  include_eval=settings["include_eval_in_total"])
+                                  include_eval=settings.include_eval_in_total)
     names = [m.name for m in sampler.meters] if sampler is not None else []
-    rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
+    rows += node_energy(rundir, nodes, rows, names, settings.include_eval_in_total)
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
     summary["phase_seconds"] = _phase_seconds(phases)
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
-    if not settings["meters"]:
+    if not settings.meters:
         _flag(summary["flags"], NO_ENERGY_NOTE)
     if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
         summary["modelled_energy"] = lowp.modelled_energy(summary)
     # derived from the files: recomputed each time, so an earlier process's view goes away
     summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
     for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
-                    + _coverage_flags(rows, settings["min_coverage"])
+                    + _coverage_flags(rows, settings.min_coverage)
                     + _idle_flags(rows, phases)):
         if message is None:
             continue
@@ -375,7 +375,7 @@ def execute_repeats(settings, out, repeats, overwrite=False, quiet=False):
         if completed(run_out) and not overwrite:
             summaries.append(read_json(os.path.join(run_out, "summary.json")))
             continue
-        summaries.append(execute(dict(base, seed=base["seed"] + i, repeat=i), out=run_out,
+        summaries.append(execute(base.replace(seed=base.seed + i, repeat=i), out=run_out,
                                  overwrite=overwrite, quiet=quiet))
     statistics = {}
     for name, get in REPEAT_METRICS:

@@ -48,6 +48,7 @@ import time
 from ebedge.errors import EbedgeError
 from ebedge.util.eta import Eta
 from ebedge.config.schedules import method_epochs
+from ebedge.config import spec
 from ebedge.config.settings import DEFAULTS, resolve
 
 if sys.version_info >= (3, 11):
@@ -140,11 +141,9 @@ def _check_keys(where, table, index, mapping, allowed):
 def _check_value(where, table, index, key, setting, value):
     """Resolve one setting alone, so a bad value is reported against its own key and line."""
     try:
-        resolve({setting: value})
+        spec.BY_NAME[setting].check(value)
     except EbedgeError as exc:
         raise where.error(str(exc), table, key, index)
-    except (TypeError, ValueError):  # resolve() converts with int()/float()
-        raise where.error("invalid value %r" % (value,), table, key, index)
 
 
 def _check_settings(where, table, index, mapping):
@@ -161,16 +160,16 @@ def _format_ratio(p):
 def _cell_id(settings, tagged=()):
     """Readable id; `tagged` names the settings a grid varies beyond the usual axes (draw_at,
     lr_schedule, lr), which then appear in the id too."""
-    parts = [settings["model"], settings["dataset"], settings["method"]]
-    if settings["method"] != "dense":
-        parts.append("p" + "+".join(_format_ratio(p) for p in settings["prune_ratio"]))
-    if "draw_at" in tagged and settings["draw_at"] is not None:
-        parts.append("d%d" % settings["draw_at"])
+    parts = [settings.model, settings.dataset, settings.method]
+    if settings.method != "dense":
+        parts.append("p" + "+".join(_format_ratio(p) for p in settings.prune_ratio))
+    if "draw_at" in tagged and settings.draw_at is not None:
+        parts.append("d%d" % settings.draw_at)
     if "lr" in tagged:
-        parts.append("lr%g" % settings["lr"])
-    if "lr_schedule" in tagged and settings["lr_schedule"]:
-        parts.append("lrs" + settings["lr_schedule"].replace(":", "_").replace(",", "+"))
-    parts.append("r%d" % settings["repeat"])
+        parts.append("lr%g" % settings.lr)
+    if "lr_schedule" in tagged and settings.lr_schedule:
+        parts.append("lrs" + settings.lr_schedule.replace(":", "_").replace(",", "+"))
+    parts.append("r%d" % settings.repeat)
     return "-".join(parts)
 
 

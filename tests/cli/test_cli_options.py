@@ -57,7 +57,7 @@ def test_every_option_has_help_and_the_choices_are_the_known_names():
     train = main.commands["train"]
     choices = {p.name: list(p.type.choices) for p in train.params
                if isinstance(p.type, click.Choice)}
-    assert set(meters.names()) | {"auto", "none"} == set(choices["meter_names"])
+    assert set(meters.names()) | {"auto", "none"} == set(choices["meters"])
     assert {"eb", "dense", "sfp"} <= set(choices["method"])
     assert "resnet50" in choices["model"] and "cifar10" in choices["dataset"]
 
