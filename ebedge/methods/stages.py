@@ -22,6 +22,12 @@ def mask_overhead_flops(total_channels):
     return int(total_channels * math.log2(max(total_channels, 2)) * 3 + 2 * total_channels)
 
 
+def detectors_for(settings):
+    """{prune ratio: EarlyBirdDetector} of the ratios `settings` searches side by side."""
+    return {p: EarlyBirdDetector(p, epsilon=settings.epsilon, window=settings.window)
+            for p in settings.prune_ratio}
+
+
 class Search(object):
     """Slimming training of the dense network with one Early-Bird detector per ratio.
 
@@ -48,8 +54,7 @@ class Search(object):
         self.after_step = after_step
         self.model_transform = model_transform
         self.optimizer_factory = optimizer_factory
-        self.detectors = {p: EarlyBirdDetector(p, epsilon=s.epsilon, window=s.window)
-                          for p in self.ratios}
+        self.detectors = detectors_for(s)
         history = ctx.carry.setdefault("mask_history", {str(p): [] for p in self.ratios})
         for p in self.ratios:  # a resumed run replays its masks into fresh detectors
             for epoch, packed, size in history[str(p)]:
