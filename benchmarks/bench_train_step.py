@@ -80,11 +80,11 @@ def guard_seconds_per_epoch(repeats=5):
     for _ in range(repeats):
         began = time.perf_counter()
         for _ in range(3):
-            board.comparable_state(board.snapshot())
+            board.snapshot().comparable()
         old.append(time.perf_counter() - began)
         began = time.perf_counter()
         for _ in range(3):
-            board.comparable_state(watcher.read())
+            watcher.read().comparable()
         new.append(time.perf_counter() - began)
     return statistics.median(old), statistics.median(new)
 

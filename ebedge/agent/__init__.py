@@ -351,11 +351,7 @@ def info(root=None):
     except Exception as exc:
         out["meters"], out["meters_error"] = [], str(exc)
     from ebedge.measure import board
-    snap = board.snapshot()
-    out["board"] = {"model": snap.get("model"), "l4t": snap.get("l4t"),
-                    "jetpack": snap.get("jetpack"), "nvpmodel_mode": snap.get("nvpmodel_mode"),
-                    "jetson_clocks_pinned": snap.get("jetson_clocks_pinned"),
-                    "is_jetson": snap.get("is_jetson")}
+    out["board"] = board.snapshot().to_json()  # BoardState's one serialisation
     root = runs_root(root)
     probe = root if os.path.isdir(root) else os.path.expanduser("~")
     usage = shutil.disk_usage(probe)

@@ -14,14 +14,14 @@ import socket
 import subprocess
 import time
 
+from ebedge.measure.board_state import IGNORED_ZONE_TYPES, BoardState, PowerMode
+
 COMMAND_TIMEOUT_S = 5.0
 COMMAND_INTERVAL_S = 30.0  # the guard runs nvpmodel / jetson_clocks at most this often
 
 NVPMODEL_STATUS = "/var/lib/nvpmodel/status"  # nvpmodel's record of the mode it set: "pmode:0000 ..."
 NVPMODEL_CONF = "/etc/nvpmodel.conf"  # "< POWER_MODEL ID=0 NAME=MAXN >" lines name the modes
 
-# Zones whose reading is a placeholder, not a temperature: TX1/TX2 report PMIC-Die as a constant 100 C.
-IGNORED_ZONE_TYPES = ("PMIC-Die",)
 
 # L4T release -> JetPack (NVIDIA's release notes); other releases get the family only, e.g. "4.x".
 JETPACK_BY_L4T = {
@@ -34,7 +34,6 @@ JETPACK_BY_L4T = {
 JETPACK_FAMILY = {"28": "3.x", "31": "4.x", "32": "4.x", "34": "5.x", "35": "5.x", "36": "6.x", "38": "7.x"}
 
 GPU_DEVFREQ_NAMES = ("gpu", "gp10b", "gv11b", "ga10b", "gm20b", "gb10b")
-FREQ_TOLERANCE = 0.98  # a reading this close to a bound counts as at the bound (cpufreq rounds)
 
 
 def _path(root, path):
@@ -87,13 +86,13 @@ def jetpack_guess(l4t):
 
 
 def parse_nvpmodel(text):
-    """`nvpmodel -q` output -> {"name", "id", "fan_mode"}; None if it names no power mode."""
+    """`nvpmodel -q` output -> PowerMode (its raw text kept); None if it names no power mode."""
     found = re.search(r"NV Power Mode:[ \t]*([^\r\n]*[^\s])[ \t]*(?:\r?\n[ \t]*(\d+))?", text or "")
     if not found:
         return None
     fan = re.search(r"NV Fan Mode:\s*(\S+)", text)
-    return {"name": found.group(1), "id": int(found.group(2)) if found.group(2) else None,
-            "fan_mode": fan.group(1) if fan else None}
+    return PowerMode(found.group(1), int(found.group(2)) if found.group(2) else None,
+                     fan.group(1) if fan else None, raw=text)
 
 
 def parse_jetson_clocks(text):
@@ -116,8 +115,8 @@ def parse_jetson_clocks(text):
 
 
 def read_nvpmodel(root="/"):
-    """The power mode from nvpmodel's status file and config ({"name", "id", "fan_mode"}); None
-    without the status file. Same shape as parse_nvpmodel, so either source labels a run alike."""
+    """The PowerMode from nvpmodel's status file and config; None without the status file. Same
+    type as parse_nvpmodel's, so either source labels a run alike."""
     status = _read(root, NVPMODEL_STATUS)
     found = re.search(r"pmode:\s*(\d+)", status or "")
     if not found:
@@ -126,8 +125,7 @@ def read_nvpmodel(root="/"):
     names = dict((int(i), n) for i, n in re.findall(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)",
                                                     _read(root, NVPMODEL_CONF) or ""))
     fan = re.search(r"fmode:\s*(\S+)", status)
-    return {"name": names.get(mode, "mode %d" % mode), "id": mode,
-            "fan_mode": fan.group(1) if fan else None}
+    return PowerMode(names.get(mode, "mode %d" % mode), mode, fan.group(1) if fan else None)
 
 
 class StateWatcher(object):
@@ -157,7 +155,7 @@ class StateWatcher(object):
         return last[1]
 
     def read(self):
-        """A snapshot-shaped dict with what comparable_state() and throttled() read."""
+        """A BoardState with what `comparable()` and `throttled()` read."""
         mode = read_nvpmodel(self.root) or parse_nvpmodel(self._command(("nvpmodel", "-q")))
         cpus, gpu = read_cpus(self.root), read_gpu(self.root)
         if cpus or gpu:
@@ -165,8 +163,8 @@ class StateWatcher(object):
         else:
             pinned = pinned_guess(*parse_jetson_clocks(self._command(("jetson_clocks", "--show"))))
             source = "jetson_clocks --show"
-        return {"nvpmodel": mode, "jetson_clocks": {"pinned": pinned, "pinned_from": source},
-                "cpus": cpus, "gpu": gpu, "thermal": read_thermal(self.root)}
+        return BoardState(power_mode=mode, clocks_pinned=pinned, pinned_from=source, cpus=cpus,
+                          gpu=gpu, thermal=read_thermal(self.root))
 
 
 def _int(text):
@@ -260,15 +258,12 @@ def _hostname(root):
 
 
 def snapshot(root="/", runner=None):
-    """Everything that makes two runs comparable or not, as a JSON-serialisable dict."""
+    """Everything that makes two runs comparable or not, as a BoardState."""
     runner = runner or run_command
     model = _read(root, "/proc/device-tree/model")
     compatible = _read(root, "/proc/device-tree/compatible") or ""
     l4t = parse_l4t(_read(root, "/etc/nv_tegra_release"))
-    nvpmodel_raw = runner(["nvpmodel", "-q"])
-    nvpmodel = parse_nvpmodel(nvpmodel_raw)
-    if nvpmodel is not None:
-        nvpmodel["raw"] = nvpmodel_raw
+    nvpmodel = parse_nvpmodel(runner(["nvpmodel", "-q"]))
     cpus = read_cpus(root)
     gpu = read_gpu(root)
     clocks_raw = runner(["jetson_clocks", "--show"])
@@ -277,116 +272,11 @@ def snapshot(root="/", runner=None):
         pinned, pinned_from = pinned_guess(shown_cpus, shown_gpu), "jetson_clocks --show"
     else:
         pinned, pinned_from = pinned_guess(cpus, gpu), "sysfs"
-    return {
-        "is_jetson": bool(l4t or "jetson" in (model or "").lower() or "nvidia,tegra" in compatible),
-        "model": model or None,
-        "hostname": _hostname(root),
-        "l4t": l4t,
-        "jetpack": jetpack_guess(l4t),
-        "nvpmodel": nvpmodel,
-        "jetson_clocks": {"raw": clocks_raw, "pinned": pinned, "pinned_from": pinned_from},
-        "cpus": cpus,
-        "gpu": gpu,
-        "thermal": read_thermal(root),
-        "fan": read_fan(root),
-    }
-
-
-def power_mode(snap):
-    """'MAXN (0)'-style label of the snapshot's power mode, or None without nvpmodel."""
-    mode = snap.get("nvpmodel")
-    if not mode:
-        return None
-    return mode["name"] if mode.get("id") is None else "%s (%d)" % (mode["name"], mode["id"])
-
-
-COMPARABLE_KEYS = ("power_mode", "clocks_pinned", "cpus", "gpu")
-
-
-def comparable_state(snap):
-    """The part of a snapshot that must match for two runs to be compared: power mode and clock settings."""
-    return {
-        "power_mode": power_mode(snap),
-        "clocks_pinned": (snap.get("jetson_clocks") or {}).get("pinned"),
-        "cpus": {name: {k: cpu.get(k) for k in ("online", "governor", "min", "max")}
-                 for name, cpu in (snap.get("cpus") or {}).items()},
-        "gpu": None if not snap.get("gpu") else {k: snap["gpu"].get(k) for k in ("governor", "min", "max")},
-    }
-
-
-_LABELS = {"governor": "governor", "min": "min freq", "max": "max freq"}
-
-
-def _as_comparable(state):
-    return state if set(state) == set(COMPARABLE_KEYS) else comparable_state(state)
-
-
-def changes(before, after):
-    """Human-readable differences in power mode and clock settings ([] if none).
-
-    `before` and `after` may be snapshots or what comparable_state() made of them.
-    """
-    old, new = _as_comparable(before), _as_comparable(after)
-    out = []
-    if old["power_mode"] != new["power_mode"]:
-        out.append("power mode changed: %s -> %s" % (old["power_mode"], new["power_mode"]))
-    if old["clocks_pinned"] != new["clocks_pinned"]:
-        out.append("clocks pinned (jetson_clocks) changed: %s -> %s" % (old["clocks_pinned"], new["clocks_pinned"]))
-    for name in sorted(set(old["cpus"]) | set(new["cpus"]), key=lambda n: int(re.sub(r"\D", "", n) or 0)):
-        a, b = old["cpus"].get(name), new["cpus"].get(name)
-        if a is None or b is None:
-            out.append("%s %s" % (name, "appeared" if a is None else "disappeared"))
-            continue
-        if a["online"] != b["online"]:  # an offline core has no cpufreq settings to compare
-            out.append("%s went %s" % (name, "online" if b["online"] else "offline"))
-        else:
-            out.extend(_field_changes(name, a, b, "kHz"))
-    if old["gpu"] != new["gpu"]:
-        if old["gpu"] is None or new["gpu"] is None:
-            out.append("gpu devfreq %s" % ("appeared" if old["gpu"] is None else "disappeared"))
-        else:
-            out.extend(_field_changes("gpu", old["gpu"], new["gpu"], "Hz"))
-    return out
-
-
-def _field_changes(name, a, b, unit):
-    out = []
-    for key in ("governor", "min", "max"):
-        if key in a and a.get(key) != b.get(key):
-            suffix = " %s" % unit if key in ("min", "max") else ""
-            out.append("%s %s changed: %s -> %s%s" % (name, _LABELS[key], a.get(key), b.get(key), suffix))
-    return out
-
-
-def _below(cur, bound):
-    return cur is not None and bound is not None and cur < bound * FREQ_TOLERANCE
-
-
-def throttled(snap):
-    """Whether the board looked throttled when the snapshot was taken; None if it cannot be told.
-
-    Two signs, both cheap and conservative: a thermal zone at or above its first passive trip point
-    (where the kernel starts capping clocks), or a clock running below its own floor (cur < min, which only a
-    thermal or power cap causes), or below its ceiling under the 'performance' governor.
-    """
-    evidence = []
-    for zone in snap.get("thermal") or []:
-        if zone.get("type") in IGNORED_ZONE_TYPES or zone.get("temp_c") is None or zone.get("passive_trip_c") is None:
-            continue
-        evidence.append(zone["temp_c"] >= zone["passive_trip_c"])
-    clocks = [c for c in (snap.get("cpus") or {}).values() if c.get("online", True)]
-    if snap.get("gpu"):
-        clocks.append(snap["gpu"])
-    for clock in clocks:
-        if clock.get("cur") is None or clock.get("min") is None:
-            continue
-        capped = _below(clock["cur"], clock["min"])
-        if clock.get("governor") == "performance":
-            capped = capped or _below(clock["cur"], clock.get("max"))
-        evidence.append(capped)
-    if not evidence:
-        return None
-    return any(evidence)
+    return BoardState(
+        is_jetson=bool(l4t or "jetson" in (model or "").lower() or "nvidia,tegra" in compatible),
+        model=model or None, hostname=_hostname(root), l4t=l4t, jetpack=jetpack_guess(l4t),
+        power_mode=nvpmodel, clocks_pinned=pinned, pinned_from=pinned_from, clocks_raw=clocks_raw,
+        cpus=cpus, gpu=gpu, thermal=read_thermal(root), fan=read_fan(root))
 
 
 def hottest_c(root="/"):

@@ -13,6 +13,7 @@ import tempfile
 
 import ebedge
 from ebedge.errors import EbedgeError
+from ebedge.measure.board_state import BoardState
 from ebedge.remote.clock import BOUND_LIMIT_S, ClockChannel, ClockModel
 from ebedge.remote.wheel import build_wheel
 
@@ -39,7 +40,7 @@ def doctor(board, clock_bursts=3):
     finally:
         channel.close()
     matches = info.get("ebedge") == ebedge.__version__
-    facts = info.get("board") or {}
+    state = BoardState.from_json(info.get("board"))
     available = [m["name"] for m in info.get("meters", []) if m["available"]]
     lines = [
         "board %s (%s)" % (board.host, info.get("hostname")),
@@ -52,8 +53,7 @@ def doctor(board, clock_bursts=3):
                                     % (ebedge.__version__, board.host)),
         "  meters       %s" % (", ".join(available) or "none available"),
         "  board        %s, L4T %s, power mode %s, jetson_clocks %s" % (
-            facts.get("model"), facts.get("l4t"), _mode(facts.get("nvpmodel_mode")),
-            facts.get("jetson_clocks_pinned")),
+            state.model, state.l4t, state.power_mode_label, state.clocks_pinned),
         "  disk free    %.1f GB under %s" % (info.get("disk_free_bytes", 0) / 1e9,
                                              info.get("runs_root")),
         "  clock        board - laptop = %+.3f s +- %.3f s%s" % (
@@ -61,12 +61,6 @@ def doctor(board, clock_bursts=3):
             "" if clock["bound_s"] <= BOUND_LIMIT_S else
             "  (over the %.1f s bound: laptop-meter runs will be flagged)" % BOUND_LIMIT_S)]
     return {"info": info, "clock": clock, "ebedge_matches": matches, "lines": lines}
-
-
-def _mode(mode):
-    if isinstance(mode, dict):
-        return "%s (%s)" % (mode.get("name"), mode.get("id"))
-    return str(mode)
 
 
 def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None):

@@ -26,6 +26,7 @@ import uuid
 
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
+from ebedge.measure.board_state import BoardState
 from ebedge.remote.run import RunDetached, run_remote
 from ebedge.remote.ssh import ConnectionLost, Unreachable
 
@@ -226,6 +227,11 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
         ledger_lock.release()
 
 
+def board_pool(board):
+    """[model, power mode] of a connected board: boards with equal pools may share a cell."""
+    return BoardState.from_json(board.info().get("board")).pool
+
+
 def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_meter, progress,
             reattach_s):
     """One board's thread: take cells until none is left for it."""
@@ -234,8 +240,7 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
         board.conn.connect()
         _take_board(board, ledger.sweep_id)
         locked = True
-        facts = board.info()["board"]
-        pool = [facts.get("model"), facts.get("nvpmodel_mode")]
+        pool = board_pool(board)
         ledger.board(board.host, state="active", pool=pool)
         while ledger.open_cells(board.host, pool, mixed, max_attempts, active):
             cell_id = ledger.take(board.host, pool, max_attempts, mixed)

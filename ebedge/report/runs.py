@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ebedge.config import spec
+from ebedge.measure.board_state import BoardState
 from ebedge.util import stats
 
 
@@ -244,7 +245,7 @@ def energy_label(run: Run) -> str:
 def _power_mode(run: Run):
     mode = run.get("power_mode")
     if mode is None:
-        mode = (run.config.get("board") or {}).get("nvpmodel")
+        mode = BoardState.from_json(run.config.get("board")).power_mode_label
     return None if mode is None else str(mode)
 
 

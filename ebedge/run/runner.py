@@ -18,6 +18,7 @@ import time
 
 import ebedge
 from ebedge.measure import accounting, board
+from ebedge.measure.board_state import changes
 from ebedge.run import resume as resuming, runlock
 from ebedge.util import stats
 from ebedge.training import lowp
@@ -76,13 +77,13 @@ class _Guard(object):
         self.allow = settings.allow
         self.flags = flags
         self.watcher = board.StateWatcher()  # sysfs; the commands at most every 30 s
-        self.initial = board.comparable_state(self.watcher.read())
+        self.initial = self.watcher.read().comparable()
         self.throttled_marks = 0
 
     def __call__(self, phase, epoch):
         snap = self.watcher.read()
-        diff = board.changes(self.initial, board.comparable_state(snap))
-        if board.throttled(snap):
+        diff = changes(self.initial, snap)
+        if snap.throttled():
             self.throttled_marks += 1
         if diff:
             message = "power mode or clocks changed mid-run (%s): %s" % (phase, "; ".join(diff))
@@ -90,7 +91,7 @@ class _Guard(object):
                 raise EbedgeError(message + "; pass --allow to record instead of refusing")
             if message not in self.flags:
                 self.flags.append(message)
-            self.initial = board.comparable_state(snap)
+            self.initial = snap.comparable()
 
 
 def _idle(ctx, name, seconds):
@@ -167,7 +168,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
         snap = board.snapshot()
-        if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
+        if snap.is_jetson and snap.clocks_pinned is False:
             _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
         if not rundir.boot_id:
             _flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
@@ -180,10 +181,10 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         sampler = MeterSampler(settings.meters if world.samples_meters else [],  # one per node
                                rundir.log_samples, settings.meter_options,
                                settings.meter_interval)
-        summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
+        summary.update(board_id=snap.hostname, power_mode=snap.power_mode_label)
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
-            "versions": _versions(), "host": socket.gethostname(), "board": snap,
+            "versions": _versions(), "host": socket.gethostname(), "board": snap.to_json(),
             "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
         rundir.write_config(config)
         rundir.write_summary(summary)

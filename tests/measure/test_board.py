@@ -7,6 +7,11 @@ import stat
 import pytest
 
 from ebedge.measure import board
+from ebedge.measure.board_state import BoardState, changes
+
+
+def _label(state):
+    return state.power_mode_label
 
 TX2_CPUS = {  # cpu: (max kHz); cpu1/cpu2 are the Denver cores
     "cpu0": 2035200, "cpu1": 2035200, "cpu2": 2035200, "cpu3": 2035200, "cpu4": 2035200, "cpu5": 2035200}
@@ -108,32 +113,33 @@ def test_tx2_snapshot(tmp_path, bin_dir):
     fake_command(bin_dir, "nvpmodel", NVPMODEL_MAXN)
     fake_command(bin_dir, "jetson_clocks", jetson_clocks_show(pinned=True))
     snap = board.snapshot(root=root)
-    json.dumps(snap)  # it goes into config.json
-    assert snap["is_jetson"] and snap["model"] == "NVIDIA Jetson TX2 Developer Kit"
-    assert snap["l4t"] == "32.7.1" and snap["jetpack"] == "4.6.1"
-    assert snap["hostname"] == "tx2-lab"
-    assert (snap["nvpmodel"]["name"], snap["nvpmodel"]["id"], snap["nvpmodel"]["fan_mode"]) == ("MAXN", 0, "quiet")
-    assert board.power_mode(snap) == "MAXN (0)"
-    assert snap["jetson_clocks"]["pinned"] is True and "GPU MinFreq" in snap["jetson_clocks"]["raw"]
-    assert sorted(snap["cpus"]) == sorted(TX2_CPUS)
-    assert snap["cpus"]["cpu1"] == {"online": True, "governor": "schedutil", "cur": 2035200, "min": 345600,
+    data = snap.to_json()  # config.json["board"]; it reads back as written
+    assert BoardState.from_json(json.loads(json.dumps(data))).to_json() == data
+    assert data["is_jetson"] and data["model"] == "NVIDIA Jetson TX2 Developer Kit"
+    assert data["l4t"] == "32.7.1" and data["jetpack"] == "4.6.1"
+    assert data["hostname"] == "tx2-lab"
+    assert (data["nvpmodel"]["name"], data["nvpmodel"]["id"], data["nvpmodel"]["fan_mode"]) == ("MAXN", 0, "quiet")
+    assert _label(snap) == "MAXN (0)"
+    assert data["jetson_clocks"]["pinned"] is True and "GPU MinFreq" in data["jetson_clocks"]["raw"]
+    assert sorted(data["cpus"]) == sorted(TX2_CPUS)
+    assert data["cpus"]["cpu1"] == {"online": True, "governor": "schedutil", "cur": 2035200, "min": 345600,
                                     "max": 2035200, "hw_min": 345600, "hw_max": 2035200}
-    assert snap["gpu"]["device"] == "17000000.gp10b" and snap["gpu"]["max"] == 1300500000
-    temps = {z["type"]: z["temp_c"] for z in snap["thermal"]}
+    assert data["gpu"]["device"] == "17000000.gp10b" and data["gpu"]["max"] == 1300500000
+    temps = {z["type"]: z["temp_c"] for z in data["thermal"]}
     assert temps["BCPU-therm"] == 41.5 and temps["PMIC-Die"] == 100.0
-    assert [z["passive_trip_c"] for z in snap["thermal"]][:3] == [96.5, 96.5, 97.5]
-    assert snap["fan"] == {"source": "/sys/devices/pwm-fan/target_pwm", "pwm": 77}
-    assert board.throttled(snap) is False
+    assert [z["passive_trip_c"] for z in data["thermal"]][:3] == [96.5, 96.5, 97.5]
+    assert data["fan"] == {"source": "/sys/devices/pwm-fan/target_pwm", "pwm": 77}
+    assert snap.throttled() is False
 
 
 def test_pinned_guess_without_jetson_clocks_reads_sysfs(tmp_path, bin_dir):
     free = board.snapshot(root=tx2_tree(tmp_path / "a"))
-    assert free["nvpmodel"] is None and free["jetson_clocks"]["raw"] is None
-    assert (free["jetson_clocks"]["pinned"], free["jetson_clocks"]["pinned_from"]) == (False, "sysfs")
+    assert free.to_json()["nvpmodel"] is None and free.to_json()["jetson_clocks"]["raw"] is None
+    assert (free.to_json()["jetson_clocks"]["pinned"], free.to_json()["jetson_clocks"]["pinned_from"]) == (False, "sysfs")
     pinned = board.snapshot(root=tx2_tree(tmp_path / "b", pinned=True))
-    assert pinned["jetson_clocks"]["pinned"] is True
+    assert pinned.to_json()["jetson_clocks"]["pinned"] is True
     performance = board.snapshot(root=tx2_tree(tmp_path / "c", governor="performance"))
-    assert performance["jetson_clocks"]["pinned"] is False  # the GPU still scales
+    assert performance.to_json()["jetson_clocks"]["pinned"] is False  # the GPU still scales
 
 
 def test_failing_or_hanging_command_is_none(tmp_path, bin_dir, monkeypatch):
@@ -141,27 +147,27 @@ def test_failing_or_hanging_command_is_none(tmp_path, bin_dir, monkeypatch):
     fake_command(bin_dir, "nvpmodel", NVPMODEL_MAXN, delay_s=5)
     monkeypatch.setattr(board, "COMMAND_TIMEOUT_S", 0.3)
     snap = board.snapshot(root=tx2_tree(tmp_path / "tx2"))
-    assert snap["nvpmodel"] is None and snap["jetson_clocks"]["raw"] is None
+    assert snap.to_json()["nvpmodel"] is None and snap.to_json()["jetson_clocks"]["raw"] is None
 
 
 def test_plain_linux_snapshot(tmp_path, bin_dir):
     snap = board.snapshot(root=plain_tree(tmp_path / "pc"))
-    json.dumps(snap)
-    assert snap["is_jetson"] is False
-    assert snap["model"] is None and snap["l4t"] is None and snap["jetpack"] is None and snap["nvpmodel"] is None
-    assert snap["gpu"] is None and snap["hostname"] == "laptop"
-    assert snap["cpus"]["cpu1"]["governor"] == "powersave" and snap["cpus"]["cpu1"]["online"] is True
-    assert snap["thermal"] == [{"zone": "thermal_zone0", "type": "x86_pkg_temp", "temp_c": 52.0,
+    data = json.loads(json.dumps(snap.to_json()))
+    assert data["is_jetson"] is False
+    assert data["model"] is None and data["l4t"] is None and data["jetpack"] is None and data["nvpmodel"] is None
+    assert data["gpu"] is None and data["hostname"] == "laptop"
+    assert data["cpus"]["cpu1"]["governor"] == "powersave" and data["cpus"]["cpu1"]["online"] is True
+    assert data["thermal"] == [{"zone": "thermal_zone0", "type": "x86_pkg_temp", "temp_c": 52.0,
                                 "passive_trip_c": None}]
-    assert snap["fan"] == {"source": "/sys/class/hwmon/hwmon3/pwm1", "pwm": 120}
-    assert board.throttled(snap) is False  # cur is above min, governor not 'performance'
-    assert board.changes(snap, snap) == []
+    assert data["fan"] == {"source": "/sys/class/hwmon/hwmon3/pwm1", "pwm": 120}
+    assert snap.throttled() is False  # cur is above min, governor not 'performance'
+    assert changes(snap, snap) == []
 
 
 def test_empty_root_gives_nones_not_errors(tmp_path, bin_dir):
     snap = board.snapshot(root=str(tmp_path))
-    assert snap["cpus"] == {} and snap["thermal"] == [] and snap["fan"] is None
-    assert snap["jetson_clocks"]["pinned"] is None and board.throttled(snap) is None
+    assert snap.to_json()["cpus"] == {} and snap.to_json()["thermal"] == [] and snap.to_json()["fan"] is None
+    assert snap.to_json()["jetson_clocks"]["pinned"] is None and snap.throttled() is None
 
 
 def test_changes_detects_mode_and_clock_changes(tmp_path, bin_dir):
@@ -174,20 +180,20 @@ def test_changes_detects_mode_and_clock_changes(tmp_path, bin_dir):
     shutil.rmtree(os.path.join(root, "sys/devices/system/cpu/cpu1/cpufreq"))
     put(root, "/sys/class/thermal/thermal_zone0/temp", "60000\n")  # temperatures are not settings
     after = board.snapshot(root=root)
-    found = board.changes(before, after)
+    found = changes(before, after)
     assert found[0] == "power mode changed: MAXN (0) -> MAXQ (1)"
     assert "cpu1 went offline" in found
     assert "cpu3 max freq changed: 2035200 -> 1267200 kHz" in found
     assert len(found) == 3
     # the runner keeps only the comparable part of the first snapshot; that compares the same way
-    assert board.changes(board.comparable_state(before), board.comparable_state(after)) == found
-    assert board.changes(board.comparable_state(before), after) == found
+    assert changes(before.comparable(), after.comparable()) == found
+    assert changes(before.comparable(), after) == found
 
 
 def test_changes_detects_governor_and_gpu(tmp_path, bin_dir):
     before = board.snapshot(root=tx2_tree(tmp_path / "a"))
     after = board.snapshot(root=tx2_tree(tmp_path / "b", governor="performance", pinned=True))
-    found = board.changes(before, after)
+    found = changes(before, after)
     assert "cpu0 governor changed: schedutil -> performance" in found
     assert "gpu min freq changed: 114750000 -> 1300500000 Hz" in found
     assert "clocks pinned (jetson_clocks) changed: False -> True" in found
@@ -196,11 +202,11 @@ def test_changes_detects_governor_and_gpu(tmp_path, bin_dir):
 def test_throttled_by_trip_point_and_by_capped_clock(tmp_path, bin_dir):
     root = tx2_tree(tmp_path / "hot")
     put(root, "/sys/class/thermal/thermal_zone2/temp", "98000\n")  # GPU-therm past its 97.5 C passive trip
-    assert board.throttled(board.snapshot(root=root)) is True
+    assert board.snapshot(root=root).throttled() is True
     root = tx2_tree(tmp_path / "capped", governor="performance", pinned=True)
-    assert board.throttled(board.snapshot(root=root)) is False
+    assert board.snapshot(root=root).throttled() is False
     put(root, "/sys/devices/system/cpu/cpu4/cpufreq/scaling_cur_freq", "1420800\n")  # below its pinned floor
-    assert board.throttled(board.snapshot(root=root)) is True
+    assert board.snapshot(root=root).throttled() is True
 
 
 def test_parsers_on_other_formats():
@@ -208,6 +214,17 @@ def test_parsers_on_other_formats():
     assert board.jetpack_guess("28.2.1") == "3.3" and board.jetpack_guess("32.9.9") == "4.x"
     assert board.parse_l4t("garbage") is None and board.jetpack_guess(None) is None
     assert board.parse_nvpmodel("NVPM WARN: unreadable") is None
+
+
+@pytest.mark.parametrize("sent", [None, [], "MAXN", {"nvpmodel": "MAXN", "jetson_clocks": [1],
+                                                     "cpus": {"cpu0": 5}, "thermal": "hot",
+                                                     "model": 7, "is_jetson": "yes"},
+                                  {"nvpmodel": {"name": 3, "id": "0"}}])
+def test_board_state_from_a_hostile_board_reads_as_unknown(sent):
+    state = BoardState.from_json(sent)
+    assert state.power_mode is None and state.model is None and state.is_jetson is None
+    assert state.cpus == {} and state.thermal == [] and state.pool == [None, None]
+    assert state.throttled() is None and changes(state, state) == []
 
 
 def test_cooldown_waits_until_every_zone_is_below_target(tmp_path):
@@ -265,16 +282,16 @@ def test_watcher_reads_the_power_mode_from_nvpmodel_status_without_commands(tmp_
     counting_command(bin_dir, "jetson_clocks", output, count)
     watcher = board.StateWatcher(root=root)
     first = watcher.read()
-    assert board.power_mode(first) == "MAXN (0)" and first["nvpmodel"]["fan_mode"] == "quiet"
-    assert first["jetson_clocks"] == {"pinned": False, "pinned_from": "sysfs"}
+    assert _label(first) == "MAXN (0)" and first.power_mode.fan_mode == "quiet"
+    assert (first.clocks_pinned, first.pinned_from) == (False, "sysfs")
     put(root, board.NVPMODEL_STATUS, "pmode:0001 fmode:quiet\n")
     put(root, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "performance\n")
     second = watcher.read()
-    assert board.changes(first, second) == ["power mode changed: MAXN (0) -> MAXQ (1)",
+    assert changes(first, second) == ["power mode changed: MAXN (0) -> MAXQ (1)",
                                             "cpu0 governor changed: schedutil -> performance"]
     assert calls(count) == 0 and watcher.command_runs == 0
     put(root, board.NVPMODEL_STATUS, "pmode:0007\n")  # a mode the config does not name
-    assert board.power_mode(watcher.read()) == "mode 7 (7)"
+    assert _label(watcher.read()) == "mode 7 (7)"
 
 
 def test_watcher_falls_back_to_nvpmodel_at_most_every_30_seconds(tmp_path, bin_dir):
@@ -283,14 +300,14 @@ def test_watcher_falls_back_to_nvpmodel_at_most_every_30_seconds(tmp_path, bin_d
     counting_command(bin_dir, "nvpmodel", output, count)
     now = [100.0]
     watcher = board.StateWatcher(root=root, clock=lambda: now[0])
-    assert board.power_mode(watcher.read()) == "MAXN (0)" and calls(count) == 1
+    assert _label(watcher.read()) == "MAXN (0)" and calls(count) == 1
     put(tmp_path, "out", NVPMODEL_MAXQ)
     for step in range(29):  # three phase marks per epoch for a while: no new process
         now[0] += 1.0
-        assert board.power_mode(watcher.read()) == "MAXN (0)"
+        assert _label(watcher.read()) == "MAXN (0)"
     assert calls(count) == 1 and watcher.command_runs == 1
     now[0] += 1.0  # 30 s after the first call
-    assert board.power_mode(watcher.read()) == "MAXQ (1)" and calls(count) == 2
+    assert _label(watcher.read()) == "MAXQ (1)" and calls(count) == 2
 
 
 def test_watcher_without_sysfs_clocks_asks_jetson_clocks_rate_limited(tmp_path, bin_dir):
@@ -300,7 +317,7 @@ def test_watcher_without_sysfs_clocks_asks_jetson_clocks_rate_limited(tmp_path, 
     watcher = board.StateWatcher(root=str(tmp_path / "empty"), clock=lambda: now[0], interval_s=10)
     for _ in range(5):
         state = watcher.read()
-    assert state["jetson_clocks"] == {"pinned": True, "pinned_from": "jetson_clocks --show"}
+    assert (state.clocks_pinned, state.pinned_from) == (True, "jetson_clocks --show")
     assert calls(count) == 1  # nvpmodel is absent: tried (not found) once, like jetson_clocks
     now[0] = 10.0
     watcher.read()
