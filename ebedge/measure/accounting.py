@@ -12,11 +12,10 @@ import csv
 import os
 
 from ebedge.measure import energy
-from ebedge.run.rundir import IDLE_PHASES, csv_bytes, write_atomic
+from ebedge.config.formats import ENERGY_COLUMNS, IDLE_PHASES, TRAIN_PHASES
+from ebedge.run.rundir import csv_bytes, write_atomic
 from meters.base import TOTAL, Sample
 
-TRAIN_PHASES = ("search", "prune", "retrain")
-ENERGY_COLUMNS = energy.ENERGY_COLUMNS
 MIN_PERIODS_PER_WINDOW = 20  # a window shorter than this many sample periods has coarse energy
 
 

@@ -29,11 +29,9 @@ bisections plus its two edge intervals, whatever its length.
 import bisect
 import math
 
+from ebedge.config.formats import ENERGY_COLUMNS
 from meters.base import GAP, NAN, OVERRANGE, plausible
 
-ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "energy_j",
-                  "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
-                  "rate_hz", "max_gap_s", "covered_frac", "uncertainty_pct", "flags")
 NEGATIVE = "negative"
 COUNTER_RESET = "counter_reset"
 _REJECTED = (NAN, NEGATIVE, OVERRANGE)

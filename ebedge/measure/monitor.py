@@ -28,7 +28,8 @@ import ebedge
 from ebedge.measure import accounting, energy
 from ebedge.errors import EbedgeError
 from ebedge.measure.recording import SampleWriter
-from ebedge.run.rundir import PHASE_COLUMNS, CsvLog, write_json_atomic
+from ebedge.config.formats import PHASE_COLUMNS
+from ebedge.run.rundir import CsvLog, write_json_atomic
 from ebedge.measure.sampling import MeterSampler
 from meters.base import MEASURED, TOTAL, now
 

@@ -11,7 +11,8 @@ import time
 
 from ebedge.measure import energy
 from ebedge.measure.accounting import write_energy_csv
-from ebedge.run.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, CsvLog
+from ebedge.config.formats import PHASE_COLUMNS, SAMPLE_COLUMNS
+from ebedge.run.rundir import CsvLog
 from meters.base import TOTAL, MeterError, now
 
 

@@ -105,7 +105,7 @@ def _board_wall_minus_mono(path):
 
 def _rewrite_samples(path, run_id, mapped):
     """samples.csv = the board's rows (earlier merges' laptop rows dropped) + `mapped`."""
-    from ebedge.run.rundir import SAMPLE_COLUMNS as RUN_COLUMNS
+    from ebedge.config.formats import SAMPLE_COLUMNS as RUN_COLUMNS
     kept = []
     if os.path.exists(path):
         with open(path, newline="") as f:

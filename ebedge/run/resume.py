@@ -10,8 +10,8 @@ import csv
 import io
 import os
 
-from ebedge.run.rundir import (EPOCH_COLUMNS, IDLE_PHASES, LOST, PHASE_COLUMNS, csv_bytes,
-                           read_heartbeat, read_phase_rows, write_atomic)
+from ebedge.config.formats import EPOCH_COLUMNS, IDLE_PHASES, LOST, PHASE_COLUMNS
+from ebedge.run.rundir import csv_bytes, read_heartbeat, read_phase_rows, write_atomic
 
 SAMPLE_TAIL_BYTES = 1 << 16  # the killed process's last samples are at the end of samples.csv
 

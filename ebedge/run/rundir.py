@@ -17,18 +17,11 @@ import time
 
 import numpy as np
 
+from ebedge.config.formats import EPOCH_COLUMNS, PHASE_COLUMNS, SAMPLE_COLUMNS
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 
-PHASE_COLUMNS = ("run_id", "phase", "epoch", "t_start_mono", "t_end_mono", "t_start_wall",
-                 "t_end_wall", "boot_id")
-EPOCH_COLUMNS = ("run_id", "phase", "epoch", "lr", "train_loss", "train_acc", "test_acc",
-                 "seconds", "train_flops", "mask_distance")
-SAMPLE_COLUMNS = ("run_id", "meter", "rail", "t_mono", "t_wall", "power_w", "voltage_v",
-                  "current_a", "meter_energy_j", "flags", "boot_id")
 HEARTBEAT_PERIOD_S = 2.0
-LOST = "lost"  # phase name of work done before a crash and redone after the resume
-IDLE_PHASES = ("idle_before", "idle_after")
 BOOT_ID_ENV = "EBEDGE_BOOT_ID_PATH"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)

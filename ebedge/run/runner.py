@@ -26,8 +26,9 @@ from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_ma
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
 from ebedge.methods.context import MethodContext
-from ebedge.run.rundir import (IDLE_PHASES, LOST, RunDir, completed, disk_full, load_checkpoint,
-                           read_json, read_phase_rows, write_json_atomic)
+from ebedge.config.formats import IDLE_PHASES, LOST
+from ebedge.run.rundir import (RunDir, completed, disk_full, load_checkpoint, read_json,
+                               read_phase_rows, write_json_atomic)
 from ebedge.measure.sampling import MeterSampler
 from ebedge.config.settings import config_hash, resolve
 from meters.base import TOTAL

@@ -30,7 +30,8 @@ import time
 import numpy as np
 
 from ebedge.errors import EbedgeError
-from ebedge.run.rundir import PHASE_COLUMNS, SAMPLE_COLUMNS, RunDir, boot_id, read_json
+from ebedge.config.formats import PHASE_COLUMNS, SAMPLE_COLUMNS
+from ebedge.run.rundir import RunDir, boot_id, read_json
 
 
 def is_main_process():

@@ -123,6 +123,7 @@ def test_settings_are_frozen_attributes_that_still_serialise():
         s.replace(window=1)
 
 
+@pytest.mark.host  # the report reads runs with pandas
 def test_hash_and_report_keys_come_from_the_spec_roles():
     from ebedge.report.runs import settings_key
     s = resolve({"epochs": 3})

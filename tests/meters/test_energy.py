@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from ebedge.config.formats import ENERGY_COLUMNS
 from ebedge.measure import energy
 from meters.base import Sample
 from meters.sim.profile import PowerProfile
@@ -136,7 +137,7 @@ def test_by_phase_rows_gross_net_and_epochs_summed():
     phases = [Phase("idle_before", 0, 0.0, 5.0), ("search", 1, 5.0, 12.0),
               Phase("search", 2, 12.0, 20.0), ("eval", 0, 20.0, 30.0)]
     rows = energy.by_phase(samples, phases, idle_power_w={("ina3221", "total"): 2.0}, run_id="r1")
-    assert all(tuple(sorted(r)) == tuple(sorted(energy.ENERGY_COLUMNS)) for r in rows)
+    assert all(tuple(sorted(r)) == tuple(sorted(ENERGY_COLUMNS)) for r in rows)
     by = {(r["phase"], r["rail"]): r for r in rows}
     assert len(rows) == 6
     search = by[("search", "total")]
