@@ -266,11 +266,11 @@ def bound(name):
 
 def markdown_table():
     """The spec as a Markdown table (docs/settings.md is generated from it)."""
-    rows = ["| setting | option | default | accepted | hashed | meaning |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| setting | option | default | accepted | role | read on | meaning |",
+            "|---|---|---|---|---|---|---|"]
     for s in SPEC:
-        rows.append("| `%s` | %s | %s | %s | %s | %s |" % (
+        rows.append("| `%s` | %s | %s | %s | %s | %s | %s |" % (
             s.name, "`%s`" % s.option if s.option else "-", s.shown_default(),
-            s.bounds_text() or s.kind, "yes" if s.hashed else "no",
+            s.bounds_text() or s.kind, s.role, s.side,
             s.help.replace("|", "\\|")))
     return "\n".join(rows) + "\n"

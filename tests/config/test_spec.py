@@ -154,3 +154,17 @@ def test_markdown_table_lists_every_setting():
     table = spec.markdown_table()
     assert all("`%s`" % s.name in table for s in spec.SPEC)
     assert len(table.strip().splitlines()) == len(spec.SPEC) + 2
+
+
+def test_the_settings_page_shows_the_spec_as_it_is():
+    import os
+    import sys
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+    sys.path.insert(0, docs)
+    try:
+        import gen_settings
+    finally:
+        sys.path.remove(docs)
+    with open(gen_settings.PAGE) as f:
+        page = f.read()
+    assert gen_settings.render(page) == page, "run python docs/gen_settings.py"
