@@ -156,10 +156,11 @@ def flops(model, dataset, epochs, images, prune_ratio, width, method, eb_epoch, 
               help="replace an earlier default run in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
 def run(out, overwrite, quiet):
-    """The built-in default: EB Train and dense training side by side on the synthetic set."""
-    from ebedge.defaults import run_default
+    """The built-in default (the shipped `quick` suite): EB Train and dense training side by side
+    on the synthetic set."""
+    from ebedge.run.quick import run_quick
     from ebedge.report.summary_table import side_by_side
-    summaries = run_default(out, overwrite=overwrite, quiet=quiet)
+    summaries = run_quick(out, overwrite=overwrite, quiet=quiet)
     click.echo(side_by_side([s for _, s in summaries]))
     click.echo("results: %s" % out)
     from ebedge.report import MissingHostDependencies, build_report_checked

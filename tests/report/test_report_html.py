@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from ebedge import report
 from ebedge.cli.report import report_command
+from support.quick_suite import quick_variant
 
 pd = pytest.importorskip("pandas")  # the report is host side
 from test_report import PHASES, write_run  # noqa: E402
@@ -241,19 +242,22 @@ def test_missing_dependency_is_one_line_naming_the_install_command(tmp_path, mod
 
 RUN_CODE = """
 import sys
-import ebedge.defaults
 {block}
 from ebedge.cli import main
-ebedge.defaults.QUICK_SETTINGS.update(epochs=2, limit_train=128, limit_test=64, idle_seconds=0.0, meters=["model"])
+from ebedge.run import quick
+quick.QUICK_SUITE = {suite!r}
 main(["run", "--out", {out!r}, "--quiet"])
 """
+SMALL = dict(epochs=2, limit_train=128, limit_test=64, idle_seconds="0.0", meters='["model"]')
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ebedge_run_writes_its_report(tmp_path):
     out = str(tmp_path / "default")
-    done = subprocess.run([sys.executable, "-c", RUN_CODE.format(block="", out=out)], cwd=ROOT,
+    suite = quick_variant(tmp_path / "quick.toml", **SMALL)
+    done = subprocess.run([sys.executable, "-c", RUN_CODE.format(block="", out=out, suite=suite)],
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     index = os.path.join(out, "report", "index.html")
@@ -263,8 +267,10 @@ def test_ebedge_run_writes_its_report(tmp_path):
     assert set(table["energy_label"]) == {"modelled (model)"}
     assert "<table" in open(index, encoding="utf-8").read()
     # a board without pandas finishes its runs and says why there is no report
-    again = subprocess.run([sys.executable, "-c", RUN_CODE.format(block="sys.modules['pandas'] = None; ebedge.defaults.QUICK_METHODS = ('dense',)",
-                                                                  out=str(tmp_path / "board"))],
+    dense_only = quick_variant(tmp_path / "dense.toml", methods=["dense"], **SMALL)
+    again = subprocess.run([sys.executable, "-c", RUN_CODE.format(block="sys.modules['pandas'] = None",
+                                                                  out=str(tmp_path / "board"),
+                                                                  suite=dense_only)],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "report not written: the report needs pandas" in again.stderr and "Traceback" not in again.stderr

@@ -6,27 +6,27 @@ import os
 
 import pytest
 
-from conftest import ROOT
 from click.testing import CliRunner
 
 from ebedge.cli import main
-from ebedge.defaults import QUICK_METHODS, QUICK_SETTINGS
+from ebedge.run import quick
 from ebedge.run.suite import load_suite
+from support.quick_suite import quick_variant
 
 
-def test_quick_suite_is_the_builtin_default():
-    cells = load_suite(os.path.join(ROOT, "benchmarks", "quick.toml")).cells()
-    assert sorted(c.settings["method"] for c in cells) == sorted(QUICK_METHODS)
-    for cell in cells:
-        for key, value in QUICK_SETTINGS.items():
-            assert cell.settings[key] == value, key
+def test_ebedge_run_is_the_shipped_quick_suite():
+    suite = load_suite(quick.QUICK_SUITE)
+    assert suite.name == "quick"
+    assert sorted(c.settings.method for c in suite.cells()) == ["dense", "eb"]
 
 
 @pytest.mark.slow
 @pytest.mark.host  # ends with `ebedge report` (pandas)
 @pytest.mark.timeout(1200)
 def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatch):
-    monkeypatch.setitem(QUICK_SETTINGS, "idle_seconds", 0.5)
+    monkeypatch.setattr(quick, "QUICK_SUITE", quick_variant(tmp_path / "quick.toml",
+                                                             idle_seconds="0.5"))
+    quick_settings = load_suite(quick.QUICK_SUITE).cells()[0].settings
     out = str(tmp_path / "default")
     result = CliRunner().invoke(main, ["run", "--out", out, "--quiet"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -35,10 +35,10 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     assert eb["status"] == dense["status"] == "complete"
     # the paper's effect: the ticket drawn in the first 40% of the schedule, accuracy kept within a
     # point (time and energy are the README's measured figures, not a timed test)
-    assert eb["eb_epoch"] is not None and eb["eb_epoch"] <= 0.4 * QUICK_SETTINGS["epochs"]
+    assert eb["eb_epoch"] is not None and eb["eb_epoch"] <= 0.4 * quick_settings["epochs"]
     assert abs(eb["test_acc"] - dense["test_acc"]) <= 0.01
-    assert eb["prune_ratio"] == QUICK_SETTINGS["prune_ratio"][0] in (0.3, 0.5, 0.7)
-    assert QUICK_SETTINGS.get("epsilon", 0.1) == 0.1
+    assert eb["prune_ratio"] == quick_settings["prune_ratio"][0] in (0.3, 0.5, 0.7)
+    assert quick_settings.epsilon == 0.1
     assert eb["params_pruned"] < eb["params_dense"] == dense["params_dense"]
     assert eb["forward_flops_pruned"] < eb["forward_flops_dense"]
     assert eb["train_flops_total"] < dense["train_flops_total"]
@@ -66,7 +66,7 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
         assert any(p.startswith(stem) and p.endswith(".svg") for p in pictures), stem
     table = {row["method"]: row for row in csv.DictReader(open(os.path.join(report_dir,
                                                                             "table.csv")))}
-    for summary, ratio in ((eb, "%g" % QUICK_SETTINGS["prune_ratio"][0]), (dense, "-")):
+    for summary, ratio in ((eb, "%g" % quick_settings["prune_ratio"][0]), (dense, "-")):
         row = table[summary["method"]]
         assert float(row["acc_pct_mean[p=%s]" % ratio]) == pytest.approx(100 * summary["test_acc"])
         assert float(row["energy_kj_mean[p=%s]" % ratio]) == pytest.approx(
