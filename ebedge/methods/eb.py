@@ -9,12 +9,12 @@ retrained. We do exactly that; the L1 term stays on while retraining, as in the 
 remaining epochs of the schedule. `eb-reinit` is the paper's "EB Train (re-init)": the ticket's
 structure with fresh weights, retrained for the full schedule (the official `main_scratch.py`;
 Table 2 costs re-init above FF at every ratio, which only the full schedule explains).
-settings.reinit_epochs = "remaining" retrains a re-initialised ticket for the remaining epochs
+The setting reinit_epochs = "remaining" retrains a re-initialised ticket for the remaining epochs
 only (a cheaper variant the paper did not run). Deliberate difference from the official code: its
 `main_c.py` ("retrain_continue") never loads the pruned weights, so what it publishes as
 fine-tuning is really re-init for the remaining epochs; we offer both, named for what they do.
 
-settings.draw_at = E draws the ticket after exactly E epochs whatever the detector says
+The setting draw_at = E draws the ticket after exactly E epochs whatever the detector says
 (the fixed-epoch tickets of Figs. 1, 2, 5 and Tables 1, 4); the detector still runs and its epoch
 is reported. A search that ends without a ticket (or with one in its last epoch) prunes the last
 network; it is evaluated as pruned, and the summary says `eb_epoch: null`, `no_ticket: true`.
