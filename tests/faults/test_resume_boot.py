@@ -1,4 +1,4 @@
-"""Issue 9, item 9: a power loss between a run and its resume. Monotonic time restarts with every
+"""A power loss between a run and its resume. Monotonic time restarts with every
 boot, so nothing is integrated, interpolated or subtracted across two boots, and idle power
 comes from each boot's own idle window."""
 import os

@@ -1,4 +1,4 @@
-"""Issue 9, item 17: a full disk (a real file-size limit: writes past it fail with EFBIG) ends
+"""A full disk (a real file-size limit: writes past it fail with EFBIG) ends
 the run `failed: disk full (...)` with one line, leaves no temporary file and keeps the last good
 checkpoint, from which the run resumes to completion."""
 import os

@@ -1,4 +1,4 @@
-"""Issue 9 (resume of a live run): `train --resume DIR` (or `--overwrite`) while another process
+"""Resume of a live run: `train --resume DIR` (or `--overwrite`) while another process
 still runs DIR is refused in one line and touches nothing; the kernel frees the run-directory
 lock when that process dies (a real SIGKILL), and a resume then goes ahead."""
 import os

@@ -1,4 +1,4 @@
-"""Issue 9, item 8: SIGKILL mid-epoch, then --resume, gives the numbers of an uninterrupted run;
+"""SIGKILL mid-epoch, then --resume, gives the numbers of an uninterrupted run;
 the aborted work is a `lost` row (energy reported apart), never counted twice."""
 import os
 
