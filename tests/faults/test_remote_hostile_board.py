@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials,
-from support.remote_sshd import needs_sshd
                                     write_run)
+from support.remote_sshd import needs_sshd
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 
