@@ -7,7 +7,7 @@ enough that convolutions, not per-layer overheads, set a step's time, so a ticke
 show up as a shorter step: a retrain step costs about 0.33 of a dense one here), 1,000 of the 2,000
 synthetic images for 40 epochs (the Early-Bird masks settle after 10-12 epochs with the paper's
 epsilon 0.1 and window 5, a quarter of the schedule), the paper's p = 0.7 and lr 0.1. Chosen by
-measurement (README, "Two commands"): at 30 epochs the same ticket is drawn at 10-12 too, which is a
+measurement (docs/results.md, "The default run"): at 30 epochs the same ticket is drawn at 10-12 too, which is a
 third of that schedule, and EB Train's time came out at 0.57-0.66 of dense.
 """
 import os
