@@ -17,7 +17,7 @@ from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
 
-pytestmark = [needs_sshd, pytest.mark.host, pytest.mark.timeout(300)]  # the laptop side
+pytestmark = [needs_sshd, pytest.mark.slow, pytest.mark.host, pytest.mark.timeout(300)]  # the laptop side
 PROFILE = PowerProfile.parse("4-12:5,12-4:5")
 TINY = ["--model", "vgg16", "--width", "0.0625", "--dataset", "synthetic", "--batch-size", "64",
         "--limit-train", "256", "--limit-test", "64"]

@@ -67,6 +67,7 @@ def test_adopt_and_watch_ignore_a_stepped_clock(tmp_path):
     assert '"state": "killed"' in out.getvalue().splitlines()[-1]
 
 
+@pytest.mark.slow  # two training runs, one killed
 def test_one_run_per_board_whoever_starts_it(tmp_path):
     root = str(tmp_path / "runs")
     first = agent.start(json.dumps(SETTINGS), "first", root=root)

@@ -65,6 +65,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # end to end: a training run on a loopback board
 def test_remote_run_aligns_laptop_meter_with_board_phases(lab):
     results = os.path.join(lab["work"], "results")
     done = ebedge(lab, "run", "board1", "--results", results, "--name", "e2e",
@@ -107,6 +108,7 @@ def test_remote_run_aligns_laptop_meter_with_board_phases(lab):
                 if r["meter"] == "um@laptop"]) == len(laptop_rows)
 
 
+@pytest.mark.slow  # end to end: a training run on a loopback board
 def test_run_survives_killed_connection_reattaches_and_is_collected_again(lab):
     results = os.path.join(lab["work"], "results")
     argv = [EBEDGE, "remote", "run", "board1", "--ssh-config", lab["config"], "--remote-ebedge",

@@ -30,7 +30,7 @@ if [ "$1" = agent ] && [ "$2" = start ]; then echo "broken board: cannot start" 
 exec %s "$@"
 """
 
-pytestmark = [needs_sshd, pytest.mark.host, pytest.mark.timeout(300)]
+pytestmark = [needs_sshd, pytest.mark.slow, pytest.mark.host, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
