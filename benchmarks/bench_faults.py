@@ -11,7 +11,7 @@ has an exact integral, and each hit by one random fault:
   disk_full    SIGKILL after a checkpoint; a resume under a file-size limit below the
                checkpoint's size (writes fail with EFBIG) must fail `disk full`; then resume
   reboot       SIGKILL, then the resume runs under another boot id (a power loss)
-  ssh_drop     `ebedge remote run` on a loopback OpenSSH board (tests/faults/remote_fixtures)
+  ssh_drop     `ebedge remote run` on a loopback OpenSSH board (ebedge/remote/loopback.py)
                whose ssh ControlMaster is SIGKILLed mid-run; it must re-attach and collect
   hostile_board  the run is made on the board, then `ebedge remote collect` talks to a board
                ebedge that reports ids leaving the results root (`../../..`, absolute), shell
@@ -50,10 +50,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge,  # noqa: E402
-                                    no_symlinks_or_specials)
+from ebedge.remote.loopback import EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials  # noqa: E402
 from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 

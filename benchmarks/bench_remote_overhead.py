@@ -20,11 +20,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, ROOT)
 
-from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config  # noqa: E402
-
-EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
+from ebedge.remote.loopback import EBEDGE, LoopbackBoard, keygen, write_ssh_config  # noqa: E402
 
 
 def train_args(args):

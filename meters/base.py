@@ -322,6 +322,9 @@ def get(name):
 
 
 def create(name, **options):
+    """A meter of the driver called `name`, built with `options` (the driver's keyword arguments,
+    e.g. `interval_s`); use it as a context manager, then read `samples()`. MeterError for a name
+    that is unknown or whose driver cannot load here."""
     return get(name)(**options)
 
 

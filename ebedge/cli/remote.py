@@ -256,7 +256,7 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
 @click.argument("suite", type=click.Path(dir_okay=False, exists=True))
 @click.option("--hosts", default=None, help="comma-separated ssh host aliases")
 @click.option("--hosts-file", type=click.Path(dir_okay=False, exists=True),
-              help="one board per line: ALIAS [remote_ebedge=PATH] [root=DIR]")
+              help="one board per line: `ALIAS [remote_ebedge=PATH] [root=DIR]`")
 @click.option("--ledger", default=None, help="ledger file [default: RESULTS/sweep-<suite>.json]")
 @click.option("--max-attempts", type=int, default=2, show_default=True,
               help="boards a cell may fail on before it is given up")

@@ -147,7 +147,7 @@ def _blank(value):
 
 
 class RunDir(object):
-    """Writer for one run directory (see README: run directory contract)."""
+    """Writer for one run directory (the contract: docs/run-directory.md)."""
 
     def __init__(self, path, run_id):
         self.path = path

@@ -1,4 +1,4 @@
-"""Item 14: the jtop meter reads jetson-stats as each version really shapes `jetson.power`
+"""The jtop meter reads jetson-stats as each version really shapes `jetson.power`
 (tests/support/jtop_fake.py, from its source at 3.1.4, 4.0.0, 4.1.5, 4.2.12, 4.3.1), stops with a
 message when the service dies, and does not stamp a slower service's repeats as new readings."""
 import itertools

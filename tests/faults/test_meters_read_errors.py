@@ -1,4 +1,4 @@
-"""Item 10: one transient read error must not stop a meter; the readings it cost are a flagged gap
+"""One transient read error must not stop a meter; the readings it cost are a flagged gap
 that energy.csv's covered_frac shows. Real parts: a fake INA3221 tree laid out as on a TX2 whose
 VDD_IN files vanish for a moment, and the fake tegrastats executable killed with SIGKILL."""
 import csv

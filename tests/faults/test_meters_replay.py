@@ -1,4 +1,4 @@
-"""Item 12: `ebedge meters replay` times a log by its own date stamps, refuses a log it cannot
+"""`ebedge meters replay` times a log by its own date stamps, refuses a log it cannot
 time, never lets equal timestamps zero the gap threshold, and skips (and counts) non-UTF-8 lines.
 Built from real published tegrastats lines (fixtures/tegrastats)."""
 import csv

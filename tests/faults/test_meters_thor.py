@@ -1,4 +1,4 @@
-"""Item 15: the INA3221 meter gives AGX Thor a total from the carrier's INA238 (VIN, outside the
+"""The INA3221 meter gives AGX Thor a total from the carrier's INA238 (VIN, outside the
 ina3221 driver), and keeps going when a read fails, on a fake Thor tree laid out as on the board."""
 import os
 import time

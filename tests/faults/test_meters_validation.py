@@ -1,4 +1,4 @@
-"""Item 13: impossible readings are flagged and left out of the energy (never integrated), and a
+"""Impossible readings are flagged and left out of the energy (never integrated), and a
 meter's own energy counter that goes backwards is a reset, not a loss. A 5 GW line with a valid
 checksum comes from the line-printing sensor simulator through the real `lines` driver."""
 import time

@@ -1,4 +1,4 @@
-"""Issue 9, items 5 (sweep part) and 11: a dropped SSH connection is not the end of a run.
+"""A dropped SSH connection is not the end of a run.
 
 The connection is dropped for real (SIGKILL of the ssh ControlMaster mid-run); the laptop keeps
 its meter recording and re-attaches, a sweep keeps the cell with its board instead of queueing it
@@ -12,18 +12,18 @@ import os
 import pytest
 
 from support.remote_fixtures import EBEDGE, Lab
-from support.remote_sshd import drop_connection_mid_run
+from support.remote_sshd import drop_connection_mid_run, needs_sshd
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
 
-pytestmark = [pytest.mark.host, pytest.mark.timeout(300)]  # the laptop side
+pytestmark = [needs_sshd, pytest.mark.slow, pytest.mark.host, pytest.mark.timeout(300)]  # the laptop side
 PROFILE = PowerProfile.parse("4-12:5,12-4:5")
 TINY = ["--model", "vgg16", "--width", "0.0625", "--dataset", "synthetic", "--batch-size", "64",
         "--limit-train", "256", "--limit-test", "64"]
 
 
-def test_item11_laptop_meter_records_through_a_drop_and_partial_cover_gives_no_ratio(tmp_path):
+def test_laptop_meter_records_through_a_drop_and_partial_cover_gives_no_ratio(tmp_path):
     sim = UMSimulator(PROFILE).start()
     lab = Lab(str(tmp_path / "lab"), env={"EBEDGE_SIM_PROFILE": profile_spec(PROFILE),
                                           "EBEDGE_SIM_T0": repr(sim.t0)})
@@ -63,7 +63,7 @@ def test_item11_laptop_meter_records_through_a_drop_and_partial_cover_gives_no_r
         sim.stop()
 
 
-def test_item5_sweep_reattaches_a_dropped_cell_instead_of_queueing_it(tmp_path):
+def test_sweep_reattaches_a_dropped_cell_instead_of_queueing_it(tmp_path):
     lab = Lab(str(tmp_path / "lab"))
     try:
         suite = tmp_path / "s.toml"

@@ -1,5 +1,5 @@
-"""Issue 9, items 1-3, 18 (host-key part) and 19: a board that lies or lacks things, seen from
-the laptop through real OpenSSH on loopback; nothing may land outside the results directory."""
+"""A board that lies or lacks things, seen from the laptop through real OpenSSH on loopback; nothing
+may land outside the results directory."""
 import json
 import os
 import shutil
@@ -10,6 +10,7 @@ import pytest
 
 from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials,
                                     write_run)
+from support.remote_sshd import needs_sshd
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 
@@ -34,7 +35,8 @@ def one_line_error(done):
     return done.returncode != 0 and len(lines) == 1 and "Traceback" not in done.stderr
 
 
-def test_item1_run_ids_from_the_board_or_the_user_are_checked(lab, tmp_path):
+@needs_sshd
+def test_run_ids_from_the_board_or_the_user_are_checked(lab, tmp_path):
     good = write_run(str(tmp_path / "board" / "good"), "good")
     outside = os.path.normpath(os.path.join(lab.results, "board1", "../../../escaped-run"))
     absolute = str(tmp_path / "absolute-run")
@@ -58,7 +60,8 @@ def test_item1_run_ids_from_the_board_or_the_user_are_checked(lab, tmp_path):
     assert one_line_error(on_board) and "bad run id" in on_board.stderr
 
 
-def test_item2_planted_links_and_special_files_never_reach_the_laptop(lab, tmp_path):
+@needs_sshd
+def test_planted_links_and_special_files_never_reach_the_laptop(lab, tmp_path):
     victim = tmp_path / "laptop-file.txt"
     victim.write_text("precious\n")
     run = write_run(str(tmp_path / "board" / "linky"), "linky")
@@ -87,7 +90,8 @@ def test_item2_planted_links_and_special_files_never_reach_the_laptop(lab, tmp_p
         not [n for n in os.listdir(os.path.join(lab.results, "board1")) if n.startswith(".")]
 
 
-def test_item3_scp_fallback_passes_no_name_through_the_boards_shell(lab, tmp_path):
+@needs_sshd
+def test_scp_fallback_passes_no_name_through_the_boards_shell(lab, tmp_path):
     bindir = tmp_path / "bin"  # a laptop without rsync; scp logs how it is called
     bindir.mkdir()
     os.symlink(shutil.which("ssh"), str(bindir / "ssh"))
@@ -112,7 +116,8 @@ def test_item3_scp_fallback_passes_no_name_through_the_boards_shell(lab, tmp_pat
     assert not [n for n in os.listdir(os.path.join(lab.results, "board1")) if "touch" in n]
 
 
-def test_item18_host_key_type_mismatch_is_not_called_an_attack(lab, tmp_path):
+@needs_sshd
+def test_host_key_type_mismatch_is_not_called_an_attack(lab, tmp_path):
     config = tmp_path / "ssh_config"
     text = open(lab.config).read().replace(
         "StrictHostKeyChecking yes", "StrictHostKeyChecking yes\n  HostKeyAlgorithms ecdsa-sha2-nistp256")
@@ -124,14 +129,16 @@ def test_item18_host_key_type_mismatch_is_not_called_an_attack(lab, tmp_path):
     assert "man-in-the-middle" not in done.stderr
 
 
-def test_item19_doctor_on_a_board_without_ebedge_says_how_to_install(lab):
+@needs_sshd
+def test_doctor_on_a_board_without_ebedge_says_how_to_install(lab):
     done = lab.remote("doctor", "board1", remote_ebedge="/nonexistent/ebedge")
     assert one_line_error(done), done.stderr
     assert "no ebedge at /nonexistent/ebedge" in done.stderr
     assert "ebedge remote install board1" in done.stderr and "127" not in done.stderr
 
 
-def test_item19_run_checks_the_board_first(lab, tmp_path):
+@needs_sshd
+def test_run_checks_the_board_first(lab, tmp_path):
     broken = tmp_path / "site" / "torch"  # what a Jetson with a CPU-only or broken torch shows
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text(
@@ -149,7 +156,7 @@ def test_item19_run_checks_the_board_first(lab, tmp_path):
 
 @pytest.mark.parametrize("value", ["", ".", "..", "a/b", "../x", "/abs", "x" * 129, "a b",
                                    "a;b", "$(x)", "a`b`", "caf\u00e9", "a\nb", "a*", None, 7])
-def test_item1_run_id_shape(value):
+def test_run_id_shape_is_checked(value):
     from ebedge.errors import EbedgeError
     from ebedge.run.runid import check_run_id, is_run_id
     assert not is_run_id(value)
@@ -159,6 +166,7 @@ def test_item1_run_id_shape(value):
     assert check_run_id("vgg16-cifar10-eb-p0.5-r0_1.2")
 
 
+@needs_sshd
 def test_a_long_tmpdir_still_leaves_room_for_the_control_socket(lab):
     import tempfile
     base = tempfile.mkdtemp(prefix="ebedge-long-", dir="/tmp")

@@ -1,4 +1,4 @@
-"""Issue 9 item 19 (install part) and issue 12 section 4: `remote install` from a laptop venv
+"""`remote install` from a laptop venv
 that has ebedge's own dependencies but no `wheel`, `setuptools` or `build` (and no network), onto
 a loopback board whose Python lacks torch: the wheel is built and installed, and install fails
 naming what is missing."""
@@ -11,8 +11,9 @@ import pytest
 import click
 import numpy
 from support.remote_fixtures import Lab
+from support.remote_sshd import needs_sshd
 
-pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
+pytestmark = [needs_sshd, pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
 

@@ -1,4 +1,4 @@
-"""Issue 9, items 4-7: one run per board, and a live run is never touched.
+"""One run per board, and a live run is never touched.
 
 Liveness is the board's run lock (flock held by the run's own process), so a stepped clock
 changes nothing and a real SIGKILL frees the board at once. The agent is driven directly (it is
@@ -21,6 +21,7 @@ from ebedge.run import runlock
 from ebedge.errors import EbedgeError
 from conftest import wait_for as _wait_for
 from support.remote_fixtures import EBEDGE, Lab
+from support.remote_sshd import needs_sshd
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]  # the laptop side
 SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_size": 64,
@@ -43,7 +44,7 @@ def lab(tmp_path):
     lab.stop()
 
 
-def test_item4_adopt_and_watch_ignore_a_stepped_clock(tmp_path):
+def test_adopt_and_watch_ignore_a_stepped_clock(tmp_path):
     root = str(tmp_path / "runs")
     started = agent.start(json.dumps(SETTINGS), "live", root=root)
     running_with_checkpoint(root, "live")
@@ -66,7 +67,8 @@ def test_item4_adopt_and_watch_ignore_a_stepped_clock(tmp_path):
     assert '"state": "killed"' in out.getvalue().splitlines()[-1]
 
 
-def test_item5_one_run_per_board_whoever_starts_it(tmp_path):
+@pytest.mark.slow  # two training runs, one killed
+def test_one_run_per_board_whoever_starts_it(tmp_path):
     root = str(tmp_path / "runs")
     first = agent.start(json.dumps(SETTINGS), "first", root=root)
     running_with_checkpoint(root, "first")
@@ -87,7 +89,8 @@ def test_item5_one_run_per_board_whoever_starts_it(tmp_path):
     assert agent.run_state(root, "second")["state"] == "complete", second
 
 
-def test_item6_reservations_are_not_guessed_from_hostname_and_pid(lab, tmp_path):
+@needs_sshd
+def test_reservations_are_not_guessed_from_hostname_and_pid(lab, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that is dead here, "on this laptop", as another laptop's sweep would be
     agent.lock("other-sweep", lab.root(), laptop=socket.gethostname(), pid=dead.pid)
@@ -109,7 +112,7 @@ def test_item6_reservations_are_not_guessed_from_hostname_and_pid(lab, tmp_path)
     assert agent.lock_holder(lab.root()) is None
 
 
-def test_item7_killed_runs_are_resumed_not_deleted(tmp_path):
+def test_killed_runs_are_resumed_not_deleted(tmp_path):
     root = str(tmp_path / "runs")
     first = agent.start(json.dumps(SETTINGS), "k", root=root)
     running_with_checkpoint(root, "k")
@@ -126,7 +129,8 @@ def test_item7_killed_runs_are_resumed_not_deleted(tmp_path):
     agent.stop("k", root=root, kill=True)
 
 
-def test_item7_remote_stop_kill_ends_a_hung_run(lab, tmp_path):
+@needs_sshd
+def test_remote_stop_kill_ends_a_hung_run(lab, tmp_path):
     hung = tmp_path / "hung-python"  # a run that ignores SIGTERM (stuck in a driver, say)
     hung.write_text("#!/bin/sh\ntrap '' TERM\nsleep 300\n")
     os.chmod(str(hung), 0o755)

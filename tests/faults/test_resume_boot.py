@@ -1,4 +1,4 @@
-"""Issue 9, item 9: a power loss between a run and its resume. Monotonic time restarts with every
+"""A power loss between a run and its resume. Monotonic time restarts with every
 boot, so nothing is integrated, interpolated or subtracted across two boots, and idle power
 comes from each boot's own idle window."""
 import os
@@ -88,6 +88,7 @@ def test_a_boot_without_idle_window_leaves_net_empty(tmp_path, monkeypatch):
     assert search["net_energy_j"] is None  # boot B has no idle power of its own
 
 
+@pytest.mark.slow  # end to end: a run and its resume on another boot
 def test_resume_after_a_reboot_measures_the_new_boots_idle(tmp_path):
     """A real run killed, then resumed under another boot id: each boot's phases are netted
     with that boot's own idle window, against the simulated meter's exact integral."""

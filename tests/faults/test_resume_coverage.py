@@ -1,4 +1,4 @@
-"""Issue 9, item 10 (summary side): a phase its meter covered less than `min_coverage` of is
+"""Summary side of coverage: a phase its meter covered less than `min_coverage` of is
 named in summary.json flags, from energy.csv's covered_frac."""
 import pytest
 

@@ -1,4 +1,4 @@
-"""Issue 9, item 17: a full disk (a real file-size limit: writes past it fail with EFBIG) ends
+"""A full disk (a real file-size limit: writes past it fail with EFBIG) ends
 the run `failed: disk full (...)` with one line, leaves no temporary file and keeps the last good
 checkpoint, from which the run resumes to completion."""
 import os
@@ -6,6 +6,8 @@ import resource
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from ebedge.run.rundir import load_checkpoint
 from support.resume_helpers import TINY, kill_mid_epoch, rows, run, summary
@@ -23,6 +25,7 @@ def _leftovers(out):
             if f.endswith(".tmp") or ".tmp." in f]
 
 
+@pytest.mark.slow  # end to end: a run, a failing resume, a resume
 def test_disk_full_at_a_checkpoint_fails_cleanly_and_resumes(tmp_path):
     out = str(tmp_path / "run")
     args = TINY + ["--method", "dense", "--epochs", "3", "--out", out]

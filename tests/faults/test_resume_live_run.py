@@ -1,4 +1,4 @@
-"""Issue 9 (resume of a live run): `train --resume DIR` (or `--overwrite`) while another process
+"""Resume of a live run: `train --resume DIR` (or `--overwrite`) while another process
 still runs DIR is refused in one line and touches nothing; the kernel frees the run-directory
 lock when that process dies (a real SIGKILL), and a resume then goes ahead."""
 import os
@@ -17,6 +17,7 @@ def files_of(out):
     return {n: open(os.path.join(out, n), "rb").read() for n in names}
 
 
+@pytest.mark.slow  # end to end: a live run, killed, then resumed
 def test_resume_or_overwrite_of_a_live_run_is_refused_until_it_dies(tmp_path):
     out = str(tmp_path / "live")
     args = TINY + ["--epochs", "5000", "--meter", "none", "--out", out]

@@ -1,4 +1,4 @@
-"""Issue 9, items 16 and 18: impossible settings and broken run directories end in one line,
+"""Impossible settings and broken run directories end in one line,
 before anything is written."""
 import json
 import os

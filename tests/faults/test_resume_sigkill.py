@@ -1,4 +1,4 @@
-"""Issue 9, item 8: SIGKILL mid-epoch, then --resume, gives the numbers of an uninterrupted run;
+"""SIGKILL mid-epoch, then --resume, gives the numbers of an uninterrupted run;
 the aborted work is a `lost` row (energy reported apart), never counted twice."""
 import os
 
@@ -16,6 +16,7 @@ def _work(out):
             if r["phase"] != "lost"]
 
 
+@pytest.mark.slow  # end to end: a run, a kill, a resume and an uninterrupted twin
 def test_sigkill_mid_epoch_resume_equals_the_uninterrupted_run(tmp_path):
     tree = fake_tree(tmp_path / "sysfs")
     try:

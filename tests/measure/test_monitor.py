@@ -141,6 +141,7 @@ def test_monitor_needs_no_torch():
     subprocess.check_call([sys.executable, "-c", code])
 
 
+@pytest.mark.slow  # runs the example's whole training loop
 def test_the_example_measures_a_plain_pytorch_loop(tmp_path):
     example = os.path.join(ROOT, "examples", "measure_pytorch_loop.py")
     out = subprocess.check_output([sys.executable, example, "--meter", "model", "--epochs", "1",

@@ -49,6 +49,7 @@ def test_vgg16_full_width_prunes_to_cfg_and_matches_masked_dense():
     assert forward_macs(pruned, (3, 32, 32)) < forward_macs(build_model("vgg16"), (3, 32, 32))
 
 
+@pytest.mark.slow  # full-width PreResNet
 def test_preresnet101_full_width_keeps_trunk_and_matches_masked_dense():
     dense, pruned, report = _check_equivalent("preresnet101", 1.0, 0.4, tol=1e-4)
     pruned_modules = dict(pruned.named_modules())
@@ -62,7 +63,7 @@ def test_preresnet101_full_width_keeps_trunk_and_matches_masked_dense():
     assert pruned.select.indices.numel() == report.cfg[-1] == pruned.fc.in_features
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_resnet_inner_only_channels_prune_and_match(name):
     dense = _trained_looking(build_model(name, width=0.125, prune_scope="inner-only"))
     mask = channel_mask(dense, 0.5)
@@ -76,7 +77,7 @@ def test_resnet_inner_only_channels_prune_and_match(name):
         assert torch.allclose(pruned(x), dense(x), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_resnet_official_scope_selects_block_inputs_and_matches(name):
     """Every BN thresholded (official resprune.py): block inputs and fc read only the channels
     their feeding BN keeps; the trunk keeps its width with those BNs' pruned channels zeroed. The
@@ -104,6 +105,7 @@ def test_resnet_official_scope_selects_block_inputs_and_matches(name):
     assert again.params_after < report.params_after
 
 
+@pytest.mark.slow  # full-width PreResNet
 def test_pruning_a_pruned_preresnet_again_stays_consistent():
     dense = _trained_looking(build_model("preresnet101", width=0.5))
     once, first = prune_by_ratio(dense, 0.2)

@@ -4,7 +4,8 @@ The "board" is this machine behind sshd, with its wall clock shifted by SHIFT_S 
 the fake tegrastats as its on-board meter, and a simulated UM25C on a pty as the laptop's meter.
 Both follow one PowerProfile from one t0, so the laptop meter's joules per phase can be checked
 against the exact integral once the board's phase times are mapped back onto laptop time.
-These tests need /usr/sbin/sshd; they fail (never skip) when it cannot start.
+These tests need /usr/sbin/sshd: they skip, naming openssh-server, where it is missing, and fail
+where it is there but cannot start.
 """
 import csv
 import json
@@ -15,7 +16,8 @@ import time
 
 import pytest
 
-from support.remote_sshd import LoopbackBoard, drop_connection_mid_run, keygen, write_ssh_config
+from support.remote_sshd import (LoopbackBoard, drop_connection_mid_run, keygen, needs_sshd,
+                                 write_ssh_config)
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
@@ -26,7 +28,7 @@ EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 TINY = ["--model", "vgg16", "--width", "0.0625", "--dataset", "synthetic", "--batch-size", "64",
         "--limit-train", "256", "--limit-test", "64"]
 
-pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]
+pytestmark = [needs_sshd, pytest.mark.host, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # end to end: a training run on a loopback board
 def test_remote_run_aligns_laptop_meter_with_board_phases(lab):
     results = os.path.join(lab["work"], "results")
     done = ebedge(lab, "run", "board1", "--results", results, "--name", "e2e",
@@ -105,6 +108,7 @@ def test_remote_run_aligns_laptop_meter_with_board_phases(lab):
                 if r["meter"] == "um@laptop"]) == len(laptop_rows)
 
 
+@pytest.mark.slow  # end to end: a training run on a loopback board
 def test_run_survives_killed_connection_reattaches_and_is_collected_again(lab):
     results = os.path.join(lab["work"], "results")
     argv = [EBEDGE, "remote", "run", "board1", "--ssh-config", lab["config"], "--remote-ebedge",

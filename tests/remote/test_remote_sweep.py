@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config
+from support.remote_sshd import LoopbackBoard, keygen, needs_sshd, write_ssh_config
 
 EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
 SUITE = """name = "fleet"
@@ -30,7 +30,7 @@ if [ "$1" = agent ] && [ "$2" = start ]; then echo "broken board: cannot start" 
 exec %s "$@"
 """
 
-pytestmark = [pytest.mark.host, pytest.mark.timeout(300)]
+pytestmark = [needs_sshd, pytest.mark.slow, pytest.mark.host, pytest.mark.timeout(300)]
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     dense = json.load(open(os.path.join(out, "dense", "summary.json")))
     assert eb["status"] == dense["status"] == "complete"
     # the paper's effect: the ticket drawn in the first 40% of the schedule, accuracy kept within a
-    # point (time and energy are the README's measured figures, not a timed test)
+    # point (time and energy are docs/results.md's measured figures, not a timed test)
     assert eb["eb_epoch"] is not None and eb["eb_epoch"] <= 0.4 * quick_settings["epochs"]
     assert abs(eb["test_acc"] - dense["test_acc"]) <= 0.01
     assert eb["prune_ratio"] == quick_settings["prune_ratio"][0] in (0.3, 0.5, 0.7)

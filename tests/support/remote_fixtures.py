@@ -1,78 +1,12 @@
-"""Loopback boards for the remote fault tests: real sshd, real ebedge, and a hostile ebedge.
+"""The loopback board lab (ebedge/remote/loopback.py) for the remote fault tests, and a run directory to collect.
 
-`Lab` starts real OpenSSH servers on 127.0.0.1 (tests/support/remote_sshd.py) and runs the real `ebedge
-remote` CLI against them. `hostile_ebedge` writes an `ebedge` for the board that lies in
-`agent status` (ids and directories read from a JSON file the test controls) and passes every
-other command to the real ebedge: a compromised or broken board, as the laptop sees it.
+`Lab` starts real OpenSSH servers on 127.0.0.1 and runs the real `ebedge remote` CLI against them;
+`hostile_ebedge` makes a board whose `agent status` lies.
 """
 import json
 import os
-import subprocess
-import sys
 
-from support.remote_sshd import LoopbackBoard, keygen, write_ssh_config
-
-EBEDGE = os.path.join(os.path.dirname(sys.executable), "ebedge")
-
-_HOSTILE = """#!%(python)s
-import json, os, sys
-args = sys.argv[1:]
-if args[:2] == ["agent", "status"]:
-    with open(%(answers)r) as f:
-        runs = json.load(f)
-    rest = args[2:]
-    if "--root" in rest:
-        del rest[rest.index("--root"):rest.index("--root") + 2]
-    if rest:
-        found = [r for r in runs if r.get("run_id") == rest[0]]
-        print(json.dumps(found[0] if found else {"run_id": rest[0], "state": "unknown",
-                                                 "out": None}))
-    else:
-        print(json.dumps(runs))
-    sys.exit(0)
-os.execv(%(real)r, [%(real)r] + args)
-"""
-
-
-def hostile_ebedge(path, answers_path):
-    """An ebedge for the board whose `agent status` answers what `answers_path` holds."""
-    with open(path, "w") as f:
-        f.write(_HOSTILE % {"python": sys.executable, "answers": answers_path, "real": EBEDGE})
-    os.chmod(path, 0o755)
-    return path
-
-
-class Lab(object):
-    """Boards behind real sshd on loopback, and the `ebedge remote` CLI pointed at them."""
-
-    def __init__(self, work, aliases=("board1",), env=None):
-        self.work = work
-        os.makedirs(work, exist_ok=True)
-        self.identity = os.path.join(work, "id")
-        pub = keygen(self.identity)
-        self.boards = {a: LoopbackBoard(work, a, pub, env).start() for a in aliases}
-        self.known_hosts = os.path.join(work, "known_hosts")
-        self.config = write_ssh_config(os.path.join(work, "ssh_config"),
-                                       list(self.boards.values()), self.identity,
-                                       self.known_hosts)
-        self.results = os.path.join(work, "results")
-
-    def root(self, alias="board1"):
-        return self.boards[alias].runs_root
-
-    def remote(self, command, host, *args, **kwargs):
-        """`ebedge remote COMMAND HOST ...` with this lab's ssh config and the board's root."""
-        remote_ebedge = kwargs.pop("remote_ebedge", EBEDGE)
-        argv = [EBEDGE, "remote", command, host, "--ssh-config", self.config,
-                "--remote-ebedge", remote_ebedge, "--root", self.root(host)] + list(args)
-        kwargs.setdefault("timeout", 240)
-        kwargs.setdefault("cwd", self.work)
-        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, **kwargs)
-
-    def stop(self):
-        for board in self.boards.values():
-            board.stop()
+from ebedge.remote.loopback import EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials  # noqa: F401
 
 
 def write_run(run_dir, run_id, status="complete"):
@@ -97,15 +31,3 @@ def write_run(run_dir, run_id, status="complete"):
             t = 100.0 + 0.1 * i
             f.write("%s,tegrastats,total,%.1f,%.1f,10.0,,,,\n" % (run_id, t, t + 1e6))
     return run_dir
-
-
-def no_symlinks_or_specials(top):
-    """Every path under `top` that is not a plain file or directory."""
-    import stat
-    bad = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            mode = os.lstat(os.path.join(dirpath, name)).st_mode
-            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                bad.append(os.path.join(dirpath, name))
-    return bad
