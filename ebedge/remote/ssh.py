@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 
 from ebedge.errors import EbedgeError
+from ebedge.remote import bounded
 
 CONTROL_PERSIST_S = 30
 CONNECT_TIMEOUT_S = 15
@@ -132,19 +133,22 @@ class Connection(object):
         return ["ssh"] + self.ssh_options() + ["-T", self.host, "--", remote_command(argv)]
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, argv, input_text=None, timeout=None, check=True):
-        """Run `argv` on the board; (returncode, stdout, stderr). SshError when ssh itself failed
+    def run(self, argv, input_text=None, timeout=None, check=True, limit=bounded.ANSWER_BYTES):
+        """Run `argv` on the board; (returncode, stdout, stderr), stdout at most `limit` bytes
+        (bounded.TooLarge beyond) and decoded with replacement. SshError when ssh itself failed
         (or, with `check`, when the command exited non-zero)."""
         try:
-            done = subprocess.run(self.ssh_argv(argv), input=input_text, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+            rc, out, err = bounded.communicate(
+                self.ssh_argv(argv), None if input_text is None else input_text.encode("utf-8"),
+                limit=limit, timeout=timeout, what="answer to %s" % argv[0])
         except subprocess.TimeoutExpired:
             raise SshError("%s: %s took longer than %ss" % (self.host, argv[0], timeout))
-        self._check(done.returncode, done.stderr)
-        if check and done.returncode != 0:
+        out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        self._check(rc, err)
+        if check and rc != 0:
             raise SshError("%s: `%s` failed (exit %d): %s" % (
-                self.host, " ".join(argv[:3]), done.returncode, _last_line(done.stderr)))
-        return done.returncode, done.stdout, done.stderr
+                self.host, " ".join(argv[:3]), rc, _last_line(err)))
+        return rc, out, err
 
     def popen(self, argv, **kwargs):
         """A running remote command (pipes as given in kwargs), for long-lived channels."""
