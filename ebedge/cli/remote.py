@@ -26,7 +26,9 @@ def _board(host, ssh_config, remote_ebedge, root):
 
 
 def _echo(text):
-    click.echo(text)
+    """Every line of `ebedge remote` goes out here: it may carry board text, so sanitised."""
+    from ebedge.util.printable import printable
+    click.echo(printable(text, one_line=True))
 
 
 @click.group("remote")
@@ -141,26 +143,37 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
 
 
 def _print_summary(local_dir):
+    """The collected run's headline; every value came from the board (checked at collect)."""
+    from ebedge.remote.bounded import read_json_file
     path = os.path.join(local_dir, "summary.json")
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        summary = json.load(f)
-    click.echo("status %s, test acc %s, runtime %.1fs" % (
-        summary.get("status"), summary.get("test_acc"), summary.get("runtime_s") or 0))
+    summary = read_json_file(path, path)
+    if not isinstance(summary, dict):
+        raise EbedgeError("%s holds no JSON object" % path)
+    _echo("status %s, test acc %s, runtime %ss" % (
+        summary.get("status"), _num(summary.get("test_acc")), _num(summary.get("runtime_s"))))
     compare = summary.get("energy_compare")
-    if compare:
+    if isinstance(compare, dict) and isinstance(compare.get("phases"), dict):
         for phase, row in sorted(compare["phases"].items()):
-            click.echo("  %-12s board %s kJ, laptop %s kJ, ratio %s" % (
-                phase, _num(row["board_kj"]), _num(row["laptop_kj"]),
-                _num(row["ratio_laptop_to_board"])))
-    for flag in summary.get("flags") or []:
-        click.echo("  flag: %s" % flag)
-    click.echo("results: %s" % local_dir)
+            row = row if isinstance(row, dict) else {}
+            _echo("  %-12s board %s kJ, laptop %s kJ, ratio %s" % (
+                phase, _num(row.get("board_kj")), _num(row.get("laptop_kj")),
+                _num(row.get("ratio_laptop_to_board"))))
+    flags = summary.get("flags")
+    for flag in flags if isinstance(flags, list) else [] if flags is None else [flags]:
+        _echo("  flag: %s" % (flag,))
+    _echo("results: %s" % local_dir)
 
 
 def _num(value):
-    return "-" if value is None else "%.4g" % value
+    """A number as shown: `-` when absent, `?` when it is no finite number."""
+    import math
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "?"
+    return "%.4g" % value
 
 
 @remote_group.command("status")
@@ -176,10 +189,13 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
         states = board.status(run_id)
     states = [states] if run_id else states
     if as_json:
-        click.echo(json.dumps(states, sort_keys=True))
+        _echo(json.dumps(states, sort_keys=True))
         return
+    from ebedge.run.runid import is_run_id
     for s in states:
-        click.echo("%-48s %-12s %s" % (s["run_id"], s["state"], s.get("error") or ""))
+        rid = s["run_id"]
+        _echo("%-48s %-12s %s" % (rid if is_run_id(rid) else "(not a run id: %r)" % (rid,),
+                                  s["state"], s.get("error") or ""))
 
 
 @remote_group.command("collect")
@@ -220,7 +236,7 @@ def stop_cmd(host, run_id, kill, grace, ssh_config, remote_ebedge, root):
     `killed`); either way resumable and collectable afterwards."""
     with _board(host, ssh_config, remote_ebedge, root) as board:
         state = board.stop(run_id, kill=kill, grace_s=grace)
-    click.echo("%s: sent %s to %s (pid %s); now %s" % (host, state.get("signalled"), run_id,
+    _echo("%s: sent %s to %s (pid %s); now %s" % (host, state.get("signalled"), run_id,
                                                       state.get("signalled_pid"),
                                                       state.get("state")))
 
@@ -236,9 +252,9 @@ def unlock_cmd(host, ssh_config, remote_ebedge, root):
     with _board(host, ssh_config, remote_ebedge, root) as board:
         released = board.unlock()
     if released is None:
-        click.echo("%s: no sweep reservation" % host)
+        _echo("%s: no sweep reservation" % host)
     else:
-        click.echo("%s: released the reservation of sweep %s (laptop %s)"
+        _echo("%s: released the reservation of sweep %s (laptop %s)"
                    % (host, released.get("owner"), released.get("laptop") or released.get("host")))
 
 
@@ -254,10 +270,10 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
                      mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo)
     cells = data["cells"]
     done = [c for c in cells if cells[c]["state"] == DONE]
-    click.echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
+    _echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
     for cell_id, cell in sorted(cells.items()):
         if cell["state"] != DONE:
-            click.echo("  %s %s: %s" % (cell_id, cell["state"], "; ".join(
+            _echo("  %s %s: %s" % (cell_id, cell["state"], "; ".join(
                 "%s %s" % (a["board"], a.get("detail") or a["outcome"]) for a in cell["attempts"])))
     if len(done) != len(cells):
         raise EbedgeError("%d cells not done" % (len(cells) - len(done)))
@@ -303,10 +319,10 @@ def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
     with _board(host, ssh_config, remote_ebedge, root) as board:
         report = doctor(board)
     if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
+        _echo(json.dumps(report, sort_keys=True))
         return
     for line in report["lines"]:
-        click.echo(line)
+        _echo(line)
 
 
 @remote_group.command("install")
@@ -324,7 +340,7 @@ def install_cmd(host, remote_python, venv, ssh_config):
     with Connection(host, ssh_config) as conn:
         lines, missing = install(conn, remote_python=remote_python, venv=venv, progress=_echo)
     for line in lines:
-        click.echo(line)
+        _echo(line)
     if missing:
         raise EbedgeError("ebedge is installed on %s but cannot run there: %s missing (see above)"
                           % (host, ", ".join(missing)))
