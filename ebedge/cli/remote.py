@@ -17,6 +17,13 @@ _RESULTS = click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False), help="local results directory")
 _MAX_BYTES = click.option("--max-bytes", type=click.IntRange(min=1), default=None,
                           help="refuse a collected run larger than this [default: 20 GiB]")
+_STALL = click.option("--stall-timeout", "stall_s", type=click.FloatRange(min=1), default=120.0,
+                      show_default=True,
+                      help="end a copy from the board that moves no byte for this many seconds")
+_REATTACH_LIMIT = click.option("--reattach-limit", type=click.IntRange(min=0), default=10,
+                               show_default=True,
+                               help="give up re-attaching after this many re-attaches in a row "
+                                    "that bring no new log line")
 _SETTING_OF = {"meter_names": "meters"}  # train's parameter name -> the setting it sets
 
 
@@ -102,9 +109,11 @@ def _train_settings(args, settings_file):
 @_ROOT
 @_RESULTS
 @_MAX_BYTES
+@_STALL
+@_REATTACH_LIMIT
 @click.pass_context
 def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_option, clock_period,
-            ssh_config, remote_ebedge, root, results, max_bytes):
+            ssh_config, remote_ebedge, root, results, max_bytes, stall_s, reattach_limit):
     """Run on HOST, detached from this connection; pull the run into RESULTS/HOST/RUN_ID.
 
     Takes any `ebedge train` option after HOST (e.g. --epochs 20 --width 0.125). Without
@@ -123,7 +132,8 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
         if ctx.args or settings_file or run_id:
             raise EbedgeError("--suite runs the suite's own settings; no train options with it")
         _sweep(suite, [(host, {})], ssh_config, remote_ebedge, root, results, None, 1, False,
-               local)
+               local, {"stall_s": stall_s, "reattach_limit": reattach_limit,
+                       "max_bytes": max_bytes or MAX_BYTES})
         return
     settings = _train_settings(ctx.args, settings_file)
     settings.setdefault("meters", ["auto"])  # measure by default, also on a board with older defaults
@@ -135,7 +145,8 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
     with _board(host, ssh_config, remote_ebedge, root) as board:
         final, local_dir = run_remote(board, settings, results, run_id=run_id, local_meter=local,
                                       progress=_echo, clock_period_s=clock_period,
-                                      max_bytes=max_bytes or MAX_BYTES)
+                                      max_bytes=max_bytes or MAX_BYTES, stall_s=stall_s,
+                                      reattach_limit=reattach_limit)
     _print_summary(local_dir)
     if final["state"] != "complete":
         raise EbedgeError("run ended %s%s" % (final["state"], ": %s" % final["error"]
@@ -206,7 +217,8 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
 @_ROOT
 @_RESULTS
 @_MAX_BYTES
-def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_bytes):
+@_STALL
+def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_bytes, stall_s):
     """Pull RUN_ID (or every run) from HOST, finished or partial; safe to repeat.
 
     Each run lands in a fresh directory, is checked (regular files only, size cap) and only then
@@ -217,7 +229,7 @@ def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_byte
         check_run_id(run_id)
     with _board(host, ssh_config, remote_ebedge, root) as board:
         _, problems = collect_all(board, results, run_id, progress=_echo,
-                                  max_bytes=max_bytes or MAX_BYTES)
+                                  max_bytes=max_bytes or MAX_BYTES, stall_s=stall_s)
     if problems:
         raise EbedgeError("%d run(s) from %s not collected (see the warnings above)"
                           % (len(problems), host))
@@ -259,7 +271,7 @@ def unlock_cmd(host, ssh_config, remote_ebedge, root):
 
 
 def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
-           mixed_boards, local_meter):
+           mixed_boards, local_meter, limits):
     from ebedge.remote.sweep import DONE, run_sweep
     from ebedge.run.suite import load_suite
     suite = load_suite(suite_file)
@@ -267,7 +279,8 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
                      opts.get("remote_ebedge", remote_ebedge), opts.get("root", root))
               for alias, opts in hosts]
     data = run_sweep(suite, boards, results, ledger_path=ledger, max_attempts=max_attempts,
-                     mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo)
+                     mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo,
+                     limits=limits)
     cells = data["cells"]
     done = [c for c in cells if cells[c]["state"] == DONE]
     _echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
@@ -296,15 +309,26 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
 @_REMOTE_EBEDGE
 @_ROOT
 @_RESULTS
+@_MAX_BYTES
+@_STALL
+@_REATTACH_LIMIT
+@click.option("--cell-stall-timeout", "cell_stall_s", type=click.FloatRange(min=1),
+              default=3600.0, show_default=True,
+              help="a cell whose run sends no log byte for this many seconds is `stalled`: left "
+                   "on its board and retried on another free board of the same model and mode")
 def sweep_cmd(suite, hosts, hosts_file, ledger, max_attempts, mixed_boards, meter_local, port,
-              meter_option, ssh_config, remote_ebedge, root, results):
+              meter_option, ssh_config, remote_ebedge, root, results, max_bytes, stall_s,
+              reattach_limit, cell_stall_s):
     """Run SUITE's cells over several boards; rerun the same command to resume."""
     from ebedge.remote.run import LocalMeterSpec
     from ebedge.remote.sweep import parse_hosts
     _, local_options = _split_meter_options(meter_option)
     local = LocalMeterSpec(meter_local, port, local_options) if meter_local else None
+    from ebedge.remote.run import MAX_BYTES
     _sweep(suite, parse_hosts(hosts, hosts_file), ssh_config, remote_ebedge, root, results,
-           ledger, max_attempts, mixed_boards, local)
+           ledger, max_attempts, mixed_boards, local,
+           {"stall_s": stall_s, "reattach_limit": reattach_limit, "cell_stall_s": cell_stall_s,
+            "max_bytes": max_bytes or MAX_BYTES})
 
 
 @remote_group.command("doctor")

@@ -169,7 +169,7 @@ class Board(object):
         lost.log_offset = log_from + reader.consumed
         raise lost
 
-    def pull(self, run_id, local_dir, remote_out=None, max_file_bytes=None):
+    def pull(self, run_id, local_dir, remote_out=None, max_file_bytes=None, stall_s=None):
         """Copy the run directory (and its log) into local_dir; rerunnable, only what changed.
         Returns notes on what was skipped (links, special files)."""
         check_run_id(run_id)
@@ -180,7 +180,7 @@ class Board(object):
                                                                        remote_out))
         log = posixpath.join(posixpath.dirname(remote_out), AGENT_DIR, run_id, "log.txt")
         return self.conn.pull(remote_out, local_dir, extra_files=[log],
-                              max_file_bytes=max_file_bytes)
+                              max_file_bytes=max_file_bytes, stall_s=stall_s)
 
 
 def _final_state(text):
