@@ -22,9 +22,12 @@ CHUNK = 64 * 1024
 
 def relay(limit, stall_s, argv):
     """Run argv with its stdin/stdout relayed through this process; its exit status."""
-    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-    up, down = child.stdin.fileno(), child.stdout.fileno()
-    readers = [0, down]
+    # every stream through this process: ssh hands a multiplexed session's descriptors to its
+    # master, which holds them while the board's side lives; ours die with us, rsync's must not
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, bufsize=0)
+    up, down, err = child.stdin.fileno(), child.stdout.fileno(), child.stderr.fileno()
+    readers = [0, down, err]
     received = 0
     heard = time.monotonic()
     while down in readers:
@@ -40,6 +43,12 @@ def relay(limit, stall_s, argv):
                     child.stdin.close()
                 else:
                     _write_all(up, chunk)
+                continue
+            if fd == err:
+                if chunk:
+                    _write_all(2, chunk)
+                else:
+                    readers.remove(err)
                 continue
             if not chunk:
                 readers.remove(down)

@@ -34,6 +34,30 @@ os.execv(%(real)r, [%(real)r] + args)
 """
 
 
+_LIAR = """#!%(python)s
+import json, os, sys, time
+args = sys.argv[1:]
+if "--root" in args:
+    del args[args.index("--root"):args.index("--root") + 2]
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\\n")
+    sys.stdout.flush()
+    sys.exit(0)
+%(code)s
+os.execv(%(real)r, [%(real)r] + sys.argv[1:])
+"""
+
+
+def lying_ebedge(path, code):
+    """An ebedge for the board that runs `code` first (Python, with `args` = the arguments less
+    --root, and say(obj) to answer JSON and exit); whatever it does not answer goes to the real
+    ebedge. A board that lies in any command, as the laptop sees it."""
+    with open(path, "w") as f:
+        f.write(_LIAR % {"python": sys.executable, "code": code, "real": EBEDGE})
+    os.chmod(path, 0o755)
+    return path
+
+
 def hostile_ebedge(path, answers_path):
     """An ebedge for the board whose `agent status` answers what `answers_path` holds."""
     with open(path, "w") as f:
@@ -61,9 +85,10 @@ class Lab(object):
         return self.boards[alias].runs_root
 
     def remote(self, command, host, *args, **kwargs):
-        """`ebedge remote COMMAND HOST ...` with this lab's ssh config and the board's root."""
+        """`ebedge remote COMMAND HOST ...` with this lab's ssh config and the board's root
+        (`wrap`: a command line put in front, e.g. one that measures it)."""
         remote_ebedge = kwargs.pop("remote_ebedge", EBEDGE)
-        argv = [EBEDGE, "remote", command, host, "--ssh-config", self.config,
+        argv = list(kwargs.pop("wrap", ())) + [EBEDGE, "remote", command, host, "--ssh-config", self.config,
                 "--remote-ebedge", remote_ebedge, "--root", self.root(host)] + list(args)
         kwargs.setdefault("timeout", 240)
         kwargs.setdefault("cwd", self.work)
