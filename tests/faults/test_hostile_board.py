@@ -405,3 +405,56 @@ if args[:2] == ["agent", "status"]:
     assert "config.json is about run 'other'" in every.stdout
     assert not os.path.exists(local(lab, "swapped"))
     assert json.load(open(os.path.join(local(lab, "asked"), "summary.json")))["run_id"] == "asked"
+
+
+# -- 4. a sweep cell that never progresses -------------------------------------------------------------
+SUITE = """name = "stall"
+[defaults]
+model = "vgg16"
+width = 0.0625
+dataset = "synthetic"
+epochs = 1
+[grid]
+methods = ["dense"]
+"""
+
+
+def test_a_stalled_sweep_cell_moves_to_another_free_board_of_its_kind(tmp_path):
+    from ebedge.run.suite import load_suite
+    fleet = Lab(str(tmp_path / "fleet"), aliases=("board1", "board2"))
+    try:
+        suite = tmp_path / "stall.toml"
+        suite.write_text(SUITE)
+        (cell,) = [c.cell_id for c in load_suite(str(suite)).cells()]
+        run = write_run(str(tmp_path / "board2-runs" / cell), cell)
+        same_kind = """
+with open(%r, "a") as f:
+    f.write(" ".join(args[:2]) + "\\n")
+if args[:2] == ["agent", "info"]:
+    say({"board": {"model": "NVIDIA Jetson TX2", "nvpmodel_mode": "MAXN"}})
+"""
+        stuck = run_board(tmp_path, {cell: str(tmp_path / "nowhere")}, name="stuck", extra=(
+            same_kind % str(tmp_path / "board1.calls")) + """
+if args[:2] == ["agent", "watch"]:
+    time.sleep(600)  # started, never a byte""")
+        honest = run_board(tmp_path, {cell: run}, name="honest", extra=(
+            same_kind % str(tmp_path / "board2.calls")) + """
+if args[:2] == ["agent", "lock"]:
+    time.sleep(3)  # so board1 takes the cell first""")
+        hosts = tmp_path / "hosts"
+        hosts.write_text("board1 root=%s remote_ebedge=%s\nboard2 root=%s remote_ebedge=%s\n" % (
+            fleet.root("board1"), stuck, fleet.root("board2"), honest))
+        done = subprocess.run(
+            [EBEDGE, "remote", "sweep", str(suite), "--hosts-file", str(hosts), "--ssh-config",
+             fleet.config, "--results", fleet.results, "--cell-stall-timeout", "4"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "cell %s stalled, left there" % cell in done.stdout
+        ledger = json.load(open(os.path.join(fleet.results, "sweep-stall.json")))
+        attempts = [(a["board"], a["outcome"]) for a in ledger["cells"][cell]["attempts"]]
+        assert attempts == [("board1", "stalled"), ("board2", "done")]
+        assert ledger["boards"]["board1"]["state"] == "stalled"
+        assert "agent stop" not in (tmp_path / "board1.calls").read_text()  # left as it is
+        assert os.path.exists(os.path.join(fleet.results, "board2", cell, "summary.json"))
+    finally:
+        fleet.stop()
