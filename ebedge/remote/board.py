@@ -12,7 +12,7 @@ import threading
 from ebedge.agent import AGENT_DIR, REQUIRED, STATE_MARK
 from ebedge.errors import EbedgeError
 from ebedge.remote import bounded
-from ebedge.remote.ssh import Connection, ConnectionLost, SshError
+from ebedge.remote.ssh import LINE_SHOWN, Connection, ConnectionLost, SshError
 from ebedge.run.runid import check_run_id
 
 NOT_FOUND = 127  # the board's shell: no such command
@@ -58,7 +58,7 @@ class Board(object):
         if rc != 0:
             lines = [l for l in (err or out).strip().splitlines() if l.strip()]
             raise SshError("%s: ebedge agent %s failed (exit %d): %s" % (
-                self.host, args[0], rc, lines[-1] if lines else "no output"))
+                self.host, args[0], rc, lines[-1][:LINE_SHOWN] if lines else "no output"))
         lines = out.strip().splitlines()
         if not lines:
             raise SshError("%s: ebedge agent %s answered nothing (is %s an ebedge?)"
@@ -214,4 +214,4 @@ class _Tail(object):
 
     def last_line(self):
         lines = [l for l in self.data.decode("utf-8", "replace").splitlines() if l.strip()]
-        return lines[-1] if lines else "no reason"
+        return lines[-1][:LINE_SHOWN] if lines else "no reason"

@@ -276,6 +276,12 @@ def collect(board, run_id, local, remote_out=None, max_bytes=MAX_BYTES, stall_s=
         notes += boardfiles.check(stage, run_id, what)
         align.merge_laptop(stage, host_alias=board.host)
         _replace(stage, local)
+    except EbedgeError:
+        tree.remove(stage)
+        raise
+    except Exception as exc:  # whatever the board's files did to us: this run refused, one line
+        tree.remove(stage)
+        raise EbedgeError("refusing what %s: %s; nothing was replaced" % (what, _reason(exc)))
     except BaseException:
         tree.remove(stage)
         raise
@@ -323,7 +329,7 @@ def _replace(stage, local):
 def _reason(exc):
     """One line for an unexpected failure on board data (no traceback)."""
     text = str(exc).strip().splitlines()
-    return "%s%s; nothing was replaced" % (type(exc).__name__, ": " + text[0][:200] if text else "")
+    return "%s%s" % (type(exc).__name__, ": " + text[0][:200] if text else "")
 
 
 def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES, stall_s=STALL_S):
@@ -353,13 +359,11 @@ def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES,
         try:
             notes = collect(board, rid, local, remote_out=state.get("out"), max_bytes=max_bytes,
                             stall_s=stall_s)
-        except Exception as exc:  # any failure refuses this run alone, in one line
-            reason = exc if isinstance(exc, EbedgeError) else EbedgeError(
-                "refusing run %s from %s: %s" % (rid, board.host, _reason(exc)))
+        except EbedgeError as exc:  # any failure refuses this run alone, in one line
             if run_id:
-                raise reason
-            problems.append(str(reason))
-            progress("warning: %s" % reason)
+                raise
+            problems.append(str(exc))
+            progress("warning: %s" % exc)
             continue
         for note in notes:
             progress("warning: %s: %s: %s" % (board.host, rid, note))

@@ -26,6 +26,7 @@ from ebedge.remote import bounded, relay, tree
 CONTROL_PERSIST_S = 30
 CONNECT_TIMEOUT_S = 15
 SSH_FAILED = 255  # ssh's own exit status for connection-level failures
+LINE_SHOWN = 300  # of a line of the board's stderr quoted in an error
 PROTOCOL_BYTES = 2 ** 20  # what rsync or sftp adds to the bytes of the files (lists, headers)
 
 _HOST_KEY_SIGNS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
@@ -100,7 +101,7 @@ def check_host_key(host, stderr):
 
 def _last_line(text):
     lines = [l for l in (text or "").strip().splitlines() if l.strip() and not l.startswith("@")]
-    return lines[-1].strip() if lines else "(nothing)"
+    return lines[-1].strip()[:LINE_SHOWN] if lines else "(nothing)"
 
 
 class Connection(object):

@@ -78,8 +78,9 @@ def _unlink(path):
 
 
 def copy(src, dst, skip=(), link=True):
-    """Directories and regular files of `src` into the existing `dst` (top-level names in `skip`
+    """Directories and regular files of `src` into `dst` (top-level names in `skip`
     left out): hard links where `link` and the filesystem allow, else copies."""
+    os.makedirs(dst, exist_ok=True)
     for rel, info in walk(src):
         if rel.split(os.sep)[0] in skip:
             continue

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from support.remote_fixtures import (EBEDGE, Lab, hostile_ebedge, lying_ebedge,
-                                     no_symlinks_or_specials, write_run)
+                                     no_symlinks_or_specials, runner_ebedge, write_run)
 
 pytestmark = [pytest.mark.host, pytest.mark.timeout(240)]
 
@@ -47,37 +47,7 @@ def status_board(tmp_path, runs, name="ebedge"):
 
 
 def run_board(tmp_path, outs, watch="", extra="", name="runner"):
-    """A board that `starts` runs at once (their directories are `outs`), and whose `watch`
-    does `watch` (Python) before ending the run complete."""
-    code = """
-outs = %r
-if args[:2] == ["agent", "check"]:
-    say({"missing": {}})
-if args[:2] == ["agent", "start"]:
-    rid = args[args.index("--out") + 1]
-    say({"run_id": rid, "out": outs[rid], "pid": 4242, "log": "", "adopted": False})
-if args[:2] == ["agent", "status"] and len(args) > 2:
-    say({"run_id": args[2], "state": "complete", "out": outs.get(args[2])})
-%s
-if args[:2] == ["agent", "watch"]:
-    rid = args[2]
-%s
-    sys.stdout.write("@@ebedge-state " + json.dumps({"run_id": rid, "state": "complete"}) + "\\n")
-    sys.exit(0)
-""" % (outs, extra, "\n".join("    " + l for l in (watch or "pass").splitlines()))
-    return lying_ebedge(str(tmp_path / name), code)
-
-
-def with_peak(lab, *args, **kwargs):
-    """`lab.remote(...)` run under a wrapper that reports the command's peak RSS (MB): the most
-    any one process of it held (the CLI, or ssh/rsync below it)."""
-    report = os.path.join(lab.work, "peak-%d" % os.getpid())
-    wrapper = ("import resource, subprocess, sys\nrc = subprocess.call(sys.argv[2:])\n"
-               "open(sys.argv[1], 'w').write(str(resource.getrusage("
-               "resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(rc)\n")
-    done = lab.remote(*args, wrap=[sys.executable, "-c", wrapper, report], **kwargs)
-    with open(report) as f:
-        return done, int(f.read()) / 1024.0
+    return runner_ebedge(str(tmp_path / name), outs, watch, extra)
 
 
 def local(lab, run_id):
@@ -155,7 +125,7 @@ if args[:2] == ["agent", "status"]:
         sys.stdout.write(chunk)
     sys.exit(0)
 """)
-    done, peak = with_peak(lab, "status", "board1", remote_ebedge=flood)
+    done, peak = lab.remote_peak("status", "board1", remote_ebedge=flood)
     assert one_line_error(done) and "16777216 bytes" in done.stderr, done.stderr
     assert peak < PEAK_MB, peak
     deep = lying_ebedge(str(tmp_path / "deep"), """
@@ -176,7 +146,7 @@ for _ in range(300):
     sys.stdout.write("y" * 2 ** 20)
 sys.stdout.write("\\nafter\\n")
 sys.stdout.flush()""")
-    done, peak = with_peak(lab, "run", "board1", "--results", lab.results, "--name", "longline",
+    done, peak = lab.remote_peak("run", "board1", "--results", lab.results, "--name", "longline",
                            "--epochs", "1", remote_ebedge=fake)
     assert done.returncode == 0, done.stderr[-2000:]
     cut = [l for l in done.stdout.splitlines() if "cut by ebedge" in l]
@@ -255,7 +225,7 @@ def test_max_bytes_holds_while_copying_on_rsync_and_scp(lab, tmp_path):
                                    for r, d in (("big", big), ("sparse", sparse), ("fits", good))])
     for env in (None, without_rsync(tmp_path)):
         shutil.rmtree(lab.results, ignore_errors=True)
-        done, peak = with_peak(lab, "collect", "board1", "--results", lab.results,
+        done, peak = lab.remote_peak("collect", "board1", "--results", lab.results,
                                "--max-bytes", str(10 * 10 ** 6), remote_ebedge=fake, env=env)
         assert done.returncode != 0 and "2 run(s)" in done.stderr, done.stdout + done.stderr
         assert done.stdout.count("the board sent over 11048576 bytes") == (2 if env else 1) or \

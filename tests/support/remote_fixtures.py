@@ -58,6 +58,32 @@ def lying_ebedge(path, code):
     return path
 
 
+_RUNNER = """
+outs = %r
+if args[:2] == ["agent", "check"]:
+    say({"missing": {}})
+if args[:2] == ["agent", "start"]:
+    rid = args[args.index("--out") + 1]
+    say({"run_id": rid, "out": outs[rid], "pid": 4242, "log": "", "adopted": False})
+if args[:2] == ["agent", "status"] and len(args) > 2:
+    say({"run_id": args[2], "state": "complete", "out": outs.get(args[2])})
+%s
+if args[:2] == ["agent", "watch"]:
+    rid = args[2]
+%s
+    sys.stdout.write("@@ebedge-state " + json.dumps({"run_id": rid, "state": "complete"}) + "\\n")
+    sys.exit(0)
+"""
+
+
+def runner_ebedge(path, outs, watch="", extra=""):
+    """A board ebedge that `starts` runs at once (their directories: `outs`, run id -> path),
+    whose `watch` runs `watch` (Python, `rid` set) before ending the run complete, after `extra`
+    (Python, any command)."""
+    return lying_ebedge(path, _RUNNER % (outs, extra, "\n".join(
+        "    " + l for l in (watch or "pass").splitlines())))
+
+
 def hostile_ebedge(path, answers_path):
     """An ebedge for the board whose `agent status` answers what `answers_path` holds."""
     with open(path, "w") as f:
@@ -94,6 +120,18 @@ class Lab(object):
         kwargs.setdefault("cwd", self.work)
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, **kwargs)
+
+    def remote_peak(self, command, host, *args, **kwargs):
+        """`remote(...)` under a wrapper; (CompletedProcess, peak RSS in MB of the largest of
+        its processes: the CLI, or ssh/rsync below it)."""
+        report = os.path.join(self.work, "peak-%d" % os.getpid())
+        wrapper = ("import resource, subprocess, sys\nrc = subprocess.call(sys.argv[2:])\n"
+                   "open(sys.argv[1], 'w').write(str(resource.getrusage("
+                   "resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(rc)\n")
+        done = self.remote(command, host, *args, wrap=[sys.executable, "-c", wrapper, report],
+                           **kwargs)
+        with open(report) as f:
+            return done, int(f.read()) / 1024.0
 
     def stop(self):
         for board in self.boards.values():
