@@ -249,7 +249,9 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
         board.conn.connect()
         _take_board(board, ledger.sweep_id)
         locked = True
-        facts = board.info()["board"]
+        info = board.info()
+        facts = info.get("board") if isinstance(info, dict) else None
+        facts = facts if isinstance(facts, dict) else {}
         pool = [facts.get("model"), facts.get("nvpmodel_mode")]
         ledger.board(board.host, state="active", pool=pool)
         while ledger.open_cells(board.host, pool, mixed, max_attempts, active):
@@ -284,9 +286,11 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
                           max_attempts=max_attempts)
             progress("%s: cell %s %s" % (board.host, cell_id, final["state"]))
         ledger.board(board.host, state="finished")
-    except EbedgeError as exc:
-        ledger.board(board.host, state="failed", error=str(exc))
-        progress("%s: board dropped from the sweep: %s" % (board.host, exc))
+    except Exception as exc:  # whatever this board did, the other boards' threads go on
+        reason = str(exc) if isinstance(exc, EbedgeError) else "%s: %s" % (
+            type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
+        ledger.board(board.host, state="failed", error=reason)
+        progress("%s: board dropped from the sweep: %s" % (board.host, reason))
     finally:
         active.discard(board.host)
         if locked:
