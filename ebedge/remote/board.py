@@ -146,12 +146,15 @@ class Board(object):
         err = _Tail(proc.stderr)
         reader = bounded.LineReader(proc.stdout)
         final = None
+        marks = 0  # bytes of state lines, which are no part of the log
         try:
             while True:
+                before = reader.consumed
                 line = reader.readline(stall_s)
                 if line is None:
                     break
                 if line.startswith(STATE_MARK):
+                    marks += reader.consumed - before
                     final = _final_state(line[len(STATE_MARK):])
                 else:
                     on_line(line.rstrip("\n"))
@@ -166,7 +169,7 @@ class Board(object):
         lost = ConnectionLost("connection to %s lost while watching run %s (%s); the run goes "
                               "on on the board: `ebedge remote collect %s %s` fetches it later"
                               % (self.host, run_id, err.last_line(), self.host, run_id))
-        lost.log_offset = log_from + reader.consumed
+        lost.log_offset = log_from + reader.consumed - marks
         raise lost
 
     def pull(self, run_id, local_dir, remote_out=None, max_file_bytes=None, stall_s=None):

@@ -428,3 +428,13 @@ if args[:2] == ["agent", "lock"]:
         assert os.path.exists(os.path.join(fleet.results, "board2", cell, "summary.json"))
     finally:
         fleet.stop()
+
+
+def test_a_garbled_final_state_is_no_progress_either(lab, tmp_path):
+    run = write_run(str(tmp_path / "board" / "garbled"), "garbled")
+    fake = run_board(tmp_path, {"garbled": run}, extra="""
+if args[:2] == ["agent", "watch"]:
+    print("@@ebedge-state nan"); sys.exit(0)""")
+    done = lab.remote("run", "board1", "--results", lab.results, "--name", "garbled", "--epochs",
+                      "1", "--reattach-limit", "1", remote_ebedge=fake, timeout=60)
+    assert one_line_error(done) and "without progress" in done.stderr, done.stdout + done.stderr
