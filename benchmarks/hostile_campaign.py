@@ -172,12 +172,13 @@ def _time(c):
     finally:
         silent.stop()
     run = c.run_dir("flappy")
-    for rid, watch in (("flappy", "sys.exit(0)"), ("flappy", "print('@@ebedge-state nan'); sys.exit(0)")):
+    for kind, watch in (("drops-at-once", "sys.exit(0)"),
+                        ("garbled-final-state", "print('@@ebedge-state nan'); sys.exit(0)")):
         c._n += 1
-        fake = runner_ebedge(os.path.join(c.bin, "flappy%d" % c._n), {rid: run},
+        fake = runner_ebedge(os.path.join(c.bin, "flappy%d" % c._n), {"flappy": run},
                              extra="if args[:2] == ['agent', 'watch']:\n    %s" % watch)
-        c.attack("reattach-without-progress", ("run", "board1", "--results", c.lab.results,
-                                               "--name", rid, "--epochs", "1",
+        c.attack("reattach-" + kind, ("run", "board1", "--results", c.lab.results,
+                                      "--name", "flappy", "--epochs", "1",
                                                "--reattach-limit", "2"),
                  lambda d: _one_line_error(d) and "without progress" in d.stderr,
                  remote_ebedge=fake)
