@@ -438,3 +438,12 @@ if args[:2] == ["agent", "watch"]:
     done = lab.remote("run", "board1", "--results", lab.results, "--name", "garbled", "--epochs",
                       "1", "--reattach-limit", "1", remote_ebedge=fake, timeout=60)
     assert one_line_error(done) and "without progress" in done.stderr, done.stdout + done.stderr
+
+
+def test_board_samples_with_times_that_are_no_times_place_nothing(tmp_path):
+    from ebedge.measure.accounting import read_samples
+    path = tmp_path / "samples.csv"
+    path.write_text("run_id,meter,rail,t_mono,t_wall,power_w,voltage_v,current_a,meter_energy_j,"
+                    "flags\nr,tegrastats,total,nan,1.0,10.0,,,,\nr,tegrastats,total,2.0,inf,10.0,"
+                    ",,,\nr,tegrastats,total,3.0,4.0,10.0,,,,\n")
+    assert [(s.t_mono, s.t_wall) for s in read_samples(str(path))] == [(3.0, 4.0)]
