@@ -9,7 +9,9 @@ mismatch is refused with a message that says so, and a host-key *type* the two s
 on is reported as that (an old board's ssh-rsa key), not as a possible attack.
 
 Files come back by rsync without links, devices or special files (`pull`), or by scp in SFTP mode
-where remote names are never parsed by the board's shell; what arrives is checked by the caller.
+where remote names are never parsed by the board's shell; both reach the board through relay.py,
+which ends a copy over its byte limit or silent for the stall timeout; what arrives is checked by
+the caller. Command answers are read within remote.bounded's limits.
 """
 import os
 import re
