@@ -32,6 +32,7 @@ simulated sysfs and the board's own disk are not the laptop.
 
     python benchmarks/bench_faults.py [--runs 30] [--seed 1] [--json] [--keep DIR]
                                       [--faults sigkill,reboot,...]
+    python benchmarks/bench_faults.py --hostile [--json] [--keep DIR]   (hostile_campaign.py)
 """
 import argparse
 import csv
@@ -578,6 +579,25 @@ def render(table, per_fault):
     return "\n".join(lines)
 
 
+def hostile(args):
+    """`--hostile`: every attack of the hostile-board campaign once; 1 unless all held."""
+    from hostile_campaign import run_campaign
+    root = args.keep or tempfile.mkdtemp(prefix="ebedge-hostile-")
+    if args.keep:
+        os.makedirs(root)
+    try:
+        tally = run_campaign(root, lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print("attacks %(attacks)d, held %(held)d, broke %(broke)d, hung %(hung)d, "
+          "peak RSS %(peak_rss_mb).1f MB" % tally)
+    if args.json:
+        print(json.dumps({k: tally[k] for k in ("attacks", "held", "broke", "hung",
+                                                "peak_rss_mb")}, sort_keys=True))
+    return 1 if tally["broke"] or tally["hung"] else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="campaign size [30]")
@@ -585,7 +605,11 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     parser.add_argument("--keep", help="run in this (new) directory and keep it")
     parser.add_argument("--faults", help="comma-separated fault kinds to draw from [all]")
+    parser.add_argument("--hostile", action="store_true",
+                        help="run the hostile-board campaign instead (benchmarks/hostile_campaign.py)")
     args = parser.parse_args(argv)
+    if args.hostile:
+        return hostile(args)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     kinds = [k for k in (args.faults or "").split(",") if k] or None

@@ -5,16 +5,18 @@ import click
 
 from ebedge import __version__
 from ebedge.errors import EbedgeError
+from ebedge.util.printable import printable
 
 
 class Group(click.Group):
-    """Turns library errors into one line and exit code 1 instead of a traceback."""
+    """Turns library errors into one line and exit code 1 instead of a traceback; the message
+    may quote a board, so it is printed through the sanitiser."""
 
     def invoke(self, ctx):
         try:
             return super(Group, self).invoke(ctx)
         except (EbedgeError, ValueError) as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(printable(str(exc), one_line=True))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

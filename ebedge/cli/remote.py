@@ -17,6 +17,13 @@ _RESULTS = click.option("--results", default="results", show_default=True,
                         type=click.Path(file_okay=False), help="local results directory")
 _MAX_BYTES = click.option("--max-bytes", type=click.IntRange(min=1), default=None,
                           help="refuse a collected run larger than this [default: 20 GiB]")
+_STALL = click.option("--stall-timeout", "stall_s", type=click.FloatRange(min=1), default=120.0,
+                      show_default=True,
+                      help="end a copy from the board that moves no byte for this many seconds")
+_REATTACH_LIMIT = click.option("--reattach-limit", type=click.IntRange(min=0), default=10,
+                               show_default=True,
+                               help="give up re-attaching after this many re-attaches in a row "
+                                    "that bring no new log line")
 
 
 def _board(host, ssh_config, remote_ebedge, root):
@@ -25,7 +32,9 @@ def _board(host, ssh_config, remote_ebedge, root):
 
 
 def _echo(text):
-    click.echo(text)
+    """Every line of `ebedge remote` goes out here: it may carry board text, so sanitised."""
+    from ebedge.util.printable import printable
+    click.echo(printable(text, one_line=True))
 
 
 @click.group("remote")
@@ -94,9 +103,11 @@ def _train_settings(args, settings_file, board_options):
 @_ROOT
 @_RESULTS
 @_MAX_BYTES
+@_STALL
+@_REATTACH_LIMIT
 @click.pass_context
 def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_option, clock_period,
-            ssh_config, remote_ebedge, root, results, max_bytes):
+            ssh_config, remote_ebedge, root, results, max_bytes, stall_s, reattach_limit):
     """Run on HOST, detached from this connection; pull the run into RESULTS/HOST/RUN_ID.
 
     Takes any `ebedge train` option after HOST (e.g. --epochs 20 --width 0.125). Without
@@ -115,14 +126,16 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
         if ctx.args or settings_file or run_id:
             raise EbedgeError("--suite runs the suite's own settings; no train options with it")
         _sweep(suite, [(host, {})], ssh_config, remote_ebedge, root, results, None, 1, False,
-               local)
+               local, {"stall_s": stall_s, "reattach_limit": reattach_limit,
+                       "max_bytes": max_bytes or MAX_BYTES})
         return
     settings = _train_settings(ctx.args, settings_file, board_options)
     settings.setdefault("meters", ["auto"])  # measure by default, also on a board with older defaults
     with _board(host, ssh_config, remote_ebedge, root) as board:
         final, local_dir = run_remote(board, settings, results, run_id=run_id, local_meter=local,
                                       progress=_echo, clock_period_s=clock_period,
-                                      max_bytes=max_bytes or MAX_BYTES)
+                                      max_bytes=max_bytes or MAX_BYTES, stall_s=stall_s,
+                                      reattach_limit=reattach_limit)
     _print_summary(local_dir)
     if final["state"] != "complete":
         raise EbedgeError("run ended %s%s" % (final["state"], ": %s" % final["error"]
@@ -130,26 +143,37 @@ def run_cmd(ctx, host, suite, settings_file, run_id, meter_local, port, meter_op
 
 
 def _print_summary(local_dir):
+    """The collected run's headline; every value came from the board (checked at collect)."""
+    from ebedge.remote.bounded import read_json_file
     path = os.path.join(local_dir, "summary.json")
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        summary = json.load(f)
-    click.echo("status %s, test acc %s, runtime %.1fs" % (
-        summary.get("status"), summary.get("test_acc"), summary.get("runtime_s") or 0))
+    summary = read_json_file(path, path)
+    if not isinstance(summary, dict):
+        raise EbedgeError("%s holds no JSON object" % path)
+    _echo("status %s, test acc %s, runtime %ss" % (
+        summary.get("status"), _num(summary.get("test_acc")), _num(summary.get("runtime_s"))))
     compare = summary.get("energy_compare")
-    if compare:
+    if isinstance(compare, dict) and isinstance(compare.get("phases"), dict):
         for phase, row in sorted(compare["phases"].items()):
-            click.echo("  %-12s board %s kJ, laptop %s kJ, ratio %s" % (
-                phase, _num(row["board_kj"]), _num(row["laptop_kj"]),
-                _num(row["ratio_laptop_to_board"])))
-    for flag in summary.get("flags") or []:
-        click.echo("  flag: %s" % flag)
-    click.echo("results: %s" % local_dir)
+            row = row if isinstance(row, dict) else {}
+            _echo("  %-12s board %s kJ, laptop %s kJ, ratio %s" % (
+                phase, _num(row.get("board_kj")), _num(row.get("laptop_kj")),
+                _num(row.get("ratio_laptop_to_board"))))
+    flags = summary.get("flags")
+    for flag in flags if isinstance(flags, list) else [] if flags is None else [flags]:
+        _echo("  flag: %s" % (flag,))
+    _echo("results: %s" % local_dir)
 
 
 def _num(value):
-    return "-" if value is None else "%.4g" % value
+    """A number as shown: `-` when absent, `?` when it is no finite number."""
+    import math
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "?"
+    return "%.4g" % value
 
 
 @remote_group.command("status")
@@ -165,10 +189,13 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
         states = board.status(run_id)
     states = [states] if run_id else states
     if as_json:
-        click.echo(json.dumps(states, sort_keys=True))
+        _echo(json.dumps(states, sort_keys=True))
         return
+    from ebedge.run.runid import is_run_id
     for s in states:
-        click.echo("%-48s %-12s %s" % (s["run_id"], s["state"], s.get("error") or ""))
+        rid = s["run_id"]
+        _echo("%-48s %-12s %s" % (rid if is_run_id(rid) else "(not a run id: %r)" % (rid,),
+                                  s["state"], s.get("error") or ""))
 
 
 @remote_group.command("collect")
@@ -179,7 +206,8 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
 @_ROOT
 @_RESULTS
 @_MAX_BYTES
-def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_bytes):
+@_STALL
+def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_bytes, stall_s):
     """Pull RUN_ID (or every run) from HOST, finished or partial; safe to repeat.
 
     Each run lands in a fresh directory, is checked (regular files only, size cap) and only then
@@ -190,7 +218,7 @@ def collect_cmd(host, run_id, ssh_config, remote_ebedge, root, results, max_byte
         check_run_id(run_id)
     with _board(host, ssh_config, remote_ebedge, root) as board:
         _, problems = collect_all(board, results, run_id, progress=_echo,
-                                  max_bytes=max_bytes or MAX_BYTES)
+                                  max_bytes=max_bytes or MAX_BYTES, stall_s=stall_s)
     if problems:
         raise EbedgeError("%d run(s) from %s not collected (see the warnings above)"
                           % (len(problems), host))
@@ -209,7 +237,7 @@ def stop_cmd(host, run_id, kill, grace, ssh_config, remote_ebedge, root):
     `killed`); either way resumable and collectable afterwards."""
     with _board(host, ssh_config, remote_ebedge, root) as board:
         state = board.stop(run_id, kill=kill, grace_s=grace)
-    click.echo("%s: sent %s to %s (pid %s); now %s" % (host, state.get("signalled"), run_id,
+    _echo("%s: sent %s to %s (pid %s); now %s" % (host, state.get("signalled"), run_id,
                                                       state.get("signalled_pid"),
                                                       state.get("state")))
 
@@ -225,14 +253,14 @@ def unlock_cmd(host, ssh_config, remote_ebedge, root):
     with _board(host, ssh_config, remote_ebedge, root) as board:
         released = board.unlock()
     if released is None:
-        click.echo("%s: no sweep reservation" % host)
+        _echo("%s: no sweep reservation" % host)
     else:
-        click.echo("%s: released the reservation of sweep %s (laptop %s)"
+        _echo("%s: released the reservation of sweep %s (laptop %s)"
                    % (host, released.get("owner"), released.get("laptop") or released.get("host")))
 
 
 def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, max_attempts,
-           mixed_boards, local_meter):
+           mixed_boards, local_meter, limits):
     from ebedge.remote.sweep import DONE, run_sweep
     from ebedge.run.suite import load_suite
     suite = load_suite(suite_file)
@@ -240,13 +268,14 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
                      opts.get("remote_ebedge", remote_ebedge), opts.get("root", root))
               for alias, opts in hosts]
     data = run_sweep(suite, boards, results, ledger_path=ledger, max_attempts=max_attempts,
-                     mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo)
+                     mixed_boards=mixed_boards, local_meter=local_meter, progress=_echo,
+                     limits=limits)
     cells = data["cells"]
     done = [c for c in cells if cells[c]["state"] == DONE]
-    click.echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
+    _echo("sweep %s: %d of %d cells done" % (data["sweep_id"], len(done), len(cells)))
     for cell_id, cell in sorted(cells.items()):
         if cell["state"] != DONE:
-            click.echo("  %s %s: %s" % (cell_id, cell["state"], "; ".join(
+            _echo("  %s %s: %s" % (cell_id, cell["state"], "; ".join(
                 "%s %s" % (a["board"], a.get("detail") or a["outcome"]) for a in cell["attempts"])))
     if len(done) != len(cells):
         raise EbedgeError("%d cells not done" % (len(cells) - len(done)))
@@ -269,15 +298,26 @@ def _sweep(suite_file, hosts, ssh_config, remote_ebedge, root, results, ledger, 
 @_REMOTE_EBEDGE
 @_ROOT
 @_RESULTS
+@_MAX_BYTES
+@_STALL
+@_REATTACH_LIMIT
+@click.option("--cell-stall-timeout", "cell_stall_s", type=click.FloatRange(min=1),
+              default=3600.0, show_default=True,
+              help="a cell whose run sends no log byte for this many seconds is `stalled`: left "
+                   "on its board and retried on another free board of the same model and mode")
 def sweep_cmd(suite, hosts, hosts_file, ledger, max_attempts, mixed_boards, meter_local, port,
-              meter_option, ssh_config, remote_ebedge, root, results):
+              meter_option, ssh_config, remote_ebedge, root, results, max_bytes, stall_s,
+              reattach_limit, cell_stall_s):
     """Run SUITE's cells over several boards; rerun the same command to resume."""
     from ebedge.remote.run import LocalMeterSpec
     from ebedge.remote.sweep import parse_hosts
     _, local_options = _split_meter_options(meter_option)
     local = LocalMeterSpec(meter_local, port, local_options) if meter_local else None
+    from ebedge.remote.run import MAX_BYTES
     _sweep(suite, parse_hosts(hosts, hosts_file), ssh_config, remote_ebedge, root, results,
-           ledger, max_attempts, mixed_boards, local)
+           ledger, max_attempts, mixed_boards, local,
+           {"stall_s": stall_s, "reattach_limit": reattach_limit, "cell_stall_s": cell_stall_s,
+            "max_bytes": max_bytes or MAX_BYTES})
 
 
 @remote_group.command("doctor")
@@ -292,10 +332,10 @@ def doctor_cmd(host, ssh_config, remote_ebedge, root, as_json):
     with _board(host, ssh_config, remote_ebedge, root) as board:
         report = doctor(board)
     if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
+        _echo(json.dumps(report, sort_keys=True))
         return
     for line in report["lines"]:
-        click.echo(line)
+        _echo(line)
 
 
 @remote_group.command("install")
@@ -313,7 +353,7 @@ def install_cmd(host, remote_python, venv, ssh_config):
     with Connection(host, ssh_config) as conn:
         lines, missing = install(conn, remote_python=remote_python, venv=venv, progress=_echo)
     for line in lines:
-        click.echo(line)
+        _echo(line)
     if missing:
         raise EbedgeError("ebedge is installed on %s but cannot run there: %s missing (see above)"
                           % (host, ", ".join(missing)))

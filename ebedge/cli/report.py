@@ -4,13 +4,14 @@ import os
 import click
 
 from ebedge.errors import EbedgeError
+from ebedge.util.printable import printable
 
 
 def echo_result(result, out_dir):
     for line in result.warnings:
-        click.echo("warning: " + line, err=True)
+        click.echo("warning: " + printable(line, one_line=True), err=True)
     for line in result.notes:
-        click.echo("note: " + line, err=True)
+        click.echo("note: " + printable(line, one_line=True), err=True)
     complete = sum(1 for r in result.runs if r.complete)
     click.echo("{} runs ({} complete, {} not) -> {}".format(len(result.runs), complete, len(result.runs) - complete,
                                                            os.path.abspath(out_dir)))

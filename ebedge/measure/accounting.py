@@ -9,6 +9,7 @@ Monotonic time is per boot: every window is integrated over its own boot's sampl
 power comes from the idle windows of the same boot.
 """
 import csv
+import math
 import os
 
 from ebedge.measure import energy
@@ -55,6 +56,8 @@ def read_samples(path, by_boot=False):
                                 [x for x in row["flags"].split("|") if x])
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
+            if not (math.isfinite(sample.t_mono) and math.isfinite(sample.t_wall)):
+                continue  # a time that is no time (a corrupt or hostile file) places nothing
             samples.setdefault(_boot(row), []).append(sample)
     if by_boot:
         return samples

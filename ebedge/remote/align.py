@@ -21,11 +21,13 @@ Every file written here goes through a fresh temporary file (ebedge.util.safeio:
 since the directory holds what a board sent.
 """
 import csv
+import math
 import os
 
 from ebedge.measure import accounting
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
+from ebedge.remote import tree
 from ebedge.remote.clock import FLAG, ClockModel
 from ebedge.run.rundir import CsvLog, read_json
 from ebedge.measure.sampling import MeterSampler
@@ -35,6 +37,7 @@ LAPTOP = "laptop"
 SUFFIX = "@laptop"
 COVERAGE_MIN = 0.95  # below this covered fraction of a phase a meter's joules are not compared
 COVERAGE_FLAG = "laptop_meter_partial_coverage"
+CLOCK_UNKNOWN_FLAG = "clock_offset_unknown"
 
 
 class LaptopMeter(object):
@@ -117,6 +120,48 @@ def _rewrite_samples(path, run_id, mapped):
         writer.writerows([run_id] + ["" if v is None else v for v in s.as_row()] for s in mapped)
 
 
+def _clock_model(clock_doc):
+    """The clock model from the laptop's estimates, or None when there is none with finite
+    numbers (a board that answered the probe with `nan`)."""
+    estimates = [e for e in clock_doc.get("estimates") or [] if isinstance(e, dict) and all(
+        isinstance(e.get(k), (int, float)) and math.isfinite(e[k])
+        for k in ("t_mono", "offset_mono_s", "bound_s", "laptop_wall_minus_mono"))]
+    if not estimates:
+        return None
+    model = ClockModel(estimates)
+    return model if all(math.isfinite(x) for x in (model.offset_ref, model.drift,
+                                                     model.bound_s)) else None
+
+
+def refuse_laptop_files(stage):
+    """Remove what the board sent in the laptop's own places (`laptop/`, `@laptop` sample rows);
+    [warning naming each]. Called before the laptop's own recordings are put back."""
+    notes = []
+    top = os.path.join(stage, LAPTOP)
+    if os.path.lexists(top):
+        sent = sorted(rel for rel, _ in tree.walk(top)) if os.path.isdir(top) else []
+        notes.append("refused %s: the laptop's own recordings are written by the laptop only"
+                     % (", ".join(os.path.join(LAPTOP, r) for r in sent[:5]) or LAPTOP)
+                     + (" (and %d more)" % (len(sent) - 5) if len(sent) > 5 else ""))
+        tree.remove(top)
+    path = os.path.join(stage, "samples.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            forged = any((r.get("meter") or "").endswith(SUFFIX) for r in csv.DictReader(f))
+        if forged:
+            with open(path, newline="") as f, safeio.atomic_write(path, newline="") as out:
+                reader = csv.reader(f)
+                header = next(reader, [])
+                column = header.index("meter") if "meter" in header else None
+                writer = csv.writer(out)
+                writer.writerow(header)
+                writer.writerows(r for r in reader if column is None or len(r) <= column
+                                 or not r[column].endswith(SUFFIX))
+            notes.append("refused samples.csv rows of meters named *%s: only the laptop "
+                         "records those" % SUFFIX)
+    return notes
+
+
 def merge_laptop(local_dir, host_alias=None):
     """Fold laptop samples and the clock into the collected run; returns the summary (or None)."""
     config_path = os.path.join(local_dir, "config.json")
@@ -135,9 +180,14 @@ def merge_laptop(local_dir, host_alias=None):
     phases_path = os.path.join(local_dir, "phases.csv")
     if os.path.exists(clock_path) and os.path.exists(laptop_csv) and os.path.exists(phases_path):
         clock_doc = read_json(clock_path)
-        model = ClockModel.from_dict(clock_doc)
+        model = _clock_model(clock_doc)
         shift = _board_wall_minus_mono(phases_path)
-        if shift is not None:
+        flags = summary.setdefault("flags", [])
+        flags[:] = [f for f in flags if not str(f).startswith(CLOCK_UNKNOWN_FLAG)]
+        if model is None:
+            flags.append("%s: the board's clock offset was never measured as a finite number; "
+                         "the laptop meter is not aligned to this run" % CLOCK_UNKNOWN_FLAG)
+        elif shift is not None:
             mapped = []
             for s in accounting.read_samples(laptop_csv):
                 wall = model.board_wall(s.t_mono)

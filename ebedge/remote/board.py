@@ -7,10 +7,12 @@ ebedge version.
 import json
 import posixpath
 import subprocess
+import threading
 
 from ebedge.agent import AGENT_DIR, REQUIRED, STATE_MARK
 from ebedge.errors import EbedgeError
-from ebedge.remote.ssh import Connection, ConnectionLost, SshError
+from ebedge.remote import bounded
+from ebedge.remote.ssh import LINE_SHOWN, Connection, ConnectionLost, SshError
 from ebedge.run.runid import check_run_id
 
 NOT_FOUND = 127  # the board's shell: no such command
@@ -56,22 +58,39 @@ class Board(object):
         if rc != 0:
             lines = [l for l in (err or out).strip().splitlines() if l.strip()]
             raise SshError("%s: ebedge agent %s failed (exit %d): %s" % (
-                self.host, args[0], rc, lines[-1] if lines else "no output"))
+                self.host, args[0], rc, lines[-1][:LINE_SHOWN] if lines else "no output"))
+        lines = out.strip().splitlines()
+        if not lines:
+            raise SshError("%s: ebedge agent %s answered nothing (is %s an ebedge?)"
+                           % (self.host, args[0], self.remote_ebedge))
         try:
-            return json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise SshError("%s: ebedge agent %s answered %r, not JSON (is %s an ebedge?)"
-                           % (self.host, args[0], out[-200:], self.remote_ebedge))
+            return bounded.loads(lines[-1], "%s: the answer to ebedge agent %s"
+                                 % (self.host, args[0]))
+        except EbedgeError as exc:
+            raise SshError("%s (is %s an ebedge?)" % (exc, self.remote_ebedge))
+
+    def about(self, run_id, answer, command):
+        """`answer` when it is an object about `run_id`; an answer about another run is refused."""
+        if not isinstance(answer, dict):
+            raise SshError("%s: ebedge agent %s answered something that is no run state"
+                           % (self.host, command))
+        if answer.get("run_id") != run_id:
+            raise SshError("%s answered about run %s when asked about run %s; refused"
+                           % (self.host, repr(answer.get("run_id"))[:80], run_id))
+        return answer
 
     def start(self, settings, run_id, if_exists="refuse", sweep=None):
         args = ["start", "--settings", "-", "--out", check_run_id(run_id), "--if-exists", if_exists]
-        return self.agent(args + (["--sweep", sweep] if sweep else []),
-                          input_text=json.dumps(settings, sort_keys=True))
+        return self.about(run_id, self.agent(args + (["--sweep", sweep] if sweep else []),
+                                             input_text=json.dumps(settings, sort_keys=True)),
+                          "start")
 
     def status(self, run_id=None):
-        """One run's state (a dict), or every run's (a list); shapes checked, ids not (the
-        caller checks each id it uses)."""
+        """One run's state (a dict, refused unless it is about `run_id`), or every run's (a
+        list); shapes checked, listed ids not (the caller checks each id it uses)."""
         answer = self.agent(["status"] + ([check_run_id(run_id)] if run_id else []))
+        if run_id:
+            self.about(run_id, answer, "status")
         rows = [answer] if run_id else answer
         if not isinstance(rows, list) or not all(isinstance(r, dict) and "run_id" in r
                                                  and "state" in r for r in rows):
@@ -83,7 +102,7 @@ class Board(object):
         args = ["stop", check_run_id(run_id)]
         if kill:
             args += ["--kill", "--grace", repr(float(grace_s))]
-        return self.agent(args)
+        return self.about(run_id, self.agent(args), "stop")
 
     def unlock(self):
         """Remove the board's sweep reservation, whoever holds it; the record removed (or None)."""
@@ -113,38 +132,47 @@ class Board(object):
     def info(self):
         return self.agent(["info"], timeout=120)
 
-    def watch(self, run_id, on_line, log_from=0):
-        """Stream the run's log lines to `on_line` until it ends; its final state.
+    def watch(self, run_id, on_line, log_from=0, stall_s=None):
+        """Stream the run's log lines to `on_line` (each cut at bounded.LINE_BYTES) until it
+        ends; its final state.
 
         ConnectionLost when the channel drops first (the run itself goes on on the board); its
-        `log_offset` says where to go on from."""
+        `log_offset` says where to go on from. bounded.Stalled when the board sends nothing for
+        `stall_s` seconds (the run is left as it is)."""
         proc = self.conn.popen(self._argv(["watch", check_run_id(run_id), "--log-from",
-                                           str(log_from)]),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
+                                           str(log_from)]), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=False, bufsize=0)
+        err = _Tail(proc.stderr)
+        reader = bounded.LineReader(proc.stdout)
         final = None
-        offset = log_from
-        for line in proc.stdout:
-            if line.startswith(STATE_MARK):
-                try:
-                    final = json.loads(line[len(STATE_MARK):])
-                except ValueError:
-                    final = None
-            else:
-                offset += len(line.encode("utf-8"))
-                on_line(line.rstrip("\n"))
-        err = proc.stderr.read()
-        proc.wait()
-        if not isinstance(final, dict) or "state" not in final:
-            lost = ConnectionLost("connection to %s lost while watching run %s (%s); the run goes "
-                                  "on on the board: `ebedge remote collect %s %s` fetches it later"
-                                  % (self.host, run_id,
-                                     (err.strip().splitlines() or ["no reason"])[-1],
-                                     self.host, run_id))
-            lost.log_offset = offset
-            raise lost
-        return final
+        marks = 0  # bytes of state lines, which are no part of the log
+        try:
+            while True:
+                before = reader.consumed
+                line = reader.readline(stall_s)
+                if line is None:
+                    break
+                if line.startswith(STATE_MARK):
+                    marks += reader.consumed - before
+                    final = _final_state(line[len(STATE_MARK):])
+                else:
+                    on_line(line.rstrip("\n"))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            err.join()
+            proc.stdout.close()
+        if final is not None:
+            return self.about(run_id, final, "watch")
+        lost = ConnectionLost("connection to %s lost while watching run %s (%s); the run goes "
+                              "on on the board: `ebedge remote collect %s %s` fetches it later"
+                              % (self.host, run_id, err.last_line(), self.host, run_id))
+        lost.log_offset = log_from + reader.consumed - marks
+        raise lost
 
-    def pull(self, run_id, local_dir, remote_out=None, max_file_bytes=None):
+    def pull(self, run_id, local_dir, remote_out=None, max_file_bytes=None, stall_s=None):
         """Copy the run directory (and its log) into local_dir; rerunnable, only what changed.
         Returns notes on what was skipped (links, special files)."""
         check_run_id(run_id)
@@ -155,4 +183,38 @@ class Board(object):
                                                                        remote_out))
         log = posixpath.join(posixpath.dirname(remote_out), AGENT_DIR, run_id, "log.txt")
         return self.conn.pull(remote_out, local_dir, extra_files=[log],
-                              max_file_bytes=max_file_bytes)
+                              max_file_bytes=max_file_bytes, stall_s=stall_s)
+
+
+def _final_state(text):
+    """The state a watch ends with, or None when it is no state object."""
+    try:
+        final = bounded.loads(text, "the final state")
+    except EbedgeError:
+        return None
+    return final if isinstance(final, dict) and "state" in final else None
+
+
+class _Tail(object):
+    """Drains a stream in a thread, keeping only its last bounded.ERROR_BYTES."""
+
+    def __init__(self, stream):
+        self.data = b""
+        self._stream = stream
+        self._thread = threading.Thread(target=self._drain, name="stderr-tail")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _drain(self):
+        while True:
+            chunk = self._stream.read(bounded.CHUNK)
+            if not chunk:
+                return
+            self.data = (self.data + chunk)[-bounded.ERROR_BYTES:]
+
+    def join(self):
+        self._thread.join(timeout=5)
+
+    def last_line(self):
+        lines = [l for l in self.data.decode("utf-8", "replace").splitlines() if l.strip()]
+        return lines[-1][:LINE_SHOWN] if lines else "no reason"

@@ -11,6 +11,7 @@ Laptop times here are `time.monotonic()` (what meter samples carry as t_mono), s
 clock step during a run changes nothing; `offset_s` in config.json is also given against the
 laptop's wall clock, for people.
 """
+import math
 import os
 import select
 import subprocess
@@ -22,6 +23,7 @@ from ebedge.errors import EbedgeError
 BOUND_LIMIT_S = 0.4  # the MLPerf Power bound; a run beyond it gets a flag
 FLAG = "clock_offset_bound_exceeded"
 BURST = 15
+MAX_REPLY = 256  # a reply is one number
 
 
 class ClockChannel(object):
@@ -46,9 +48,12 @@ class ClockChannel(object):
             line = self._read_line()
             t_recv = time.monotonic()
         try:
-            return t_send, float(line), t_recv
+            board_wall = float(line)
         except ValueError:
+            board_wall = None
+        if board_wall is None or not math.isfinite(board_wall):  # `nan` is no time
             raise EbedgeError("clock channel: unexpected reply %r" % line[:80])
+        return t_send, board_wall, t_recv
 
     def _read_line(self):
         deadline = time.monotonic() + self.timeout_s
@@ -61,6 +66,8 @@ class ClockChannel(object):
             if not chunk:
                 raise EbedgeError("clock channel to the board closed")
             self._buf += chunk
+            if len(self._buf) > MAX_REPLY and b"\n" not in self._buf:
+                raise EbedgeError("clock channel: a reply over %d bytes" % MAX_REPLY)
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode("ascii", "replace")
 

@@ -121,6 +121,56 @@ def write_ssh_config(path, boards, identity, known_hosts, extra_aliases=()):
     return path
 
 
+_LIAR = """#!%(python)s
+import json, os, sys, time
+args = sys.argv[1:]
+if "--root" in args:
+    del args[args.index("--root"):args.index("--root") + 2]
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\\n")
+    sys.stdout.flush()
+    sys.exit(0)
+%(code)s
+os.execv(%(real)r, [%(real)r] + sys.argv[1:])
+"""
+
+
+def lying_ebedge(path, code):
+    """An ebedge for the board that runs `code` first (Python, with `args` = the arguments less
+    --root, and say(obj) to answer JSON and exit); whatever it does not answer goes to the real
+    ebedge. A board that lies in any command, as the laptop sees it."""
+    with open(path, "w") as f:
+        f.write(_LIAR % {"python": sys.executable, "code": code, "real": EBEDGE})
+    os.chmod(path, 0o755)
+    return path
+
+
+_RUNNER = """
+outs = %r
+if args[:2] == ["agent", "check"]:
+    say({"missing": {}})
+if args[:2] == ["agent", "start"]:
+    rid = args[args.index("--out") + 1]
+    say({"run_id": rid, "out": outs[rid], "pid": 4242, "log": "", "adopted": False})
+if args[:2] == ["agent", "status"] and len(args) > 2:
+    say({"run_id": args[2], "state": "complete", "out": outs.get(args[2])})
+%s
+if args[:2] == ["agent", "watch"]:
+    rid = args[2]
+%s
+    sys.stdout.write("@@ebedge-state " + json.dumps({"run_id": rid, "state": "complete"}) + "\\n")
+    sys.exit(0)
+"""
+
+
+def runner_ebedge(path, outs, watch="", extra=""):
+    """A board ebedge that `starts` runs at once (their directories: `outs`, run id -> path),
+    whose `watch` runs `watch` (Python, `rid` set) before ending the run complete, after `extra`
+    (Python, any command)."""
+    return lying_ebedge(path, _RUNNER % (outs, extra, "\n".join(
+        "    " + l for l in (watch or "pass").splitlines())))
+
+
 _HOSTILE = """#!%(python)s
 import json, os, sys
 args = sys.argv[1:]
@@ -170,14 +220,28 @@ class Lab(object):
         return self.boards[alias].runs_root
 
     def remote(self, command, host, *args, **kwargs):
-        """`ebedge remote COMMAND HOST ...` with this lab's ssh config and the board's root."""
+        """`ebedge remote COMMAND HOST ...` with this lab's ssh config and the board's root
+        (`wrap`: a command line put in front, e.g. one that measures it)."""
         remote_ebedge = kwargs.pop("remote_ebedge", EBEDGE)
-        argv = [EBEDGE, "remote", command, host, "--ssh-config", self.config,
-                "--remote-ebedge", remote_ebedge, "--root", self.root(host)] + list(args)
+        argv = list(kwargs.pop("wrap", ())) + [
+            EBEDGE, "remote", command, host, "--ssh-config", self.config,
+            "--remote-ebedge", remote_ebedge, "--root", self.root(host)] + list(args)
         kwargs.setdefault("timeout", 240)
         kwargs.setdefault("cwd", self.work)
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, **kwargs)
+
+    def remote_peak(self, command, host, *args, **kwargs):
+        """`remote(...)` under a wrapper; (CompletedProcess, peak RSS in MB of the largest of
+        its processes: the CLI, or ssh/rsync below it)."""
+        report = os.path.join(self.work, "peak-%d" % os.getpid())
+        wrapper = ("import resource, subprocess, sys\nrc = subprocess.call(sys.argv[2:])\n"
+                   "open(sys.argv[1], 'w').write(str(resource.getrusage("
+                   "resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(rc)\n")
+        done = self.remote(command, host, *args, wrap=[sys.executable, "-c", wrapper, report],
+                           **kwargs)
+        with open(report) as f:
+            return done, int(f.read()) / 1024.0
 
     def stop(self):
         for board in self.boards.values():

@@ -6,7 +6,7 @@ torch/torchvision live there), our wheel goes in with `--no-deps`, and then ever
 imported once on the board so the user learns exactly which are missing and how to bring them
 over; a missing required one makes install fail.
 """
-import json
+import math
 import os
 import posixpath
 import tempfile
@@ -14,6 +14,7 @@ import tempfile
 import ebedge
 from ebedge.errors import EbedgeError
 from ebedge.measure.board_state import BoardState
+from ebedge.remote import bounded
 from ebedge.remote.clock import BOUND_LIMIT_S, ClockChannel, ClockModel
 from ebedge.remote.wheel import build_wheel
 
@@ -34,6 +35,8 @@ def doctor(board, clock_bursts=3):
     """{"info", "clock", "ebedge_matches", "lines"} for `board` (a remote.board.Board)."""
     board.conn.connect()
     info = board.info()  # a board without ebedge: one line saying so and how to install
+    if not isinstance(info, dict):
+        raise EbedgeError("%s: ebedge agent info answered something that is no object" % board.host)
     channel = ClockChannel(board.conn, board.remote_ebedge)
     try:
         clock = ClockModel([channel.burst() for _ in range(clock_bursts)]).as_dict()
@@ -41,7 +44,9 @@ def doctor(board, clock_bursts=3):
         channel.close()
     matches = info.get("ebedge") == ebedge.__version__
     state = BoardState.from_json(info.get("board"))
-    available = [m["name"] for m in info.get("meters", []) if m["available"]]
+    meters = info.get("meters") if isinstance(info.get("meters"), list) else []
+    available = [str(m.get("name")) for m in meters if isinstance(m, dict) and m.get("available")]
+    free = info.get("disk_free_bytes")
     lines = [
         "board %s (%s)" % (board.host, info.get("hostname")),
         "  python       %s (%s)" % (info.get("python"), info.get("executable")),
@@ -54,13 +59,19 @@ def doctor(board, clock_bursts=3):
         "  meters       %s" % (", ".join(available) or "none available"),
         "  board        %s, L4T %s, power mode %s, jetson_clocks %s" % (
             state.model, state.l4t, state.power_mode_label, state.clocks_pinned),
-        "  disk free    %.1f GB under %s" % (info.get("disk_free_bytes", 0) / 1e9,
-                                             info.get("runs_root")),
+        "  disk free    %s under %s" % ("%.1f GB" % (free / 1e9) if _finite(free) else "unknown",
+                                        info.get("runs_root")),
         "  clock        board - laptop = %+.3f s +- %.3f s%s" % (
             clock["offset_s"], clock["bound_s"],
             "" if clock["bound_s"] <= BOUND_LIMIT_S else
             "  (over the %.1f s bound: laptop-meter runs will be flagged)" % BOUND_LIMIT_S)]
     return {"info": info, "clock": clock, "ebedge_matches": matches, "lines": lines}
+
+
+def _finite(value):
+    """True for a number the board sent that may be shown as one."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None):
@@ -92,15 +103,17 @@ def install(conn, remote_python="python3", venv="~/.ebedge/venv", progress=None)
         raise EbedgeError("pip install of %s on %s failed: %s" % (remote_wheel, conn.host,
                                                                   (err or out).strip()[-300:]))
     progress("installed into %s" % venv)
-    found = json.loads(conn.run([posixpath.join(bin_dir, "python"), "-c", _CHECK])[1]
-                       .strip().splitlines()[-1])
+    answer = conn.run([posixpath.join(bin_dir, "python"), "-c", _CHECK])[1].strip()
+    found = bounded.loads((answer.splitlines() or [""])[-1], "%s's dependency check" % conn.host)
+    if not isinstance(found, dict):
+        raise EbedgeError("%s's dependency check answered something that is no object" % conn.host)
     return dependency_report(found, posixpath.join(bin_dir, "ebedge"))
 
 
 def dependency_report(found, ebedge_path):
     """(lines for `install`: each dependency's version and how to bring over a missing one,
     [required distributions missing])."""
-    py = found.get("python", "?")
+    py = str(found.get("python", "?"))
     tag = "".join(py.split(".")[:2])
     lines = ["board Python %s; ebedge at %s" % (py, ebedge_path)]
     missing = []

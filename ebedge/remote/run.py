@@ -13,14 +13,13 @@ it, a size cap) and only then replace the earlier copy, so a failed collect chan
 """
 import os
 import re
-import shutil
 import stat
 import tempfile
 import threading
 import time
 
 from ebedge.errors import EbedgeError
-from ebedge.remote import align
+from ebedge.remote import align, boardfiles, bounded, tree
 from ebedge.remote.clock import ClockChannel, PeriodicProbe
 from ebedge.remote.ssh import ConnectionLost, SshError, Unreachable
 from ebedge.run.runid import check_run_id, is_run_id
@@ -28,12 +27,19 @@ from ebedge.config.settings import resolve
 
 CLOCK_PERIOD_S = 30.0
 MAX_BYTES = 20 * 2 ** 30  # what one collected run may bring (checkpoints, long sample logs)
+STALL_S = 120.0  # a copy that moves no byte for this long is ended
 REATTACH_MAX_DELAY_S = 30.0
+REATTACH_LIMIT = 10  # re-attaches in a row that bring no new log byte before giving up
 
 
 class RunDetached(ConnectionLost):
     """The connection dropped after the run was started and did not come back in time: the run
     may go on on the board (never start it elsewhere); collect it later."""
+
+
+class RunStalled(RunDetached):
+    """The run sent nothing for the cell's stall limit: left as it is on its board (collect it
+    later); a sweep retries the cell elsewhere."""
 
 
 def local_run_dir(results, host, run_id):
@@ -58,11 +64,15 @@ class LocalMeterSpec(object):
 
 def run_remote(board, settings, results, run_id=None, local_meter=None, progress=None,
                if_exists="refuse", clock_period_s=CLOCK_PERIOD_S, sweep=None,
-               reattach_s=None, max_bytes=MAX_BYTES):
+               reattach_s=None, max_bytes=MAX_BYTES, stall_s=STALL_S,
+               reattach_limit=REATTACH_LIMIT, cell_stall_s=None):
     """Run `settings` on `board` (a remote.board.Board); returns (final state, local run dir).
 
     A dropped connection is re-attached (the laptop meter records on) for up to `reattach_s`
-    seconds (None: until the run ends); then RunDetached, and what was recorded is kept locally."""
+    seconds (None: until the run ends), and at most `reattach_limit` times in a row without a
+    new log byte; then RunDetached, and what was recorded is kept locally. A run that sends
+    nothing for `cell_stall_s` seconds (None: no limit) raises RunStalled. Copies end after
+    `stall_s` seconds without a byte."""
     progress = progress or (lambda text: None)
     checking = _in_background(board.require_ready)  # resolving imports torch: seconds
     try:
@@ -93,26 +103,42 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
             board.host, run_id, "resumed" if started.get("resumed") else
             "adopted" if started.get("adopted") else "started", started.get("pid"),
             started["out"]))
-        final = _follow(board, run_id, progress, reattach_s, recorder)
+        final = _follow(board, run_id, progress, reattach_s, recorder, reattach_limit,
+                        cell_stall_s)
     finally:
         if recorder is not None:
             recorder.stop(final is not None)
-    notes = collect(board, run_id, local, remote_out=started["out"], max_bytes=max_bytes)
+    notes = collect(board, run_id, local, remote_out=started["out"], max_bytes=max_bytes,
+                    stall_s=stall_s)
     for note in notes:
         progress("warning: %s: %s: %s" % (board.host, run_id, note))
     progress("%s: run %s %s -> %s" % (board.host, run_id, final["state"], local))
     return final, local
 
 
-def _follow(board, run_id, progress, reattach_s, recorder):
+def _follow(board, run_id, progress, reattach_s, recorder, reattach_limit=REATTACH_LIMIT,
+            stall_s=None):
     """Stream the run's log until it ends; re-attach after every drop (see run_remote)."""
     log_from = 0
+    fruitless = 0  # re-attaches in a row that brought no new log byte
     while True:
+        before = log_from
         try:
             return board.watch(run_id, lambda line: progress("%s| %s" % (board.host, line)),
-                               log_from=log_from)
+                               log_from=log_from, stall_s=stall_s)
+        except bounded.Stalled:
+            raise RunStalled("run %s on %s sent nothing for %.0f s: stalled, left as it is there;"
+                             " `ebedge remote collect %s %s` fetches it later"
+                             % (run_id, board.host, stall_s, board.host, run_id))
         except ConnectionLost as exc:
             log_from = getattr(exc, "log_offset", log_from)
+            fruitless = 0 if log_from > before else fruitless + 1
+            if reattach_limit is not None and fruitless > reattach_limit:
+                raise RunDetached("gave up on run %s: its log stream to %s dropped %d times in a "
+                                  "row without progress (--reattach-limit %d); `ebedge remote "
+                                  "collect %s %s` fetches it later"
+                                  % (run_id, board.host, fruitless, reattach_limit, board.host,
+                                     run_id))
             progress("%s: connection lost; run %s goes on there%s; re-attaching"
                      % (board.host, run_id, ", the laptop meter keeps recording"
                         if recorder is not None else ""))
@@ -149,7 +175,12 @@ class _LaptopRecorder(object):
         self.meter = self.channel = self.probe = None
 
     def start(self):
-        self._open_clock()
+        try:
+            self._open_clock()
+        except EbedgeError as exc:  # a board that answers `nan`: no alignment, flagged at collect
+            self._close_clock(False)
+            self.progress("warning: %s: %s; the laptop meter records on, but cannot be aligned "
+                          "to this run unless a later probe succeeds" % (self.board.host, exc))
         self.meter = align.LaptopMeter(self.spec.name, os.path.join(self.local, align.LAPTOP,
                                                                     "samples.csv"),
                                        port=self.spec.port, options=self.spec.options)
@@ -163,7 +194,7 @@ class _LaptopRecorder(object):
 
     def _open_clock(self):
         self.channel = ClockChannel(self.board.conn, self.board.remote_ebedge)
-        self.estimates.append(self.channel.burst())
+        self.estimates.append(self.channel.burst())  # a reply that is no finite time: EbedgeError
         self.probe = PeriodicProbe(self.channel, self.estimates, self.period_s, self._save)
         self.probe.start()
 
@@ -222,66 +253,60 @@ def _in_background(fn):
     return wait
 
 
-def collect(board, run_id, local, remote_out=None, max_bytes=MAX_BYTES):
+def collect(board, run_id, local, remote_out=None, max_bytes=MAX_BYTES, stall_s=STALL_S):
     """Pull the run (any state) into `local` and fold in laptop samples; returns notes on what
-    the board sent that was skipped. The copy lands in a fresh directory beside `local`, is
-    checked, merged and only then renamed into place; any failure leaves `local` as it was."""
+    the board sent that was skipped or refused. The copy lands in a fresh directory beside
+    `local`, is checked, merged and only then renamed into place; any failure removes it and
+    leaves `local` as it was."""
     check_run_id(run_id)
     parent = os.path.dirname(local)
     os.makedirs(parent, exist_ok=True)
     stage = tempfile.mkdtemp(prefix=".collect-%s-" % run_id, dir=parent)
+    what = "%s sent for run %s" % (board.host, run_id)
     try:
-        if os.path.isdir(local):
-            _seed(local, stage)
-        notes = board.pull(run_id, stage, remote_out=remote_out, max_file_bytes=max_bytes)
-        check_tree(stage, max_bytes, "%s sent for run %s" % (board.host, run_id))
+        if os.path.isdir(local):  # rsync moves only what changed; laptop/ is ours, kept apart
+            tree.copy(local, stage, skip=(align.LAPTOP,))
+        notes = board.pull(run_id, stage, remote_out=remote_out, max_file_bytes=max_bytes,
+                           stall_s=stall_s)
+        check_tree(stage, max_bytes, what)
+        notes += align.refuse_laptop_files(stage)
+        if os.path.isdir(os.path.join(local, align.LAPTOP)):
+            tree.copy(os.path.join(local, align.LAPTOP), os.path.join(stage, align.LAPTOP),
+                      link=False)
+        notes += boardfiles.check(stage, run_id, what)
         align.merge_laptop(stage, host_alias=board.host)
         _replace(stage, local)
+    except EbedgeError:
+        tree.remove(stage)
+        raise
+    except Exception as exc:  # whatever the board's files did to us: this run refused, one line
+        tree.remove(stage)
+        raise EbedgeError("refusing what %s: %s; nothing was replaced" % (what, _reason(exc)))
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        tree.remove(stage)
         raise
     return notes
 
 
-def _seed(src, dst):
-    """Hard-link (or copy) our earlier copy into the fresh directory, regular files only, so
-    laptop-side files survive and rsync moves only what changed."""
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel = os.path.relpath(dirpath, src)
-        for name in dirnames:
-            if stat.S_ISDIR(os.lstat(os.path.join(dirpath, name)).st_mode):
-                os.mkdir(os.path.join(dst, rel, name))
-        dirnames[:] = [n for n in dirnames if os.path.isdir(os.path.join(dst, rel, n))]
-        for name in filenames:
-            source = os.path.join(dirpath, name)
-            if not stat.S_ISREG(os.lstat(source).st_mode):
-                continue
-            target = os.path.join(dst, rel, name)
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target, follow_symlinks=False)
-
-
 def check_tree(root, max_bytes, what):
     """EbedgeError unless `root` holds only directories and regular files (no link, device, pipe
-    or socket) of at most `max_bytes` in all."""
+    or socket) of at most `max_bytes` in all (apparent sizes), within the tree's limits."""
     total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            mode = os.lstat(path).st_mode
+    try:
+        for rel, info in tree.walk(root):
+            mode = info.st_mode
             if stat.S_ISDIR(mode):
                 continue
             if not stat.S_ISREG(mode):
                 raise EbedgeError("refusing what %s: %s is a %s, not a regular file; nothing was "
-                                  "replaced" % (what, os.path.relpath(path, root),
-                                                "symlink" if stat.S_ISLNK(mode) else
+                                  "replaced" % (what, rel, "symlink" if stat.S_ISLNK(mode) else
                                                 "special file"))
-            total += os.lstat(path).st_size
+            total += info.st_size
             if total > max_bytes:
                 raise EbedgeError("refusing what %s: over %d bytes (--max-bytes); nothing was "
                                   "replaced" % (what, max_bytes))
+    except tree.TreeRefused as exc:
+        raise EbedgeError("refusing what %s: a tree %s; nothing was replaced" % (what, exc))
     return total
 
 
@@ -298,10 +323,16 @@ def _replace(stage, local):
         os.rename(os.path.join(old, "run"), local)  # put the earlier copy back
         os.rmdir(old)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    tree.remove(old)
 
 
-def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES):
+def _reason(exc):
+    """One line for an unexpected failure on board data (no traceback)."""
+    text = str(exc).strip().splitlines()
+    return "%s%s" % (type(exc).__name__, ": " + text[0][:200] if text else "")
+
+
+def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES, stall_s=STALL_S):
     """Collect one run, or every run the board has; ([(run_id, state, local dir)], [problem]).
 
     With no `run_id`, an entry that is no run (unknown to the board, e.g. lost+found) is skipped
@@ -326,8 +357,9 @@ def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES)
             continue
         local = local_run_dir(results, board.host, rid)
         try:
-            notes = collect(board, rid, local, remote_out=state.get("out"), max_bytes=max_bytes)
-        except EbedgeError as exc:
+            notes = collect(board, rid, local, remote_out=state.get("out"), max_bytes=max_bytes,
+                            stall_s=stall_s)
+        except EbedgeError as exc:  # any failure refuses this run alone, in one line
             if run_id:
                 raise
             problems.append(str(exc))
@@ -335,6 +367,6 @@ def collect_all(board, results, run_id=None, progress=None, max_bytes=MAX_BYTES)
             continue
         for note in notes:
             progress("warning: %s: %s: %s" % (board.host, rid, note))
-        progress("%s: %s (%s) -> %s" % (board.host, rid, state["state"], local))
-        out.append((rid, state["state"], local))
+        progress("%s: %s (%s) -> %s" % (board.host, rid, state.get("state"), local))
+        out.append((rid, state.get("state"), local))
     return out, problems

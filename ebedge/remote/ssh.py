@@ -9,20 +9,27 @@ mismatch is refused with a message that says so, and a host-key *type* the two s
 on is reported as that (an old board's ssh-rsa key), not as a possible attack.
 
 Files come back by rsync without links, devices or special files (`pull`), or by scp in SFTP mode
-where remote names are never parsed by the board's shell; what arrives is checked by the caller.
+where remote names are never parsed by the board's shell; both reach the board through relay.py,
+which ends a copy over its byte limit or silent for the stall timeout; what arrives is checked by
+the caller. Command answers are read within remote.bounded's limits.
 """
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 
 from ebedge.errors import EbedgeError
+from ebedge.remote import bounded, relay, tree
 
 CONTROL_PERSIST_S = 30
 CONNECT_TIMEOUT_S = 15
 SSH_FAILED = 255  # ssh's own exit status for connection-level failures
+LINE_SHOWN = 300  # of a line of the board's stderr quoted in an error
+PROTOCOL_BYTES = 2 ** 20  # what rsync or sftp adds to the bytes of the files (lists, headers)
 
 _HOST_KEY_SIGNS = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed",
                    "host key for .* has changed")
@@ -96,7 +103,7 @@ def check_host_key(host, stderr):
 
 def _last_line(text):
     lines = [l for l in (text or "").strip().splitlines() if l.strip() and not l.startswith("@")]
-    return lines[-1].strip() if lines else "(nothing)"
+    return lines[-1].strip()[:LINE_SHOWN] if lines else "(nothing)"
 
 
 class Connection(object):
@@ -132,19 +139,22 @@ class Connection(object):
         return ["ssh"] + self.ssh_options() + ["-T", self.host, "--", remote_command(argv)]
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, argv, input_text=None, timeout=None, check=True):
-        """Run `argv` on the board; (returncode, stdout, stderr). SshError when ssh itself failed
+    def run(self, argv, input_text=None, timeout=None, check=True, limit=bounded.ANSWER_BYTES):
+        """Run `argv` on the board; (returncode, stdout, stderr), stdout at most `limit` bytes
+        (bounded.TooLarge beyond) and decoded with replacement. SshError when ssh itself failed
         (or, with `check`, when the command exited non-zero)."""
         try:
-            done = subprocess.run(self.ssh_argv(argv), input=input_text, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+            rc, out, err = bounded.communicate(
+                self.ssh_argv(argv), None if input_text is None else input_text.encode("utf-8"),
+                limit=limit, timeout=timeout, what="answer to %s" % argv[0])
         except subprocess.TimeoutExpired:
             raise SshError("%s: %s took longer than %ss" % (self.host, argv[0], timeout))
-        self._check(done.returncode, done.stderr)
-        if check and done.returncode != 0:
+        out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        self._check(rc, err)
+        if check and rc != 0:
             raise SshError("%s: `%s` failed (exit %d): %s" % (
-                self.host, " ".join(argv[:3]), done.returncode, _last_line(done.stderr)))
-        return done.returncode, done.stdout, done.stderr
+                self.host, " ".join(argv[:3]), rc, _last_line(err)))
+        return rc, out, err
 
     def popen(self, argv, **kwargs):
         """A running remote command (pipes as given in kwargs), for long-lived channels."""
@@ -198,35 +208,58 @@ class Connection(object):
         return False
 
     # -- files -------------------------------------------------------------------------------
-    def pull(self, remote_dir, local_dir, extra_files=(), max_file_bytes=None):
+    def pull(self, remote_dir, local_dir, extra_files=(), max_file_bytes=None, stall_s=None):
         """Copy remote_dir's contents (and, where they exist, `extra_files`: absolute remote
         paths) into local_dir.
 
         rsync takes regular files and directories only (links, devices and special files are
         skipped and returned as notes) and refuses a file over `max_file_bytes`; without rsync,
-        scp in SFTP mode. Local files the board does not have are kept. Returns [note]."""
+        scp in SFTP mode, into a fresh directory whose files are then renamed into local_dir (scp
+        writes into an existing file in place: a hard-linked earlier copy would change). On both,
+        the copy ends once the board sent over `max_file_bytes` (and protocol overhead) or
+        nothing for `stall_s` seconds (relay.py). Local files the board does not have are kept.
+        Returns [note]."""
         os.makedirs(local_dir, exist_ok=True)
+        limit = (max_file_bytes if max_file_bytes is not None else 2 ** 62) + PROTOCOL_BYTES
+        meter = self._relay(limit, stall_s if stall_s is not None else 1e7)
         if shutil.which("rsync"):
-            options = ["--no-links", "--no-devices", "--no-specials", "--info=skip1"]
+            options = ["--no-links", "--no-devices", "--no-specials", "--info=skip1",
+                       "--whole-file"]  # whole files: what is written is what came over the wire
             if max_file_bytes is not None:
                 options.append("--max-size=%d" % (max_file_bytes + 1))
             try:
                 notes = self._rsync_from(options, remote_dir.rstrip("/") + "/", local_dir,
-                                         max_file_bytes)
+                                         max_file_bytes, meter)
                 for path in extra_files:
-                    notes += self._rsync_from(options, path, local_dir, max_file_bytes,
+                    notes += self._rsync_from(options, path, local_dir, max_file_bytes, meter,
                                               missing_ok=True)
                 return notes
             except _NoRsync:
                 pass
-        self._scp(["-r", self._scp_remote(remote_dir.rstrip("/") + "/."), local_dir])
-        for path in extra_files:
-            self._scp([self._scp_remote(path), local_dir], missing_ok=True)
+        fresh = tempfile.mkdtemp(prefix=".scp-", dir=os.path.dirname(os.path.abspath(local_dir)))
+        try:
+            self._scp(["-r", self._scp_remote(remote_dir.rstrip("/") + "/."), fresh], meter=meter)
+            for path in extra_files:
+                self._scp([self._scp_remote(path), fresh], missing_ok=True, meter=meter)
+            _move_into(fresh, local_dir)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
         return []
 
-    def _rsync_from(self, options, source, local_dir, max_file_bytes, missing_ok=False):
+    def _relay(self, limit, stall_s):
+        """A one-line ssh for rsync's -e and scp's -S that meters what the board sends."""
+        path = os.path.join(self._control_dir, "ssh-relay")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexec %s %s %d %r ssh \"$@\"\n"
+                    % (shlex.quote(sys.executable), shlex.quote(relay.__file__), limit,
+                       float(stall_s)))
+        os.chmod(path, 0o700)
+        return path
+
+    def _rsync_from(self, options, source, local_dir, max_file_bytes, meter, missing_ok=False):
         rc, out, err = self._rsync(options + ["%s:%s" % (self.host, source),
-                                              local_dir.rstrip("/") + "/"])
+                                              local_dir.rstrip("/") + "/"], meter)
+        _check_relay(self.host, err)
         if rc == 23 and missing_ok and "No such file" in err:
             return []
         if rc in (12, 127) or "command not found" in err:
@@ -252,12 +285,12 @@ class Connection(object):
             check_host_key(self.host, err)
         self._scp([local_path, self._scp_remote(remote_path)])
 
-    def _rsync(self, args):
-        shell = " ".join(shlex.quote(a) for a in ["ssh"] + self.ssh_options())
+    def _rsync(self, args, meter=None):
+        shell = " ".join(shlex.quote(a) for a in [meter or "ssh"] + self.ssh_options())
         # --protect-args: remote paths travel as data, not through the board's shell
         argv = ["rsync", "-rt", "--protect-args", "-e", shell] + args
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True)
+                              universal_newlines=True, errors="replace")
         return done.returncode, done.stdout, done.stderr
 
     def _scp_remote(self, path):
@@ -265,17 +298,41 @@ class Connection(object):
         OpenSSH 8.7) the board's shell parses it, so it is quoted for that shell."""
         return "%s:%s" % (self.host, path if scp_has_sftp() else shlex.quote(path))
 
-    def _scp(self, args, missing_ok=False):
+    def _scp(self, args, missing_ok=False, meter=None):
         mode = ["-s"] if scp_has_sftp() else []
-        done = subprocess.run(["scp", "-q", "-p"] + mode + self.ssh_options() + args,
+        program = ["-S", meter] if meter else []
+        done = subprocess.run(["scp", "-q", "-p"] + mode + program + self.ssh_options() + args,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True)
+                              universal_newlines=True, errors="replace")
+        _check_relay(self.host, done.stderr)
         if done.returncode != 0 and not (missing_ok and "No such file" in done.stderr):
             check_host_key(self.host, done.stderr)
             raise SshError("scp with %s failed: %s%s" % (
                 self.host, _last_line(done.stderr),
                 " (without rsync, files come by scp over SFTP: the board needs rsync or its "
                 "sftp subsystem)" if mode else ""))
+
+
+def _check_relay(host, stderr):
+    """SshError when the relay ended the copy (over the byte limit, or stalled)."""
+    for line in (stderr or "").splitlines():
+        if line.startswith(relay.MARK):
+            raise SshError("copy from %s ended: %s" % (host, line[len(relay.MARK):].strip()))
+
+
+def _move_into(src, dst):
+    """Rename every file of `src` over its place in `dst` (a rename replaces a name, never
+    writes into the file it named), creating directories as needed."""
+    for rel, info in tree.walk(src):
+        target = os.path.join(dst, rel)
+        if stat.S_ISDIR(info.st_mode):
+            if os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)
+            os.makedirs(target, exist_ok=True)
+        else:
+            if os.path.isdir(target) and not os.path.islink(target):
+                tree.remove(target)
+            os.replace(os.path.join(src, rel), target)
 
 
 def scp_has_sftp():

@@ -27,12 +27,13 @@ import uuid
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 from ebedge.measure.board_state import BoardState
-from ebedge.remote.run import RunDetached, run_remote
+from ebedge.remote.run import RunDetached, RunStalled, run_remote
 from ebedge.remote.ssh import ConnectionLost, Unreachable
 
 REATTACH_S = 3600.0  # how long a board's thread waits for a dropped board to come back
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, RUNNING, DONE, FAILED, STALLED = "pending", "running", "done", "failed", "stalled"
+CELL_STALL_S = 3600.0  # a cell whose run sends nothing for this long is stalled
 
 
 def parse_hosts(hosts=None, hosts_file=None):
@@ -105,15 +106,15 @@ class Ledger(object):
         with self._lock:
             candidates = [c for c in self.order if self.cell(c)["state"] == RUNNING
                           and self.cell(c).get("board") == host]
-            candidates += [c for c in self.order if self.cell(c)["state"] == PENDING]
+            candidates += [c for c in self.order if self.cell(c)["state"] in (PENDING, STALLED)]
             for cell_id in candidates:
                 cell = self.cell(cell_id)
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] != DONE]
-                if host in tried and cell["state"] == PENDING:
+                if host in tried and cell["state"] in (PENDING, STALLED):
                     continue
                 if cell.get("pool") is not None and cell["pool"] != pool and not mixed:
                     continue
-                if cell["state"] == PENDING:
+                if cell["state"] in (PENDING, STALLED):
                     cell["attempts"].append({"board": host, "outcome": RUNNING,
                                              "started": time.time()})
                 cell.update(state=RUNNING, board=host)
@@ -134,6 +135,15 @@ class Ledger(object):
                 failed_boards = set(a["board"] for a in cell["attempts"] if a["outcome"] == FAILED)
                 cell["state"] = FAILED if len(failed_boards) >= max_attempts else PENDING
                 cell["board"] = None
+            self.save()
+
+    def stall(self, cell_id, host, detail):
+        """The cell's run on `host` made no progress: left there, the cell `stalled` until
+        another free board of its pool takes it."""
+        with self._lock:
+            cell = self.cell(cell_id)
+            cell["attempts"][-1].update(outcome=STALLED, detail=detail, ended=time.time())
+            cell.update(state=STALLED, board=None)
             self.save()
 
     def release(self, cell_id):
@@ -157,7 +167,7 @@ class Ledger(object):
                     if cell.get("board") in active:
                         return True  # another board may still fail it back to the queue
                     continue
-                tried = [a["board"] for a in cell["attempts"] if a["outcome"] == FAILED]
+                tried = [a["board"] for a in cell["attempts"] if a["outcome"] in (FAILED, STALLED)]
                 if host not in tried and (cell.get("pool") in (None, pool) or mixed):
                     return True
             return False
@@ -197,8 +207,12 @@ class _LedgerLock(object):
 
 
 def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_boards=False,
-              local_meter=None, progress=None, reattach_s=REATTACH_S):
-    """Run every cell of `suite` (ebedge.run.suite.Suite) over `boards` [Board]; returns the ledger data."""
+              local_meter=None, progress=None, reattach_s=REATTACH_S, limits=None):
+    """Run every cell of `suite` (ebedge.run.suite.Suite) over `boards` [Board]; returns the ledger data.
+
+    `limits`: keyword arguments for run_remote (stall_s, reattach_limit, cell_stall_s, max_bytes);
+    cell_stall_s defaults to CELL_STALL_S."""
+    limits = dict({"cell_stall_s": CELL_STALL_S}, **(limits or {}))
     progress = progress or (lambda text: None)
     if local_meter is not None and len(boards) > 1:
         raise EbedgeError("a laptop meter measures one board: --meter-local takes one host")
@@ -216,7 +230,8 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
         active = set(b.host for b in boards)
         threads = [threading.Thread(target=_worker, name="sweep-%s" % b.host,
                                     args=(b, ledger, cells, results, active, max_attempts,
-                                          mixed_boards, local_meter, progress, reattach_s))
+                                          mixed_boards, local_meter, progress, reattach_s,
+                                          limits))
                    for b in boards]
         for t in threads:
             t.start()
@@ -229,11 +244,12 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
 
 def board_pool(board):
     """[model, power mode] of a connected board: boards with equal pools may share a cell."""
-    return BoardState.from_json(board.info().get("board")).pool
+    info = board.info()
+    return BoardState.from_json(info.get("board") if isinstance(info, dict) else None).pool
 
 
 def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_meter, progress,
-            reattach_s):
+            reattach_s, limits):
     """One board's thread: take cells until none is left for it."""
     locked = False
     try:
@@ -252,7 +268,13 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
                 final, local = run_remote(board, cells[cell_id], results, run_id=cell_id,
                                           local_meter=local_meter, if_exists="adopt",
                                           progress=progress, sweep=ledger.sweep_id,
-                                          reattach_s=reattach_s)
+                                          reattach_s=reattach_s, **limits)
+            except RunStalled as exc:  # the run stays on this board, busy: the cell moves on
+                ledger.stall(cell_id, board.host, str(exc))
+                ledger.board(board.host, state=STALLED, error=str(exc))
+                progress("%s: cell %s stalled, left there; it goes to another free board of "
+                         "the same kind: %s" % (board.host, cell_id, exc))
+                return
             except RunDetached:
                 raise  # the cell stays running on this board: a later sweep re-attaches
             except (ConnectionLost, Unreachable):
@@ -268,9 +290,11 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
                           max_attempts=max_attempts)
             progress("%s: cell %s %s" % (board.host, cell_id, final["state"]))
         ledger.board(board.host, state="finished")
-    except EbedgeError as exc:
-        ledger.board(board.host, state="failed", error=str(exc))
-        progress("%s: board dropped from the sweep: %s" % (board.host, exc))
+    except Exception as exc:  # whatever this board did, the other boards' threads go on
+        reason = str(exc) if isinstance(exc, EbedgeError) else "%s: %s" % (
+            type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
+        ledger.board(board.host, state="failed", error=reason)
+        progress("%s: board dropped from the sweep: %s" % (board.host, reason))
     finally:
         active.discard(board.host)
         if locked:

@@ -6,7 +6,8 @@
 import json
 import os
 
-from ebedge.remote.loopback import EBEDGE, Lab, hostile_ebedge, no_symlinks_or_specials  # noqa: F401
+from ebedge.remote.loopback import (EBEDGE, Lab, hostile_ebedge, lying_ebedge,  # noqa: F401
+                                    no_symlinks_or_specials, runner_ebedge)
 
 
 def write_run(run_dir, run_id, status="complete"):
