@@ -11,6 +11,7 @@ Values are rewritten by `write(t)` (a given sim time) or by a background thread 
 in place and at fixed width so that a reader never sees half a number. `vanish(rail, seconds)`
 takes a rail's value file away for a while, as a driver that fails its reads does.
 """
+import multiprocessing
 import os
 import tempfile
 import threading
@@ -173,13 +174,21 @@ class FakeIna3221Tree(object):
         timer.start()
         return timer
 
-    def start(self, rate_hz=100.0):
-        """Rewrite the values from a background thread at `rate_hz`, following real time."""
+    def start(self, rate_hz=100.0, process=False):
+        """Rewrite the values from a background thread at `rate_hz`, following real time; with
+        `process`, from a forked process, as a board's sensor goes on whatever the measured
+        process does (a thread here would stop whenever it holds the interpreter lock)."""
         if self._thread is not None:
             raise RuntimeError("fake INA3221 tree already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
-                                        name="fake-ina3221")
+        if process:
+            context = multiprocessing.get_context("fork")
+            self._stop = context.Event()
+            self._thread = context.Process(target=self._loop, args=(1.0 / rate_hz,),
+                                           name="fake-ina3221")
+        else:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
+                                            name="fake-ina3221")
         self._thread.daemon = True
         self._thread.start()
         return self
