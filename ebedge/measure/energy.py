@@ -35,9 +35,9 @@ ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "e
                   "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
                   "rate_hz", "sensor_update_hz", "max_gap_s", "covered_frac", "uncertainty_pct",
                   "flags")
+HELD_MIN_UPDATES = 10  # fewer distinct readings say nothing of how the sensor updates
 NEGATIVE = "negative"
 COUNTER_RESET = "counter_reset"
-HELD_REPEATS = 0.25  # a stream is held when at least this share of its readings repeat
 
 
 class WindowEnergy(object):
@@ -82,8 +82,9 @@ class _Series(object):
     A held stream (polled faster than its sensor updates, so readings repeat) is integrated as
     what it is: each new value is the sensor's figure for the interval since its previous
     update, a step back in time from the poll that first saw it, not a fresh sample at every
-    poll. `held` is decided from the stream (at least HELD_REPEATS of the readings repeat the
-    one before)."""
+    poll. A stream is held when most of its values were read at least twice in a row (the
+    median run of equal readings is 2 or more, over HELD_MIN_UPDATES distinct readings at
+    least); a steady stretch among changing readings is not."""
 
     def __init__(self, samples, nominal_interval_s=None, gap_factor=3.0, max_power_w=None):
         rows = sorted(((s.t_mono, _rejection(s, max_power_w), s) for s in samples),
@@ -101,7 +102,8 @@ class _Series(object):
         self.polls = [t for t, _, _ in pts]  # every usable reading, for the poll rate
         changed = [i for i, (_, p, _) in enumerate(pts) if i == 0 or p != pts[i - 1][1]]
         self.updates = [pts[i][0] for i in changed]  # readings that differ from the one before
-        self.held = len(pts) > 2 and len(pts) - len(changed) >= HELD_REPEATS * (len(pts) - 1)
+        runs = sorted(b - a for a, b in zip(changed, changed[1:] + [len(pts)]))
+        self.held = len(runs) >= HELD_MIN_UPDATES and runs[len(runs) // 2] >= 2
         if self.held:
             pts = _update_points(pts, changed, gap_factor * (nominal_interval_s or _median(
                 [b - a for a, b in zip(self.polls, self.polls[1:]) if b > a] or [0.0])))
