@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 from meters import base
 
@@ -108,12 +109,10 @@ def _serve(inp, out):
     for meter in opened:
         meter.stop()
     _send_samples(out, opened)
-    faults = [m.fault_summary() for m in opened if m.fault_summary()]
-    describes = [m.describe() for m in opened]
-    errors = _errors(opened)
     for meter in opened:
         _quietly(meter.close)
-    send(out, ("end", describes, errors, faults))
+    faults = [m.fault_summary() for m in opened if m.fault_summary()]
+    send(out, ("end", [m.describe() for m in opened], _errors(opened), faults))
 
 
 def _send_samples(out, opened):
@@ -222,7 +221,7 @@ class MeterProcess(object):
             send(self._proc.stdin, "stop")
         except (IOError, OSError):  # it is gone already; its pipe tells the rest
             pass
-        if not self._ended.wait(timeout):
+        if self._reader is not None and not self._ended.wait(timeout):
             self.faults = list(self.faults) + ["sampler process: did not stop within %gs; killed"
                                                % timeout]
         self._finish(timeout=2)
@@ -245,7 +244,18 @@ def main():
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # a driver that prints must not corrupt the pipe
-    _serve(stdin, stdout)
+    code = 0
+    try:
+        _serve(stdin, stdout)
+    except (IOError, OSError):  # the parent went away mid-message: nobody left to tell
+        code = 1
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    # a library's non-daemon thread left behind (a jtop client whose service is stopped) must
+    # not keep the sampler alive: leave without waiting for it
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
