@@ -209,18 +209,23 @@ class FakeIna3221Tree(object):
         self._thread.start()
         return self
 
+    def show(self, t, lsb=0):
+        """Set the values the sensor shows at sim time t: P(t), or with an update interval the
+        mean power over the last whole interval before t; returns when they change next."""
+        if self.update_s is None:
+            self._set(self.profile.power(t), lsb)
+            return t
+        end = math.floor(t / self.update_s) * self.update_s  # the update just due
+        self._set(self.profile.energy(end - self.update_s, end) / self.update_s, lsb)
+        return end + self.update_s
+
     def _loop(self, period):
         lsb = 1
         while not self._stop.is_set():
             lsb = -lsb
-            t = time.monotonic() - self.t0
-            if self.update_s is None:
-                self._set(self.profile.power(t), lsb)
-                self._stop.wait(period)
-                continue
-            end = math.floor(t / self.update_s) * self.update_s  # the update just due
-            self._set(self.profile.energy(end - self.update_s, end) / self.update_s, lsb)
-            self._stop.wait(end + self.update_s - (time.monotonic() - self.t0))
+            next_t = self.show(time.monotonic() - self.t0, lsb)
+            self._stop.wait(period if self.update_s is None
+                            else next_t - (time.monotonic() - self.t0))
 
     def stop(self):
         self._stop.set()
