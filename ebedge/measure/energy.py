@@ -100,23 +100,25 @@ class _Series(object):
             pts.append((t, float(s.power_w), after_reject or GAP in s.flags))
             after_reject = False
         self.polls = [t for t, _, _ in pts]  # every usable reading, for the poll rate
+        self.poll_dt = [b - a for a, b in zip(self.polls, self.polls[1:])]
+        if nominal_interval_s is None:
+            positive = [dt for dt in self.poll_dt if dt > 0]  # equal timestamps say nothing
+            nominal_interval_s = _median(positive) if positive else 0.0
+        self.gap_s = gap_factor * nominal_interval_s
         changed = [i for i, (_, p, _) in enumerate(pts) if i == 0 or p != pts[i - 1][1]]
         self.updates = [pts[i][0] for i in changed]  # readings that differ from the one before
         runs = sorted(b - a for a, b in zip(changed, changed[1:] + [len(pts)]))
         self.held = len(runs) >= HELD_MIN_UPDATES and runs[len(runs) // 2] >= 2
-        if self.held:
-            pts = _update_points(pts, changed, gap_factor * (nominal_interval_s or _median(
-                [b - a for a, b in zip(self.polls, self.polls[1:]) if b > a] or [0.0])))
+        if self.held:  # a gap in polling becomes a flagged break between update points
+            period = _median([b - a for a, b in zip(self.updates, self.updates[1:]) if b > a])
+            pts = _update_points(pts, changed, self.gap_s, period)
         self.t = [t for t, _, _ in pts]
         self.p = [p for _, p, _ in pts]
         dts = [b - a for a, b in zip(self.t, self.t[1:])]
-        self.dt = dts
-        if nominal_interval_s is None or self.held:
-            positive = [dt for dt in dts if dt > 0]  # equal timestamps say nothing of the rate
-            nominal = _median(positive) if positive else 0.0
-            nominal_interval_s = max(nominal, nominal_interval_s or 0.0)
-        self.gap_s = gap_factor * nominal_interval_s
-        self.is_gap = [dt > self.gap_s or pts[i + 1][2] for i, dt in enumerate(dts)]
+        # held: one value over many polls is held, not missing (a source frozen for longer than
+        # its meter allows comes flagged `stale`)
+        self.is_gap = [pts[i + 1][2] or (not self.held and dt > self.gap_s)
+                       for i, dt in enumerate(dts)]
         self.e_cum = [0.0]
         self.c_cum = [0.0]
         self.g_cum = [0]
@@ -124,7 +126,7 @@ class _Series(object):
         g = 0
         for i, dt in enumerate(dts):
             if not self.is_gap[i]:
-                e += self._level(i, self.t[i]) * 0.5 * dt + self._level(i, self.t[i + 1]) * 0.5 * dt
+                e += (self.p[i + 1] if self.held else (self.p[i] + self.p[i + 1]) * 0.5) * dt
                 c += dt
             else:
                 g += 1
@@ -150,38 +152,39 @@ class _Series(object):
     def window(self, a, b):
         """(energy_j, covered_s, n_samples, max_gap_s, meter_energy_j) over [a, b]."""
         t, n = self.t, len(self.t)
-        i0 = bisect.bisect_left(t, a)        # first sample at or after a
-        i1 = bisect.bisect_right(t, b) - 1   # last sample at or before b
-        polls = _count_in(self.polls, a, b)  # samples in [a, b): back-to-back windows share none
+        i0 = bisect.bisect_left(t, a)        # first point at or after a
+        i1 = bisect.bisect_right(t, b) - 1   # last point at or before b
+        # samples in [a, b), so that back-to-back windows never count one twice
+        polls = _count_in(self.polls, a, b)
         if n == 0:
             return 0.0, 0.0, 0, b - a, None
-        if i0 > i1:  # no sample inside: the window lies within one interval (or outside all)
-            j = i0 - 1
-            if 0 <= j < n - 1:
-                e, c = self._part(j, a, b)
-                gap = self.dt[j]
-            else:
-                e = c = 0.0
-                gap = b - a
-            return e, c, polls, gap, self._counter(a, b)
+        if i0 > i1:  # no point inside: the window lies within one interval (or outside all)
+            e, c = self._part(i0 - 1, a, b) if 0 <= i0 - 1 < n - 1 else (0.0, 0.0)
+            return e, c, polls, self._max_spacing(a, b), self._counter(a, b)
         e = self.e_cum[i1] - self.e_cum[i0]
         c = self.c_cum[i1] - self.c_cum[i0]
-        gaps = self.dt[i0:i1]
         if i0 > 0:
             pe, pc = self._part(i0 - 1, a, t[i0])
             e += pe
             c += pc
-            gaps.append(self.dt[i0 - 1])
-        else:
-            gaps.append(t[0] - a)
         if i1 < n - 1:
             pe, pc = self._part(i1, t[i1], b)
             e += pe
             c += pc
-            gaps.append(self.dt[i1])
-        else:
-            gaps.append(b - t[-1])
-        return e, c, polls, max(gaps), self._counter(a, b)
+        return e, c, polls, self._max_spacing(a, b), self._counter(a, b)
+
+    def _max_spacing(self, a, b):
+        """The longest time without a reading that touches [a, b] (to its edges where no
+        reading lies beyond them)."""
+        t, dt, n = self.polls, self.poll_dt, len(self.polls)
+        i0 = bisect.bisect_left(t, a)
+        i1 = bisect.bisect_right(t, b) - 1
+        if i0 > i1:
+            return dt[i0 - 1] if 0 <= i0 - 1 < n - 1 else b - a
+        gaps = dt[i0:i1]
+        gaps.append(dt[i0 - 1] if i0 > 0 else t[0] - a)
+        gaps.append(dt[i1] if i1 < n - 1 else b - t[-1])
+        return max(gaps)
 
     def updates_in(self, a, b):
         """Distinct readings in [a, b): how often the sensor really updated."""
@@ -192,7 +195,7 @@ class _Series(object):
         out = {why: _count_in(times, a, b) for why, times in self.rejected.items()}
         # interval i (samples i..i+1) overlaps the window iff t[i] < b and t[i+1] > a
         lo = max(0, bisect.bisect_right(self.t, a) - 1)
-        hi = min(len(self.dt), bisect.bisect_left(self.t, b))
+        hi = min(len(self.is_gap), bisect.bisect_left(self.t, b))
         out[GAP] = self.g_cum[hi] - self.g_cum[lo] if hi > lo else 0
         out[COUNTER_RESET] = _count_in(self.resets, a, b)
         return out
@@ -213,14 +216,22 @@ class _Series(object):
         return ce[k - 1] + (ce[k] - ce[k - 1]) * (x - ta) / (tb - ta)
 
 
-def _update_points(pts, changed, poll_gap_s):
-    """The points of a held stream: each update (the first poll that saw a new value), the last
-    poll before and the first after a gap in polling (flagged, so that interval stays a gap),
-    and the newest poll (its value held until then)."""
+def _update_points(pts, changed, poll_gap_s, period_s):
+    """The points of a held stream: each update (the first poll that saw a new value), which
+    stands for the sensor period before it (`period_s`, the median time between updates; any
+    earlier time since the previous update was the previous value again, updates that did not
+    change it); the last poll before and the first after a gap in polling (flagged, so that
+    interval stays a gap); and the newest poll (its value held until then)."""
     n = len(pts)
     breaks = set(i for i in range(1, n) if pts[i][2] or pts[i][0] - pts[i - 1][0] > poll_gap_s)
     keep = sorted(set(changed) | breaks | set(i - 1 for i in breaks) | {n - 1})
-    return [(pts[i][0], pts[i][1], i in breaks) for i in keep]
+    out = []
+    for i in keep:
+        t, p = pts[i][0], pts[i][1]
+        if out and i not in breaks and t - period_s > out[-1][0]:
+            out.append((t - period_s, out[-1][1], False))  # the previous value, held longer
+        out.append((t, p, i in breaks))
+    return out
 
 
 def _rejection(sample, max_power_w):
