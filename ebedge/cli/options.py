@@ -23,6 +23,23 @@ def parse_meter_options(pairs):
     return out
 
 
+class MeterInterval(click.ParamType):
+    """Seconds, or `auto` (None: each meter chooses; ina3221 follows its sensor's update rate)."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto":
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail("%r is neither seconds nor auto" % (value,), param, ctx)
+        if not seconds > 0:
+            self.fail("must be positive, got %r" % (value,), param, ctx)
+        return seconds
+
+
 def load_settings_file(stream):
     try:
         settings = json.load(stream)

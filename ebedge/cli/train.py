@@ -4,7 +4,7 @@ import os
 
 import click
 
-from ebedge.cli.options import load_settings_file, parse_meter_options
+from ebedge.cli.options import MeterInterval, load_settings_file, parse_meter_options
 from ebedge.errors import EbedgeError
 from ebedge.config.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
 
@@ -60,7 +60,9 @@ def _meter_choices():
                    "'model' estimate when no real meter exists), none = measure nothing "
                    "[default: auto]")
 @click.option("--meter-option", multiple=True, help="METER.KEY=VALUE driver option, e.g. wattsup.port=/dev/ttyUSB0")
-@click.option("--meter-interval", type=float, help="sampling interval in seconds")
+@click.option("--meter-interval", type=MeterInterval(),
+              help="sampling interval in seconds; auto = each meter's own choice (ina3221: no "
+                   "faster than its sensor updates) [default: auto]")
 @click.option("--idle-seconds", type=float, help="idle power window before and after [default: 0]")
 @click.option("--allow", is_flag=True, default=None,
               help="record power-mode/clock changes mid-run instead of refusing")
