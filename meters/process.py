@@ -159,14 +159,14 @@ class MeterProcess(object):
         self.latest = {}  # meter name -> t_mono of its newest sample received
         self._ended = threading.Event()
         self._reader = None
+        preload = sorted(set(base.get(name).__module__ for name, _ in specs) -
+                         set(base._BUILTIN_MODULES) - {"__main__"})
         env = dict(os.environ)
         here = os.path.dirname(os.path.dirname(os.path.abspath(base.__file__)))
         env["PYTHONPATH"] = os.pathsep.join([here] + ([env["PYTHONPATH"]]
                                                       if env.get("PYTHONPATH") else []))
         self._proc = subprocess.Popen([sys.executable, "-m", "meters.process"], env=env,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        preload = sorted(set(base.get(name).__module__ for name, _ in specs) -
-                         set(base._BUILTIN_MODULES) - {"__main__"})
         try:
             send(self._proc.stdin, {"meters": list(specs), "path": list(sys.path),
                                     "preload": preload})
