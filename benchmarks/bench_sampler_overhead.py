@@ -5,8 +5,8 @@ over an INA3221 meter reading a fake TX2 sysfs tree, so every sample is real fil
 board. Epochs alternate between the two conditions so that drift (thermal, other load) hits both
 alike; the figure is the ratio of median epoch times (target below 1.01). Because epoch times
 on a shared machine vary by several percent, the sampler's own CPU use is also measured
-directly (process CPU seconds per wall second while only the sampler runs, less what the fake
-sysfs tree's writer thread uses on its own), which bounds its
+directly (CPU seconds per wall second of this process and the sampler's own process while only
+the sampler runs, less what the fake sysfs tree's writer thread uses on its own), which bounds its
 cost to the training loop from above.
 
     python benchmarks/bench_sampler_overhead.py [--epochs 8] [--interval 0.1]
@@ -30,13 +30,21 @@ from ebedge.training.train import make_optimizer, seed_everything, train_epoch  
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
 
 
+def _cpu_seconds():
+    """CPU seconds of this process and of its children that have ended (the sampler process,
+    once stopped)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _cpu_per_second(start, stop, seconds=10.0):
-    """Process CPU seconds per wall second between start() and stop(), this thread asleep."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    """CPU seconds per wall second between start() and stop(), this thread asleep; the sampler
+    process's own CPU included."""
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     start()
     time.sleep(seconds)
     stop()
-    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    return (_cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
 
 
 def main():

@@ -14,6 +14,14 @@ GAP = "gap"  # readings were missed since the previous one (a read failed, or it
 NAN = "nan"  # the meter reported NaN/Inf or an unreadable value
 OVERRANGE = "overrange"  # out of the meter's range: negative, or above its max_power_w
 RESYNC = "resync"  # first sample after the port/device came back
+STALE = "stale"  # the source still answers but has stopped updating (see Freshness)
+
+# A reading unchanged for longer than STALE_PERIODS sensor periods, and at least STALE_MIN_S,
+# comes from a source that stopped updating: real sensors carry noise in their last digits, so
+# even a steady load changes them within a few updates; the floor keeps a fast sensor at idle
+# from being called stale for a handful of equal readings.
+STALE_PERIODS = 20
+STALE_MIN_S = 2.0
 
 MEASURED = "measured"
 MODELLED = "modelled"
@@ -99,6 +107,35 @@ SAMPLE_COLUMNS = ("meter", "rail", "t_mono", "t_wall", "power_w", "voltage_v", "
                   "meter_energy_j", "flags")
 
 
+class Freshness(object):
+    """Tells a source that stopped updating from one that holds a value: `stale(reading, t)` is
+    True once `reading` (anything comparable) has stayed the same for longer than STALE_PERIODS
+    sensor periods (at least STALE_MIN_S). `period_s` is the sensor's update period."""
+
+    def __init__(self, period_s):
+        self.period_s = period_s
+        self._last = None
+        self._since = None
+
+    @property
+    def limit_s(self):
+        return max(STALE_PERIODS * self.period_s, STALE_MIN_S)
+
+    def stale(self, reading, t):
+        if self._since is None or reading != self._last:
+            self._last, self._since = reading, t
+            return False
+        return t - self._since > self.limit_s
+
+
+def mark_stale(samples):
+    """Flag fresh samples `stale` in place (the energy code leaves them out: a gap)."""
+    for s in samples:
+        if STALE not in s.flags:
+            s.flags = s.flags + (STALE,)
+    return samples
+
+
 CLOCK_SHIFT_ENV = "EBEDGE_CLOCK_SHIFT_S"
 
 
@@ -128,7 +165,9 @@ class Meter(object):
       trust         order in `detect()`: higher is preferred
       max_power_w   the most any reading of this meter can physically be; above it (or below 0)
                     a sample is flagged `overrange` and ebedge.measure.energy leaves it out
-    Instance attribute `total_rails`: the rails that formed the `total` rail, once known.
+    Instance attributes: `total_rails`, the rails that formed the `total` rail, once known;
+    `sensor_interval_s`, how often the source itself updates where it says so (None: unknown);
+    `stale_readings`, readings flagged `stale` (the source answered with a frozen value).
 
     A reading that fails transiently (`is_transient`) never ends the reader: it retries with
     backoff (at most `MAX_BACKOFF_S` apart), counts the failure in `read_errors`, and flags the
@@ -144,10 +183,13 @@ class Meter(object):
     MAX_BACKOFF_S = 2.0
 
     def __init__(self, interval_s=None):
+        self.interval_auto = interval_s is None  # a driver may follow its sensor's rate
         self.interval_s = float(interval_s if interval_s is not None else self.default_interval_s)
         if self.interval_s <= 0:
             raise MeterError("%s: interval must be positive, got %r" % (self.name, interval_s))
         self.total_rails = []
+        self.sensor_interval_s = None
+        self.stale_readings = 0
         self._lock = threading.Lock()
         self._buffer = []
         self._thread = None
@@ -204,14 +246,20 @@ class Meter(object):
         """Facts for `config.json`: what this meter is and how it was set up."""
         return {"name": self.name, "method": self.method, "interval_s": self.interval_s,
                 "accuracy_pct": self.accuracy_pct, "max_power_w": self.max_power_w,
-                "total_rails": list(self.total_rails)}
+                "total_rails": list(self.total_rails),
+                "sensor_interval_s": self.sensor_interval_s,
+                "stale_readings": self.stale_readings}
 
     def fault_summary(self):
-        """One line on the read failures this meter survived, or None when there were none."""
-        if not self.read_errors:
-            return None
-        return "%s: %d failed read(s) retried, %d gap(s) flagged (last: %s)" % (
-            self.name, self.read_errors, self.gaps, self.last_read_error)
+        """One line on the read failures and frozen readings this meter survived, or None."""
+        parts = []
+        if self.read_errors:
+            parts.append("%d failed read(s) retried, %d gap(s) flagged (last: %s)" % (
+                self.read_errors, self.gaps, self.last_read_error))
+        if self.stale_readings:
+            parts.append("%d reading(s) flagged stale (the source stopped updating)"
+                         % self.stale_readings)
+        return "%s: %s" % (self.name, "; ".join(parts)) if parts else None
 
     # -- for drivers ----------------------------------------------------------------------------
     def _note_read_error(self, exc, rails=None):
@@ -244,6 +292,11 @@ class Meter(object):
         if GAP not in s.flags:
             s.flags = s.flags + (GAP,)
         return s
+
+    def _stale(self, samples):
+        """Flag a poll's samples `stale` and count them."""
+        self.stale_readings += len(samples)
+        return mark_stale(samples)
 
     def _check_range(self, s):
         flag = plausible(s.power_w, self.max_power_w)

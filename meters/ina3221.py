@@ -10,6 +10,14 @@ module input `VIN` sits on a carrier-board INA238 (hwmon `ina238`: `in1_input` b
 `curr1_input` mA, `power1_input` uW), outside the ina3221 driver; it is read from there too.
 Everything is found under a configurable `root`, so tests point it at a fake tree.
 
+The INA3221 converts at its own pace (conversion time x averaged samples x channels); reading
+faster returns the same value again. JetPack 5+ hwmon says that period in `update_interval` [ms]
+(and the averaging in `samples`); it is read at open (`sensor_interval_s`), and with no interval
+asked for, polling follows it (never faster than the sensor updates, nor than the default).
+JetPack 4's IIO driver does not say it; energy.csv's `sensor_update_hz` measures it from the
+stream on every layout. A reading (every rail) unchanged for longer than base.STALE_PERIODS
+sensor periods comes from a frozen sensor: flagged `stale`, a gap.
+
 A failed read (EAGAIN from the JetPack 4 driver after its own retries, a hwmon conversion
 timeout, a file gone for a moment) costs only that rail's reading: the others are kept, the
 total is left out for that poll, and the next good reading of each is flagged `gap`.
@@ -18,7 +26,8 @@ import glob
 import os
 
 from meters import boards
-from meters.base import TOTAL, Meter, MeterError, ReadError, Sample, is_transient, now, register
+from meters.base import (TOTAL, Freshness, Meter, MeterError, ReadError, Sample, is_transient, now,
+                         register)
 
 # Where each layout lives, relative to root. The L4T 28.1 path is the only one for early TX2s.
 _IIO_GLOBS = ("sys/bus/i2c/drivers/ina3221x/*/iio:device*",
@@ -105,6 +114,20 @@ def _ina238_channels(dev):
     return [Channel(_INA238_RAIL, power, volt, curr, power_scale=1e-6)]
 
 
+def sensor_settings(root="/"):
+    """(update interval in seconds or None, averaged samples or None) of the slowest hwmon
+    INA3221 under `root`, as its driver states them (JetPack 5+)."""
+    intervals, samples = [], []
+    for dev in sorted(glob.glob(os.path.join(root, _HWMON_GLOB))):
+        for name, into in (("update_interval", intervals), ("samples", samples)):
+            path = os.path.join(dev, name)
+            try:
+                into.append(_read_number(path))
+            except (IOError, OSError, ReadError):  # absent on older kernels: not stated
+                pass
+    return (max(intervals) / 1000.0 if intervals else None), (max(samples) if samples else None)
+
+
 def discover(root="/"):
     """Every connected INA3221 channel (and Thor's INA238 VIN) under `root`, in a stable order,
     duplicates dropped."""
@@ -150,6 +173,8 @@ class Ina3221Meter(Meter):
         self.channels = []
         self._rule = None
         self.total_error = None
+        self.sensor_samples = None
+        self._fresh = None
 
     @classmethod
     def probe(cls):
@@ -169,6 +194,10 @@ class Ina3221Meter(Meter):
         except (IOError, OSError, ReadError) as exc:
             raise MeterError("ina3221: cannot read %s: %s (root needed on some images)"
                              % (ch.rail, exc))
+        self.sensor_interval_s, self.sensor_samples = sensor_settings(self.root)
+        if self.interval_auto and self.sensor_interval_s:
+            self.interval_s = max(self.interval_s, self.sensor_interval_s)
+        self._fresh = Freshness(self.sensor_interval_s or self.interval_s)
         names = [c.rail for c in self.channels]
         try:
             self._rule = boards.total_rule(names, model=boards.board_model(self.root),
@@ -186,9 +215,11 @@ class Ina3221Meter(Meter):
         by_rail = {}
         failed = []
         last_exc = None
+        raw = []
         for ch in self.channels:
             try:
                 w, v, a = ch.read()
+                raw.append((w, v, a))
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -208,10 +239,12 @@ class Ina3221Meter(Meter):
             one = by_rail[self.total_rails[0]] if len(self.total_rails) == 1 else None
             out.append(Sample(t_mono, t_wall, self.name, TOTAL, self._rule.total(watts),
                               one.voltage_v if one else None, one.current_a if one else None))
+        if not failed and self._fresh.stale(raw, t_mono):
+            self._stale(out)
         return out
 
     def describe(self):
         info = Meter.describe(self)
         info.update(root=self.root, rails=[c.rail for c in self.channels],
-                    total_error=self.total_error)
+                    total_error=self.total_error, sensor_samples=self.sensor_samples)
         return info

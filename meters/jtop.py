@@ -17,16 +17,24 @@ So ebedge puts the input rail back under its tegrastats name, forms the total wi
 values: `avg` is tegrastats' since-start mean (3.x/4.0/4.1) or a 2-tap moving average (4.2 on).
 
 Every poll first asks `jetson.ok(spin=True)`: a dead service ends the meter with a message instead
-of repeating its last reading. When the service runs slower than we poll (`jetson.interval`, set
-by whichever client started it), a reading identical to the previous one is dropped unless a
-whole service period has passed, so repeats are not stamped as new readings.
+of repeating its last reading. The client calls an `attach`ed observer on each reading the
+service sends; a poll that finds no new one since the last is a repeat (dropped, not stamped as a
+new reading), and when none has come for longer than base.STALE_PERIODS service intervals (a
+stopped service, or on 3.x-4.1 its tegrastats child killed, both of which leave `ok()` true) the
+readings are flagged `stale`, a gap. jetson-stats 3.x cannot parse JetPack 5's tegrastats (`mW`
+units) and gives no rails there: the meter refuses to open with that reason. The client always
+connects to /run/jtop.sock. Closing a client whose service is stopped blocks in the library: it
+is given `CLOSE_WAIT_S` and then left behind, said in `describe()`.
 """
 import os
 
 from meters import boards
-from meters.base import TOTAL, Meter, MeterError, Sample, now, register
+import threading
+
+from meters.base import TOTAL, Freshness, Meter, MeterError, Sample, now, register
 
 SOCKET = "/run/jtop.sock"
+CLOSE_WAIT_S = 2.0
 
 # tegrastats rail names per board, in tegrastats' order (docs/reference/jetson-power-sensing.md),
 # to undo jetson-stats' shortening and to name the input rail it moved out.
@@ -138,15 +146,17 @@ class JtopMeter(Meter):
     default_interval_s = 0.5
     max_power_w = 1000.0  # the same INA3221 sensors as the ina3221 meter
 
-    def __init__(self, interval_s=None, socket_path=SOCKET, total_rails=None):
+    def __init__(self, interval_s=None, total_rails=None):
         Meter.__init__(self, interval_s)
-        self.socket_path = socket_path
         self.total_override = total_rails
         self._jetson = None
         self.version = None
         self.service_interval_s = None
         self.repeats_dropped = 0
-        self._last = None  # (reading, t_mono) of the last reading kept
+        self.updates = 0  # readings the service sent (counted by our observer)
+        self._seen = None  # `updates` at the last reading kept
+        self._fresh = None
+        self.close_hung = False
         self.total_error = None
 
     @classmethod
@@ -161,29 +171,50 @@ class JtopMeter(Meter):
 
     def open(self):
         jtop = _import_jtop()
-        if not os.path.exists(self.socket_path):
-            raise MeterError("jtop: service socket %s missing; start it with "
-                             "`sudo systemctl start jtop`" % self.socket_path)
         try:
             jetson = jtop.jtop(interval=self.interval_s)
+            jetson.attach(self._on_update)
             jetson.start()
         except Exception as exc:  # JtopException and permission errors come in many types
-            raise MeterError("jtop: cannot connect to the service: %s (are you in group jtop?)"
-                             % exc)
+            hint = ("is the service running? `sudo systemctl start jtop`" if not
+                    os.path.exists(SOCKET) else "are you in group jtop?")
+            raise MeterError("jtop: cannot connect to the service at %s: %s (%s)"
+                             % (SOCKET, exc, hint))
         self._jetson = jetson
         self.version = version_of(jtop)
         self.service_interval_s = float(getattr(jetson, "interval", None) or self.interval_s)
+        self.sensor_interval_s = self.service_interval_s
+        self._fresh = Freshness(self.service_interval_s)
+        power = jetson.power
+        if isinstance(power, (tuple, list)) and len(power) == 2 and not power[1]:
+            self.close()
+            raise MeterError("jtop: jetson-stats %s gives no power rails on this board%s; use the "
+                             "ina3221 meter or jetson-stats 4" % (
+                                 ".".join(map(str, self.version or ())) or "(unknown version)",
+                                 " (3.x cannot parse JetPack 5's tegrastats, which prints mW)"
+                                 if self.version and self.version < (4, 0) else ""))
+
+    def _on_update(self, jetson):
+        self.updates += 1
 
     def close(self):
-        if self._jetson is not None:
-            self._jetson.close()
-            self._jetson = None
+        """Close the client; one that does not return in CLOSE_WAIT_S (its service stopped) is
+        left to its daemon thread, so that closing never hangs the process."""
+        if self._jetson is None:
+            return
+        closer = threading.Thread(target=self._jetson.close, name="jtop-close")
+        closer.daemon = True
+        closer.start()
+        closer.join(CLOSE_WAIT_S + 2 * (self.service_interval_s or 0))
+        self.close_hung = closer.is_alive()
+        self._jetson = None
 
     def describe(self):
         info = Meter.describe(self)
         info.update(jtop_version=".".join(map(str, self.version)) if self.version else None,
                     service_interval_s=self.service_interval_s,
-                    repeats_dropped=self.repeats_dropped, total_error=self.total_error)
+                    repeats_dropped=self.repeats_dropped, total_error=self.total_error,
+                    close_hung=self.close_hung)
         return info
 
     def _alive(self):
@@ -192,34 +223,27 @@ class JtopMeter(Meter):
         except Exception as exc:  # the client re-raises what killed its connection
             raise MeterError("jtop: the service failed: %s: %s" % (type(exc).__name__, exc))
         if not ok:
-            raise MeterError("jtop: the service stopped (jetson.ok() is false); no readings after "
-                             "this point")
-
-    def _is_repeat(self, reading, t_mono):
-        """A reading equal to the last kept one, within one service period of it, when the
-        service is slower than our polling: the service has not updated yet."""
-        if self.service_interval_s <= self.interval_s or self._last is None:
-            return False
-        last, t_last = self._last
-        return reading == last and t_mono - t_last < 1.5 * self.service_interval_s
+            raise MeterError("jtop: the service stopped (jetson.ok() is false); no readings "
+                             "after this point")
 
     def read(self):
         self._alive()
         t_mono, t_wall = now()
-        rails, input_name, _ = rails_mw(self._jetson.power, self.version)
-        reading = sorted(rails.items())
-        if self._is_repeat(reading, t_mono):
-            self.repeats_dropped += 1
+        updates = self.updates
+        stale = self._fresh.stale(updates, t_mono)
+        if updates == self._seen and not stale:
+            self.repeats_dropped += 1  # the service has not sent a new reading yet
             return []
-        self._last = (reading, t_mono)
-        out = [Sample(t_mono, t_wall, self.name, r, mw / 1000.0) for r, mw in reading]
+        self._seen = updates
+        rails, input_name, _ = rails_mw(self._jetson.power, self.version)
+        out = [Sample(t_mono, t_wall, self.name, r, mw / 1000.0) for r, mw in sorted(rails.items())]
         try:
             watts, used = boards.total_power(rails, override=self.total_override)
         except boards.UnknownBoard as exc:
             if self.total_override or not input_name:
                 self.total_error = str(exc)
-                return out
+                return self._stale(out) if stale else out
             watts, used = rails[input_name], [input_name]  # jtop's named input rail
         self.total_rails = used
         out.append(Sample(t_mono, t_wall, self.name, TOTAL, watts / 1000.0))
-        return out
+        return self._stale(out) if stale else out

@@ -18,7 +18,8 @@ import threading
 import time
 
 from meters import boards
-from meters.base import GAP, TOTAL, Meter, MeterError, ReadError, Sample, now, register
+from meters.base import (GAP, TOTAL, Freshness, Meter, MeterError, ReadError, Sample, now,
+                         register)
 
 
 class TegrastatsLineError(MeterError):
@@ -280,6 +281,8 @@ class TegrastatsMeter(Meter):
     board table). Only our own child process is ever stopped, never `tegrastats --stop`, which
     would kill every user's instances. A child that dies mid-run (killed, crashed) is started
     again with backoff; the readings it cost are a flagged gap, counted in `restarts`.
+    tegrastats reads its sensors once per line (`sensor_interval_s` = the interval); lines whose
+    readings stay the same for longer than base.STALE_PERIODS of them are flagged `stale`.
     """
 
     name = "tegrastats"
@@ -289,6 +292,8 @@ class TegrastatsMeter(Meter):
 
     def __init__(self, interval_s=None, executable=None, total_rails=None):
         Meter.__init__(self, interval_s)
+        self.sensor_interval_s = self.interval_s
+        self._fresh = Freshness(self.interval_s)
         self.executable = executable
         self._convert = _RailsToSamples(self.name, total_override=total_rails,
                                         model=boards.board_model())
@@ -375,7 +380,9 @@ class TegrastatsMeter(Meter):
                     failures = 0
                     flags = (GAP,) if last_t is not None and t_mono - last_t > gap_s else ()
                     last_t = t_mono
-                    self._emit(self._convert.samples(t_mono, t_wall, rails, flags))
+                    samples = self._convert.samples(t_mono, t_wall, rails, flags)
+                    self._emit(self._stale(samples) if self._fresh.stale(rails, t_mono)
+                               else samples)
                     self.total_rails = self._convert.total_rails
             except (IOError, OSError, ValueError) as exc:  # the pipe broke under us
                 reason = exc

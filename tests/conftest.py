@@ -49,22 +49,14 @@ def one_thread():
 
 
 @pytest.fixture
-def sock(tmp_path):
-    """Where jtop's service socket would be: the jtop meter checks it exists before connecting."""
-    path = tmp_path / "jtop.sock"
-    path.write_text("")
-    return str(path)
-
-
-@pytest.fixture
 def fake_tx2(tmp_path):
-    """Makes a TX2's INA3221 sysfs tree that plays a PowerProfile, refreshed at 1 kHz; closed after the test."""
+    """Makes a TX2's INA3221 sysfs tree that plays a PowerProfile, refreshed at 1 kHz by a process of its own; closed after the test."""
     from meters.sim.sysfs import FakeIna3221Tree
     trees = []
 
     def make(profile):
         tree = FakeIna3221Tree(str(tmp_path / "sys"), "tx2", profile)
-        tree.start(rate_hz=1000.0)
+        tree.start(rate_hz=1000.0, process=True)
         trees.append(tree)
         return tree
     yield make

@@ -156,11 +156,17 @@ def replay_cmd(kind, log, out_dir, interval, csv_out, run_id):
               help="Seconds to keep the simulator running (default: until Ctrl-C).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Simulator option, e.g. board=orin or root=/tmp/sys.")
-def simulate_cmd(kind, spec, duration, options):
+@click.option("--update-interval-ms", type=float, default=None,
+              help="sysfs kinds: update the sensor values only this often, each time to the mean "
+                   "power of the interval just ended, as an INA3221 does (default: continuous).")
+def simulate_cmd(kind, spec, duration, options, update_interval_ms):
     """Start simulator KIND and print how to point a meter at it."""
     try:
         profile = PowerProfile.parse(spec) if spec else PowerProfile.default()
-        handle = registry.start(kind, profile, **_parse_options(options))
+        options = _parse_options(options)
+        if update_interval_ms is not None:
+            options["update_interval_ms"] = update_interval_ms
+        handle = registry.start(kind, profile, **options)
     except (ValueError, meters.MeterError) as exc:
         raise click.ClickException(str(exc))
     except TypeError as exc:

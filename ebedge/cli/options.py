@@ -23,6 +23,23 @@ def parse_meter_options(pairs):
     return out
 
 
+class MeterInterval(click.ParamType):
+    """Seconds, or `auto` (None: each meter chooses; ina3221 follows its sensor's update rate)."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto":
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail("%r is neither seconds nor auto" % (value,), param, ctx)
+        if not seconds > 0:
+            self.fail("must be positive, got %r" % (value,), param, ctx)
+        return seconds
+
+
 def load_settings_file(stream):
     try:
         settings = json.load(stream)
@@ -44,6 +61,9 @@ def _meter_choices():
     return ["auto", "none"] + meters.names()
 
 
+_OWN_TYPES = {"meter_interval": MeterInterval}  # settings whose option takes more than the kind says
+
+
 def _option_for(setting):
     """The click option of one setting, all facts from the spec. Its default is None (or empty),
     so a value is present exactly when the user typed it; the help shows the spec's default."""
@@ -61,6 +81,8 @@ def _option_for(setting):
                           "meter_options": str}[setting.kind]
     elif setting.kind == "choice":
         kwargs["type"] = click.Choice(setting.choices)
+    elif setting.name in _OWN_TYPES:
+        kwargs["type"] = _OWN_TYPES[setting.name]()
     elif setting.kind in ("int", "float"):
         kwargs["type"] = int if setting.kind == "int" else float
     return click.option(*(decls + [setting.name]), **kwargs)

@@ -232,8 +232,9 @@ SPEC = (
     S("meter_options", "meter_options", {}, "METER.KEY=VALUE driver option, e.g. "
       "wattsup.port=/dev/ttyUSB0", role=OBSERVATION, option="--meter-option",
       default_text="none"),
-    S("meter_interval", "float", None, "sampling interval in seconds", low=0.0, low_open=True,
-      optional=True, role=OBSERVATION, default_text="the meter's own"),
+    S("meter_interval", "float", None, "sampling interval in seconds; auto = each meter's own choice "
+      "(ina3221: no faster than its sensor updates)", low=0.0, low_open=True,
+      optional=True, role=OBSERVATION, default_text="auto"),
     S("idle_seconds", "float", 0.0, "idle power window before and after", low=0.0),
     S("include_eval_in_total", "bool", False, "count evaluation in the training energy total",
       option=None),

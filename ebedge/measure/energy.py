@@ -29,22 +29,22 @@ bisections plus its two edge intervals, whatever its length.
 import bisect
 import math
 
-from ebedge.config.formats import ENERGY_COLUMNS
-from meters.base import GAP, NAN, OVERRANGE, plausible
+from meters.base import GAP, NAN, OVERRANGE, STALE, plausible
 
+HELD_MIN_UPDATES = 10  # fewer distinct readings say nothing of how the sensor updates
 NEGATIVE = "negative"
 COUNTER_RESET = "counter_reset"
-_REJECTED = (NAN, NEGATIVE, OVERRANGE)
 
 
 class WindowEnergy(object):
     """What one meter's rail says about one window (or the union of several)."""
 
     __slots__ = ("energy_j", "duration_s", "covered_s", "avg_power_w", "n_samples", "rate_hz",
-                 "max_gap_s", "covered_frac", "meter_energy_j", "uncertainty_pct", "flags")
+                 "sensor_update_hz", "max_gap_s", "covered_frac", "meter_energy_j",
+                 "uncertainty_pct", "flags")
 
     def __init__(self, energy_j, duration_s, covered_s, n_samples, max_gap_s, meter_energy_j,
-                 accuracy_pct, flags=None):
+                 accuracy_pct, flags=None, n_updates=None):
         self.energy_j = energy_j
         self.duration_s = duration_s
         self.covered_s = covered_s
@@ -53,6 +53,9 @@ class WindowEnergy(object):
         self.meter_energy_j = meter_energy_j
         self.avg_power_w = energy_j / covered_s if covered_s > 0 else None
         self.rate_hz = n_samples / duration_s if duration_s > 0 else None
+        # distinct readings per second: below rate_hz, the poll saw the sensor's value again
+        self.sensor_update_hz = (n_updates / duration_s if duration_s > 0 and
+                                 n_updates is not None else None)
         self.covered_frac = min(1.0, covered_s / duration_s) if duration_s > 0 else 0.0
         self.uncertainty_pct = (accuracy_pct or 0.0) + 100.0 * (1.0 - self.covered_frac)
         self.flags = dict(flags or {})  # flag -> how many times it happened in the window
@@ -70,7 +73,14 @@ class WindowEnergy(object):
 
 
 class _Series(object):
-    """One meter+rail, sorted, with prefix sums of energy and covered time over intervals."""
+    """One meter+rail, sorted, with prefix sums of energy and covered time over intervals.
+
+    A held stream (polled faster than its sensor updates, so readings repeat) is integrated as
+    what it is: each new value is the sensor's figure for the interval since its previous
+    update, a step back in time from the poll that first saw it, not a fresh sample at every
+    poll. A stream is held when most of its values were read at least twice in a row (the
+    median run of equal readings is 2 or more, over HELD_MIN_UPDATES distinct readings at
+    least); a steady stretch among changing readings is not."""
 
     def __init__(self, samples, nominal_interval_s=None, gap_factor=3.0, max_power_w=None):
         rows = sorted(((s.t_mono, _rejection(s, max_power_w), s) for s in samples),
@@ -85,15 +95,26 @@ class _Series(object):
                 continue
             pts.append((t, float(s.power_w), after_reject or GAP in s.flags))
             after_reject = False
+        self.polls = [t for t, _, _ in pts]  # every usable reading, for the poll rate
+        self.poll_dt = [b - a for a, b in zip(self.polls, self.polls[1:])]
+        if nominal_interval_s is None:
+            positive = [dt for dt in self.poll_dt if dt > 0]  # equal timestamps say nothing
+            nominal_interval_s = _median(positive) if positive else 0.0
+        self.gap_s = gap_factor * nominal_interval_s
+        changed = [i for i, (_, p, _) in enumerate(pts) if i == 0 or p != pts[i - 1][1]]
+        self.updates = [pts[i][0] for i in changed]  # readings that differ from the one before
+        runs = sorted(b - a for a, b in zip(changed, changed[1:] + [len(pts)]))
+        self.held = len(runs) >= HELD_MIN_UPDATES and runs[len(runs) // 2] >= 2
+        if self.held:  # a gap in polling becomes a flagged break between update points
+            period = _median([b - a for a, b in zip(self.updates, self.updates[1:]) if b > a])
+            pts = _update_points(pts, changed, self.gap_s, period)
         self.t = [t for t, _, _ in pts]
         self.p = [p for _, p, _ in pts]
         dts = [b - a for a, b in zip(self.t, self.t[1:])]
-        self.dt = dts
-        if nominal_interval_s is None:
-            positive = [dt for dt in dts if dt > 0]  # equal timestamps say nothing of the rate
-            nominal_interval_s = _median(positive) if positive else 0.0
-        self.gap_s = gap_factor * nominal_interval_s
-        self.is_gap = [dt > self.gap_s or pts[i + 1][2] for i, dt in enumerate(dts)]
+        # held: one value over many polls is held, not missing (a source frozen for longer than
+        # its meter allows comes flagged `stale`)
+        self.is_gap = [pts[i + 1][2] or (not self.held and dt > self.gap_s)
+                       for i, dt in enumerate(dts)]
         self.e_cum = [0.0]
         self.c_cum = [0.0]
         self.g_cum = [0]
@@ -101,7 +122,7 @@ class _Series(object):
         g = 0
         for i, dt in enumerate(dts):
             if not self.is_gap[i]:
-                e += (self.p[i] + self.p[i + 1]) * 0.5 * dt
+                e += (self.p[i + 1] if self.held else (self.p[i] + self.p[i + 1]) * 0.5) * dt
                 c += dt
             else:
                 g += 1
@@ -110,58 +131,67 @@ class _Series(object):
             self.g_cum.append(g)
         self.ct, self.ce, self.resets = _unwrapped_counter(samples)
 
+    def _level(self, i, x):
+        """Power at time x inside interval i: the held value that ends it, or the straight line
+        between its two readings."""
+        if self.held:
+            return self.p[i + 1]
+        t0, t1, p0, p1 = self.t[i], self.t[i + 1], self.p[i], self.p[i + 1]
+        return p0 + (p1 - p0) * (x - t0) / (t1 - t0)
+
     def _part(self, i, lo, hi):
         """(joules, seconds) of interval i restricted to [lo, hi], linearly interpolated."""
         if self.is_gap[i] or hi <= lo:
             return 0.0, 0.0
-        t0, t1, p0, p1 = self.t[i], self.t[i + 1], self.p[i], self.p[i + 1]
-        slope = (p1 - p0) / (t1 - t0)
-        pa = p0 + slope * (lo - t0)
-        pb = p0 + slope * (hi - t0)
-        return (pa + pb) * 0.5 * (hi - lo), hi - lo
+        return (self._level(i, lo) + self._level(i, hi)) * 0.5 * (hi - lo), hi - lo
 
     def window(self, a, b):
         """(energy_j, covered_s, n_samples, max_gap_s, meter_energy_j) over [a, b]."""
         t, n = self.t, len(self.t)
-        i0 = bisect.bisect_left(t, a)        # first sample at or after a
-        i1 = bisect.bisect_right(t, b) - 1   # last sample at or before b
+        i0 = bisect.bisect_left(t, a)        # first point at or after a
+        i1 = bisect.bisect_right(t, b) - 1   # last point at or before b
+        # samples in [a, b), so that back-to-back windows never count one twice
+        polls = _count_in(self.polls, a, b)
         if n == 0:
             return 0.0, 0.0, 0, b - a, None
-        if i0 > i1:  # no sample inside: the window lies within one interval (or outside all)
-            j = i0 - 1
-            if 0 <= j < n - 1:
-                e, c = self._part(j, a, b)
-                gap = self.dt[j]
-            else:
-                e = c = 0.0
-                gap = b - a
-            return e, c, 0, gap, self._counter(a, b)
+        if i0 > i1:  # no point inside: the window lies within one interval (or outside all)
+            e, c = self._part(i0 - 1, a, b) if 0 <= i0 - 1 < n - 1 else (0.0, 0.0)
+            return e, c, polls, self._max_spacing(a, b), self._counter(a, b)
         e = self.e_cum[i1] - self.e_cum[i0]
         c = self.c_cum[i1] - self.c_cum[i0]
-        gaps = self.dt[i0:i1]
         if i0 > 0:
             pe, pc = self._part(i0 - 1, a, t[i0])
             e += pe
             c += pc
-            gaps.append(self.dt[i0 - 1])
-        else:
-            gaps.append(t[0] - a)
         if i1 < n - 1:
             pe, pc = self._part(i1, t[i1], b)
             e += pe
             c += pc
-            gaps.append(self.dt[i1])
-        else:
-            gaps.append(b - t[-1])
-        # count samples in [a, b), so that back-to-back windows never count one twice
-        return e, c, bisect.bisect_left(t, b) - i0, max(gaps), self._counter(a, b)
+        return e, c, polls, self._max_spacing(a, b), self._counter(a, b)
+
+    def _max_spacing(self, a, b):
+        """The longest time without a reading that touches [a, b] (to its edges where no
+        reading lies beyond them)."""
+        t, dt, n = self.polls, self.poll_dt, len(self.polls)
+        i0 = bisect.bisect_left(t, a)
+        i1 = bisect.bisect_right(t, b) - 1
+        if i0 > i1:
+            return dt[i0 - 1] if 0 <= i0 - 1 < n - 1 else b - a
+        gaps = dt[i0:i1]
+        gaps.append(dt[i0 - 1] if i0 > 0 else t[0] - a)
+        gaps.append(dt[i1] if i1 < n - 1 else b - t[-1])
+        return max(gaps)
+
+    def updates_in(self, a, b):
+        """Distinct readings in [a, b): how often the sensor really updated."""
+        return _count_in(self.updates, a, b)
 
     def flags(self, a, b):
         """{flag: count} for [a, b): readings left out, gap intervals, counter resets."""
         out = {why: _count_in(times, a, b) for why, times in self.rejected.items()}
         # interval i (samples i..i+1) overlaps the window iff t[i] < b and t[i+1] > a
         lo = max(0, bisect.bisect_right(self.t, a) - 1)
-        hi = min(len(self.dt), bisect.bisect_left(self.t, b))
+        hi = min(len(self.is_gap), bisect.bisect_left(self.t, b))
         out[GAP] = self.g_cum[hi] - self.g_cum[lo] if hi > lo else 0
         out[COUNTER_RESET] = _count_in(self.resets, a, b)
         return out
@@ -182,6 +212,24 @@ class _Series(object):
         return ce[k - 1] + (ce[k] - ce[k - 1]) * (x - ta) / (tb - ta)
 
 
+def _update_points(pts, changed, poll_gap_s, period_s):
+    """The points of a held stream: each update (the first poll that saw a new value), which
+    stands for the sensor period before it (`period_s`, the median time between updates; any
+    earlier time since the previous update was the previous value again, updates that did not
+    change it); the last poll before and the first after a gap in polling (flagged, so that
+    interval stays a gap); and the newest poll (its value held until then)."""
+    n = len(pts)
+    breaks = set(i for i in range(1, n) if pts[i][2] or pts[i][0] - pts[i - 1][0] > poll_gap_s)
+    keep = sorted(set(changed) | breaks | set(i - 1 for i in breaks) | {n - 1})
+    out = []
+    for i in keep:
+        t, p = pts[i][0], pts[i][1]
+        if out and i not in breaks and t - period_s > out[-1][0]:
+            out.append((t - period_s, out[-1][1], False))  # the previous value, held longer
+        out.append((t, p, i in breaks))
+    return out
+
+
 def _rejection(sample, max_power_w):
     """Why a sample cannot be integrated (NAN, NEGATIVE, OVERRANGE), or None if it can."""
     if sample.power_w is None:
@@ -191,6 +239,8 @@ def _rejection(sample, max_power_w):
         why = NAN
     if why is None and OVERRANGE in sample.flags:
         why = OVERRANGE
+    if why is None and STALE in sample.flags:
+        why = STALE
     if why == OVERRANGE and float(sample.power_w) < 0:
         why = NEGATIVE
     return why
@@ -237,7 +287,7 @@ def _combine(parts, accuracy_pct):
     A window whose boot has no series (its meter recorded nothing in that boot) adds duration
     but no coverage. Net is None when a covered window has no idle power of its own boot."""
     e = c = dur = 0.0
-    n = 0
+    n = updates = 0
     max_gap = 0.0
     meter_e = None
     flags = {}
@@ -249,6 +299,7 @@ def _combine(parts, accuracy_pct):
             we, wc, wn, wg, wm = 0.0, 0.0, 0, b - a, None
         else:
             we, wc, wn, wg, wm = series.window(a, b)
+            updates += series.updates_in(a, b)
             for k, v in series.flags(a, b).items():
                 flags[k] = flags.get(k, 0) + v
         e += we
@@ -260,7 +311,7 @@ def _combine(parts, accuracy_pct):
             meter_e = (meter_e or 0.0) + wm
         if net is not None:
             net = None if idle is None and wc > 0 else net + we - (idle or 0.0) * wc
-    w = WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct, flags)
+    w = WindowEnergy(e, dur, c, n, max_gap, meter_e, accuracy_pct, flags, updates)
     idles = {idle for _, _, _, idle in parts if idle is not None}
     if net is None or not idles:
         return w, None, None
@@ -360,7 +411,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
                 "duration_s": w.duration_s, "energy_j": w.energy_j,
                 "energy_kj": w.energy_j / 1000.0,
                 "avg_power_w": w.avg_power_w, "idle_power_w": idle, "net_energy_j": net,
-                "n_samples": w.n_samples, "rate_hz": w.rate_hz, "max_gap_s": w.max_gap_s,
+                "n_samples": w.n_samples, "rate_hz": w.rate_hz,
+                "sensor_update_hz": w.sensor_update_hz, "max_gap_s": w.max_gap_s,
                 "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct,
                 "flags": w.flags_text()})
     return rows

@@ -200,7 +200,8 @@ def _kv(items) -> str:
 
 PHASE_COLUMNS = (("phase", None), ("meter", None), ("rail", None), ("method", None), ("seconds", "{:.4g}"),
                  ("energy_kj", "{:.4g}"), ("net_energy_kj", "{:.4g}"), ("avg_power_w", "{:.4g}"),
-                 ("rate_hz", "{:.3g}"), ("covered_frac", "{:.3f}"), ("max_gap_s", "{:.3g}"))
+                 ("rate_hz", "{:.3g}"), ("sensor_update_hz", "{:.3g}"),
+                 ("covered_frac", "{:.3f}"), ("max_gap_s", "{:.3g}"))
 
 
 def _phase_table(phases: pd.DataFrame) -> str:

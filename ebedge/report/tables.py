@@ -220,8 +220,8 @@ def _phase_seconds(phases: pd.DataFrame) -> Dict[str, float]:
 def phases_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """Per run, phase, meter and rail: seconds (phases.csv) and gross/net kJ and sampling quality (energy.csv)."""
     cols = ["run_id", "board_id", "power_mode", "phase", "seconds", "meter", "rail", "method", "energy_kj",
-            "net_energy_kj", "avg_power_w", "idle_power_w", "duration_s", "n_samples", "rate_hz", "max_gap_s",
-            "covered_frac", "uncertainty_pct"]
+            "net_energy_kj", "avg_power_w", "idle_power_w", "duration_s", "n_samples", "rate_hz", "sensor_update_hz",
+            "max_gap_s", "covered_frac", "uncertainty_pct"]
     frames = []
     for run in runs:
         phases = _read_csv(run, "phases.csv")

@@ -349,7 +349,8 @@ def _cluster_rows(run_id, rows_by_node):
                     order.append(row["phase"])
                     totals[row["phase"]] = dict(row, meter="cluster", rail="total", n_nodes=0,
                                                 energy_j=0.0, net_energy_j=0.0, idle_power_w=0.0,
-                                                n_samples=0, rate_hz=None)
+                                                n_samples=0, rate_hz=None,
+                                                sensor_update_hz=None)
                 total = totals[row["phase"]]
                 total["n_nodes"] += 1
                 total["energy_j"] += row["energy_j"]

@@ -7,10 +7,18 @@ Layouts follow docs/reference/jetson-power-sensing.md section 2: JetPack 4 `ina3
 other rail is a fixed fraction of P(t). So the truth for the `total` rail is
 `profile.energy(t0, t1)` in simulator seconds.
 
-Values are rewritten by `write(t)` (a given sim time) or by a background thread (`start()`),
-in place and at fixed width so that a reader never sees half a number. `vanish(rail, seconds)`
+Values are rewritten by `write(t)` (a given sim time) or by a background thread or process
+(`start()`), in place and at fixed width so that a reader never sees half a number. In the
+background the last digit alternates by one unit (one LSB of noise, as a real ADC's), so a
+steady load never reads as a frozen sensor, and `stop()` freezes the values as a hung sensor
+does. With `update_interval_ms` the tree updates only at multiples of that interval after its
+start, each time to the average power over the interval just ended (as the INA3221 reports the
+mean of its conversions), and hwmon trees state it in `update_interval`; the truth of a held
+stream integrated as held is then exact at update boundaries. `vanish(rail, seconds)`
 takes a rail's value file away for a while, as a driver that fails its reads does.
 """
+import math
+import multiprocessing
 import os
 import tempfile
 import threading
@@ -81,7 +89,7 @@ class _ValueFile(object):
 class FakeIna3221Tree(object):
     """A fake `/sys` (plus /proc/device-tree/model) under `root` for one board."""
 
-    def __init__(self, root, board, profile=None, t0=None):
+    def __init__(self, root, board, profile=None, t0=None, update_interval_ms=None):
         if board not in BOARDS:
             raise ValueError("unknown sysfs board %r; choose from %s"
                              % (board, ", ".join(sorted(BOARDS))))
@@ -90,6 +98,9 @@ class FakeIna3221Tree(object):
         self.layout, self.model, self.devices = BOARDS[board]
         self.profile = profile or PowerProfile.default()
         self.t0 = time.monotonic() if t0 is None else t0
+        if update_interval_ms is not None and float(update_interval_ms) <= 0:
+            raise ValueError("update interval must be positive, got %r ms" % (update_interval_ms,))
+        self.update_s = float(update_interval_ms) / 1000.0 if update_interval_ms else None
         self._values = []  # (share, mV, power _ValueFile or None, current _ValueFile, uW?)
         self._files = {}  # rail -> the paths of its changing value files
         self._thread = None
@@ -126,7 +137,8 @@ class FakeIna3221Tree(object):
 
     def _build_hwmon(self, dev, rails):
         _write(os.path.join(dev, "name"), "ina3221")
-        _write(os.path.join(dev, "update_interval"), "1")
+        _write(os.path.join(dev, "update_interval"),
+               int(round(self.update_s * 1000)) if self.update_s else 1)
         _write(os.path.join(dev, "samples"), "4")
         for n, (rail, mv, share) in enumerate(rails, 1):
             _write(os.path.join(dev, "in%d_label" % n), rail)
@@ -149,14 +161,19 @@ class FakeIna3221Tree(object):
         self._value(rail, share, mv, os.path.join(dev, "power1_input"),
                     os.path.join(dev, "curr1_input"), power_unit_uw=True)
 
-    def write(self, t):
-        """Set every rail to its share of P(t), t in simulator seconds (voltages stay fixed)."""
-        p_mw = self.profile.power(t) * 1000.0
+    def write(self, t, lsb=0):
+        """Set every rail to its share of P(t), t in simulator seconds (voltages stay fixed),
+        each value file moved by `lsb` units (noise)."""
+        self._set(self.profile.power(t), lsb)
+
+    def _set(self, watts, lsb=0):
+        """Every rail at its share of `watts`, each value file moved by `lsb` units (noise)."""
+        p_mw = watts * 1000.0
         for share, mv, power_file, curr_file, power_uw in self._values:
             rail_mw = share * p_mw
             if power_file:
-                power_file.set(int(round(rail_mw * 1000.0)) if power_uw else int(round(rail_mw)))
-            curr_file.set(int(round(rail_mw * 1000.0 / mv)) if mv else 0)
+                power_file.set(_noisy(rail_mw * 1000.0 if power_uw else rail_mw, lsb))
+            curr_file.set(_noisy(rail_mw * 1000.0 / mv, lsb) if mv else 0)
 
     def vanish(self, rail, seconds):
         """Take `rail`'s value files away for `seconds` (reads fail with ENOENT), from a timer
@@ -173,21 +190,42 @@ class FakeIna3221Tree(object):
         timer.start()
         return timer
 
-    def start(self, rate_hz=100.0):
-        """Rewrite the values from a background thread at `rate_hz`, following real time."""
+    def start(self, rate_hz=100.0, process=False):
+        """Rewrite the values from a background thread at `rate_hz`, following real time; with
+        `process`, from a forked process, as a board's sensor goes on whatever the measured
+        process does (a thread here would stop whenever it holds the interpreter lock)."""
         if self._thread is not None:
             raise RuntimeError("fake INA3221 tree already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
-                                        name="fake-ina3221")
+        if process:
+            context = multiprocessing.get_context("fork")
+            self._stop = context.Event()
+            self._thread = context.Process(target=self._loop, args=(1.0 / rate_hz,),
+                                           name="fake-ina3221")
+        else:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._loop, args=(1.0 / rate_hz,),
+                                            name="fake-ina3221")
         self._thread.daemon = True
         self._thread.start()
         return self
 
+    def show(self, t, lsb=0):
+        """Set the values the sensor shows at sim time t: P(t), or with an update interval the
+        mean power over the last whole interval before t; returns when they change next."""
+        if self.update_s is None:
+            self._set(self.profile.power(t), lsb)
+            return t
+        end = math.floor(t / self.update_s) * self.update_s  # the update just due
+        self._set(self.profile.energy(end - self.update_s, end) / self.update_s, lsb)
+        return end + self.update_s
+
     def _loop(self, period):
+        lsb = 1
         while not self._stop.is_set():
-            self.write(time.monotonic() - self.t0)
-            self._stop.wait(period)
+            lsb = -lsb
+            next_t = self.show(time.monotonic() - self.t0, lsb)
+            self._stop.wait(period if self.update_s is None
+                            else next_t - (time.monotonic() - self.t0))
 
     def stop(self):
         self._stop.set()
@@ -211,6 +249,7 @@ class FakeIna3221Tree(object):
     @property
     def info(self):
         return [("board", self.board), ("root", self.root), ("t0_mono", repr(self.t0)),
+                ("update_interval_ms", self.update_s * 1000.0 if self.update_s else "continuous"),
                 ("use", "ebedge meters record --meter ina3221 --option root=%s" % self.root)]
 
     def __enter__(self):
@@ -225,11 +264,17 @@ class FakeIna3221Tree(object):
             self.close()
 
 
+def _noisy(value, lsb):
+    """`value` rounded, moved by `lsb` units, never below zero."""
+    return max(0, int(round(value)) + lsb)
+
+
 def _register_starter(board):
     @registry.starter("ina3221-" + board)
-    def start(profile, root=None, rate_hz=100.0):
+    def start(profile, root=None, rate_hz=100.0, update_interval_ms=None):
         root = root or tempfile.mkdtemp(prefix="ebedge-sysfs-%s-" % board)
-        return FakeIna3221Tree(root, board, profile).start(float(rate_hz))
+        return FakeIna3221Tree(root, board, profile,
+                               update_interval_ms=update_interval_ms).start(float(rate_hz))
 
 
 for _board in sorted(BOARDS):

@@ -10,6 +10,10 @@ starts it exactly as it would start the real one:
   EBEDGE_SIM_DROP     fraction of lines silently not printed (lost records)
   EBEDGE_SIM_GARBAGE  fraction of lines replaced by garbage
   EBEDGE_SIM_SEED     random seed for the two faults (default 1)
+  EBEDGE_SIM_FREEZE   sim seconds after which every line repeats the last readings, as when
+                      the sensors hang while tegrastats goes on printing (default: never)
+Readings carry one mW of alternating noise, as a real sensor's last digit does, so a steady
+load never reads as a frozen sensor.
 Runs on Python 3.6 with the standard library only.
 """
 import os
@@ -67,9 +71,10 @@ class LineMaker(object):
     def line(self, t, wall=None):
         p_mw = self.profile.power(t) * 1000.0
         self._count += 1
+        lsb = 1 if self._count % 2 else -1
         tokens = []
         for i, (rail, share) in enumerate(self.rails):
-            cur = int(round(share * p_mw))
+            cur = max(0, int(round(share * p_mw)) + lsb)
             self._sums[i] += cur
             avg = self._sums[i] // self._count
             tokens.append("%s %d%s/%d%s" % (rail, cur, self.unit, avg, self.unit))
@@ -114,6 +119,8 @@ def main(argv=None, env=None):
     drop = float(env.get("EBEDGE_SIM_DROP") or 0)
     garbage = float(env.get("EBEDGE_SIM_GARBAGE") or 0)
     rng = random.Random(int(env.get("EBEDGE_SIM_SEED") or 1))
+    freeze = float(env.get("EBEDGE_SIM_FREEZE") or "inf")
+    last = None
     out = sys.stdout
     next_t = time.monotonic() + interval  # the first line comes one interval after launch
     try:
@@ -129,7 +136,9 @@ def main(argv=None, env=None):
             if r < drop + garbage:
                 out.write("@@ garbled \x7f%d\n" % rng.randint(0, 10 ** 6))
             else:
-                out.write(maker.line(now - t0) + "\n")
+                if last is None or now - t0 < freeze:
+                    last = maker.line(now - t0)
+                out.write(last + "\n")
             out.flush()
     except (KeyboardInterrupt, BrokenPipeError):
         return 0
@@ -140,15 +149,17 @@ def profile_spec(profile):
     return ",".join("%r-%r:%r" % seg for seg in profile.segments)
 
 
-def sim_env(profile, board="tx2", t0=None, drop=0.0, garbage=0.0, seed=1):
-    """Environment variables that make `BIN` follow `profile` from host monotonic time t0."""
+def sim_env(profile, board="tx2", t0=None, drop=0.0, garbage=0.0, seed=1, freeze=None):
+    """Environment variables that make `BIN` follow `profile` from host monotonic time t0
+    (until sim second `freeze`, when given)."""
     if board not in _BOARDS:
         raise ValueError("unknown tegrastats sim board %r; choose from %s"
                          % (board, ", ".join(BOARDS)))
     return {"EBEDGE_SIM_PROFILE": profile_spec(profile), "EBEDGE_SIM_BOARD": board,
             "EBEDGE_SIM_T0": repr(time.monotonic() if t0 is None else float(t0)),
             "EBEDGE_SIM_DROP": repr(float(drop)), "EBEDGE_SIM_GARBAGE": repr(float(garbage)),
-            "EBEDGE_SIM_SEED": str(int(seed))}
+            "EBEDGE_SIM_SEED": str(int(seed)),
+            "EBEDGE_SIM_FREEZE": repr(float(freeze)) if freeze is not None else ""}
 
 
 class _Instructions(object):

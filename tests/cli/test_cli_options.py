@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 import meters
@@ -92,3 +93,12 @@ def test_energy_is_measured_by_default_and_none_says_so(tmp_path):
     assert summary["energy"] is None
     assert any(f.startswith("no energy measured") for f in summary["flags"])
     assert os.path.getsize(os.path.join(off, "samples.csv")) < 200  # the header only
+
+
+def test_meter_interval_auto_is_the_meters_own_choice():
+    from ebedge.cli.options import MeterInterval
+    assert MeterInterval().convert("auto", None, None) is None  # the driver decides
+    assert MeterInterval().convert("0.05", None, None) == 0.05
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(click.BadParameter):
+            MeterInterval().convert(bad, None, None)

@@ -75,7 +75,9 @@ def test_decorator_short_window_warning_and_idle_subtraction(tx2):
     assert m.idle_power_w == idle_w
     assert m.net_energy_j == pytest.approx(m.energy_j - idle_w * m.covered_frac * m.seconds,
                                            rel=1e-9)
-    assert 0 < m.net_energy_j < m.energy_j
+    # idle power is subtracted (its sign against the window's depends on where in the periodic
+    # profile the monitor's start put the idle window)
+    assert m.net_energy_j < m.energy_j
 
 
 def test_window_misuse_is_one_line_errors(tx2):

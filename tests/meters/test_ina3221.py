@@ -113,7 +113,7 @@ def poll_in_sim_time(monkeypatch, tmp_path, board, drop=0.0):
     samples = []
     for k in range(202):
         clock[0] = 0.1 * k + rng.uniform(-0.02, 0.02)
-        tree.write(clock[0])
+        tree.write(clock[0], lsb=(-1) ** k)  # one LSB of noise: a steady load is not frozen
         if rng.random() >= drop:
             samples.extend(s for s in meter.read() if s.rail == "total")
     return prof, energy.integrate(samples, 0.05, 20.05, nominal_interval_s=0.1)

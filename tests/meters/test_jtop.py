@@ -24,9 +24,9 @@ BOARDS = {
 JP5_BOARDS = ("orin-nx", "agx-orin")  # mW units: jetson-stats 3.x cannot parse their lines
 
 
-def read_with(monkeypatch, sock, version, power, **options):
+def read_with(monkeypatch, version, power, **options):
     monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module(version, lambda: power))
-    meter = meters.create("jtop", interval_s=0.5, socket_path=sock, **options)
+    meter = meters.create("jtop", interval_s=0.5, **options)
     meter.open()
     try:
         return {s.rail: s.power_w for s in meter.read()}, meter
@@ -39,72 +39,84 @@ CASES = [(v, b) for v in jtop_fake.VERSIONS for b in sorted(BOARDS)
 
 
 @pytest.mark.parametrize("version, board", CASES)
-def test_every_version_gives_every_rail_and_the_board_total(monkeypatch, sock, version, board):
+def test_every_version_gives_every_rail_and_the_board_total(monkeypatch, version, board):
     rails, total_mw, used = BOARDS[board]
-    got, meter = read_with(monkeypatch, sock, version, jtop_fake.power_of(version, rails))
+    jetpack = 5 if board in JP5_BOARDS else 4
+    got, meter = read_with(monkeypatch, version, jtop_fake.power_of(version, rails, jetpack))
     assert set(got) == {n for n, _ in rails if n != "NC"} | {"total"}
-    assert got["total"] == pytest.approx(total_mw / 1000.0, abs=0.02)  # 4.2+: int mV x int mA
+    if jetpack == 4:  # every version passes on the sensor's own mW (4.2+: the in_power file)
+        assert got["total"] == total_mw / 1000.0
+    else:  # 4.2+ on hwmon: int mV x int mA
+        assert got["total"] == pytest.approx(total_mw / 1000.0, abs=0.02)
     assert meter.total_rails == used
 
 
-def test_v4_2_named_input_and_override_see_the_input_rail(monkeypatch, sock):
+def test_v4_2_named_input_and_override_see_the_input_rail(monkeypatch):
     rails = BOARDS["orin-nx"][0]
     power = jtop_fake.power_of("4.2.12", rails)
     assert "VDD_IN" not in power["rail"] and power["tot"]["name"] == "VDD_IN"
-    got, meter = read_with(monkeypatch, sock, "4.2.12", power, total_rails="VDD_IN+VDD_SOC")
+    got, meter = read_with(monkeypatch, "4.2.12", power, total_rails="VDD_IN+VDD_SOC")
     assert got["total"] == pytest.approx(5.299 + 1.424, abs=0.02)
     assert meter.total_rails == ["VDD_IN", "VDD_SOC"]
 
 
-def test_v4_1_sums_everything_but_we_take_vdd_in(monkeypatch, sock):
+def test_v4_1_sums_everything_but_we_take_vdd_in(monkeypatch):
     power = jtop_fake.power_of("4.1.5", BOARDS["tx2"][0])
     assert power[0]["cur"] == 3056 + 152 + 687 + 152 + 883  # jtop 4.1's own "total" on a TX2
-    got, _ = read_with(monkeypatch, sock, "4.1.5", power)
+    got, _ = read_with(monkeypatch, "4.1.5", power)
     assert got["total"] == pytest.approx(3.056)
 
 
-def test_v4_offline_rails_are_skipped(monkeypatch, sock):
+def test_v4_offline_rails_are_skipped(monkeypatch):
     power = jtop_fake.power_of("4.3.1", BOARDS["orin-nx"][0])
     power["rail"]["VDD_SOC"]["online"] = False
-    got, _ = read_with(monkeypatch, sock, "4.3.1", power)
+    got, _ = read_with(monkeypatch, "4.3.1", power)
     assert set(got) == {"VDD_IN", "VDD_CPU_GPU_CV", "total"}
 
 
-def test_v4_named_total_of_a_board_the_table_lacks(monkeypatch, sock):
+def test_v4_named_total_of_a_board_the_table_lacks(monkeypatch):
     power = {"rail": {"VDD_MYSTERY": {"power": 1962, "online": True}},
              "tot": {"power": 19780, "name": "VDD_IN"}}
-    got, meter = read_with(monkeypatch, sock, "4.3.1", power)
+    got, meter = read_with(monkeypatch, "4.3.1", power)
     assert got["total"] == pytest.approx(19.78) and meter.total_rails == ["VDD_IN"]
 
 
-def test_not_installed_is_a_clear_error(monkeypatch, sock):
+def test_not_installed_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jtop", None)  # import jtop -> ImportError
     with pytest.raises(meters.MeterError, match="jetson-stats is not installed"):
-        meters.create("jtop", socket_path=sock).open()
+        meters.create("jtop").open()
     ok, reason = jtop_meter.JtopMeter.probe()
     assert not ok and "not installed" in reason
 
 
 def test_missing_service_socket(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", dict))
-    with pytest.raises(meters.MeterError, match="service socket .* missing"):
-        meters.create("jtop", socket_path=str(tmp_path / "none.sock")).open()
     monkeypatch.setattr(jtop_meter, "SOCKET", str(tmp_path / "none.sock"))
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module(
+        "4.3.1", dict, fail="[Errno 2] No such file or directory"))
+    with pytest.raises(meters.MeterError, match="cannot connect.*none.sock.*is the service running"):
+        meters.create("jtop").open()
     assert jtop_meter.JtopMeter.probe() == (
         False, "jtop service not running (%s missing)" % (tmp_path / "none.sock"))
 
 
-def test_service_refusal_is_a_meter_error(monkeypatch, sock):
+def test_socket_path_is_not_an_option(monkeypatch):
+    """The client always connects to /run/jtop.sock; an option that pretends otherwise is refused."""
+    monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", dict))
+    with pytest.raises(TypeError):
+        meters.create("jtop", socket_path="/tmp/elsewhere.sock")
+
+
+def test_service_refusal_is_a_meter_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", dict,
                                                               fail="Permission denied"))
     with pytest.raises(meters.MeterError, match="cannot connect.*Permission denied"):
-        meters.create("jtop", socket_path=sock).open()
+        meters.create("jtop").open()
 
 
-def test_meter_lifecycle_closes_jtop(monkeypatch, sock):
+def test_meter_lifecycle_closes_jtop(monkeypatch):
     mod = jtop_fake.module("4.3.1", lambda: jtop_fake.power_of("4.3.1", [("VDD_IN", 2000)]))
     monkeypatch.setitem(sys.modules, "jtop", mod)
-    with meters.create("jtop", interval_s=0.05, socket_path=sock) as meter:
+    with meters.create("jtop", interval_s=0.05) as meter:
         time.sleep(0.2)
     got = meter.samples()
     assert got and all(s.power_w == 2.0 for s in got)
@@ -112,9 +124,9 @@ def test_meter_lifecycle_closes_jtop(monkeypatch, sock):
     assert meter.describe()["jtop_version"] == "4.3.1"
 
 
-def test_unknown_shape_is_reported(monkeypatch, sock):
+def test_unknown_shape_is_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, "jtop", jtop_fake.module("4.3.1", lambda: "weird"))
-    meter = meters.create("jtop", socket_path=sock)
+    meter = meters.create("jtop")
     meter.open()
     with pytest.raises(meters.MeterError, match="unrecognised jetson.power"):
         meter.read()

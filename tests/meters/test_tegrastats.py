@@ -139,7 +139,7 @@ def test_fake_lines_parse_back_to_the_profile():
         maker.line(1.0)
         rails = tegrastats.parse_line(maker.line(5.0))
         assert boards.total_power({k: v / 1000.0 for k, v in rails.items()})[0] == \
-            pytest.approx(prof.power(5.0), abs=2e-3)
+            pytest.approx(prof.power(5.0), abs=4e-3)  # +-1 mW of noise on up to 3 rails
 
 
 @pytest.fixture
