@@ -281,6 +281,7 @@ def snapshot(root="/", runner=None):
         "is_jetson": bool(l4t or "jetson" in (model or "").lower() or "nvidia,tegra" in compatible),
         "model": model or None,
         "hostname": _hostname(root),
+        "serial": _read(root, "/proc/device-tree/serial-number") or None,
         "l4t": l4t,
         "jetpack": jetpack_guess(l4t),
         "nvpmodel": nvpmodel,

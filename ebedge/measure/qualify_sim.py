@@ -8,7 +8,7 @@ import tempfile
 from ebedge.measure import qualify
 from meters.sim.profile import PowerProfile
 from meters.sim.scpi_sim import YokogawaSimulator
-from meters.sim.sysfs import FakeIna3221Tree
+from meters.sim.sysfs import BOARDS, FakeIna3221Tree
 
 SIM_CORES = 4
 IDLE_W = 3.0
@@ -16,6 +16,12 @@ CORE_W = 1.5
 GPU_W = 5.0
 REFERENCE_INTERVAL_S = 0.1  # the WT310E's fastest update
 TAIL_S = 3600.0  # idle after the schedule, so the periodic profile never wraps during a run
+
+
+def identity(board):
+    """The calibration identity of a simulated board (never one of the real boards')."""
+    return {"model": BOARDS[board][1] + " (simulated)", "serial": None,
+            "hostname": "simulated-" + board, "l4t": None, "power_mode": None}
 
 
 def wall_watts(load):

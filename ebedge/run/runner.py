@@ -17,7 +17,7 @@ import sys
 import time
 
 import ebedge
-from ebedge.measure import accounting, board
+from ebedge.measure import accounting, board, calibration
 from ebedge.run import resume as resuming, runlock
 from ebedge.util import stats
 from ebedge.training import lowp
@@ -181,10 +181,17 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                                rundir.log_samples, settings["meter_options"],
                                settings["meter_interval"])
         summary.update(board_id=snap.get("hostname"), power_mode=board.power_mode(snap))
+        profiles, cal_warnings = calibration.lookup(calibration.identity(snap),
+                                                    [m.name for m in sampler.meters])
+        for message in cal_warnings:
+            _flag(flags, message)
+        summary["calibration"] = calibration.describe(profiles)
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
-            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
+            "calibration": summary["calibration"],
+            "calibration_profiles": calibration.applied(profiles)}
         rundir.write_config(config)
         rundir.write_summary(summary)
         rundir.start_heartbeat()
@@ -288,6 +295,7 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
                                   include_eval=settings["include_eval_in_total"])
     names = [m.name for m in sampler.meters] if sampler is not None else []
     rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
+    calibration.apply(rows, read_json(rundir.file("config.json")).get("calibration_profiles"))
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
     summary["phase_seconds"] = _phase_seconds(phases)
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
