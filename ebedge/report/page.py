@@ -240,6 +240,9 @@ def _run_section(run: Run, info: dict, phases: pd.DataFrame, plots: Dict[str, Li
         flags.append("missing files: " + ", ".join(run.missing))
     if flags:
         parts.append('<ul class="flags">{}</ul>'.format("".join("<li>{}</li>".format(_e(f)) for f in flags)))
+    notes = (run.summary or {}).get("notes") or []
+    if isinstance(notes, list) and notes:  # expected, not a weaker number: not in red
+        parts.append('<ul class="notes">{}</ul>'.format("".join("<li>{}</li>".format(_e(n)) for n in notes)))
     files = [name for name in RUN_FILES + ("masks.npz",) if os.path.isfile(run.file(name))]
     parts.append('<p>Files: {}</p>'.format(", ".join(
         '<a href="{}">{}</a>'.format(_href(out_dir, run.file(n)), _e(n)) for n in files) or "none"))

@@ -305,7 +305,8 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
         summary["modelled_energy"] = lowp.modelled_energy(summary)
     # derived from the files: recomputed each time, so an earlier process's view goes away
     summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
-    for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
+    short, summary["notes"] = _short_windows(rows, sampler)
+    for message in ([resuming.lost_flag(phases)] + short
                     + _coverage_flags(rows, settings["min_coverage"])
                     + _idle_flags(rows, phases)):
         if message is None:
@@ -345,19 +346,27 @@ def _idle_flags(rows, phases):
             and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
 
 
-def _short_window_warnings(rows, sampler):
-    """Warn where a phase window holds fewer than 20 sample periods (its energy is coarse)."""
+# Phases that take a moment by nature: a short window there is expected, a note, not a warning.
+INSTANT_PHASES = {"prune": "pruning takes a moment"}
+
+
+def _short_windows(rows, sampler):
+    """(warnings, notes) where a phase window holds fewer than 20 sample periods (its energy is
+    coarse): a note for a phase that is short by nature, a warning for any other."""
     if sampler is None:
-        return []
+        return [], []
     periods = {m.name: m.interval_s for m in sampler.meters}
-    out = []
+    warnings, notes = [], []
     for row in rows:
         if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
             warning = accounting.short_window_warning(row["phase"], row["duration_s"],
                                                       row["meter"], periods.get(row["meter"]))
-            if warning:
-                out.append(warning)
-    return out
+            if warning and row["phase"] in INSTANT_PHASES:
+                notes.append("note: %s: expected, %s; its energy is coarse (compare energy_1hz_j)"
+                             % (warning[len("warning: "):], INSTANT_PHASES[row["phase"]]))
+            elif warning:
+                warnings.append(warning)
+    return warnings, notes
 
 
 REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),
