@@ -16,6 +16,7 @@ import time
 
 from ebedge.errors import EbedgeError
 from ebedge.measure import board as boardstate
+from ebedge.run.rundir import write_json_atomic
 
 UNCALIBRATED = "uncalibrated"
 ENV_DIR = "EBEDGE_CONFIG_DIR"
@@ -65,10 +66,7 @@ def save(profile, directory=None):
     directory = directory or profile_dir()
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, profile["name"] + ".json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(profile, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, profile)
     return path
 
 

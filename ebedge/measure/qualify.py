@@ -26,6 +26,7 @@ from ebedge.measure import loads
 from ebedge.measure.accounting import short_window_warning
 from ebedge.measure.recording import SampleWriter, write_energy
 from ebedge.measure.sampling import MeterSampler
+from ebedge.run.rundir import write_json_atomic
 from ebedge.util import stats
 from meters.base import TOTAL
 
@@ -296,10 +297,7 @@ def qualify(meter, reference, protocol, options=None, meter_rail=None, reference
 
 def write_result(out_dir, result):
     path = os.path.join(out_dir, "qualification.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, result)
     return path
 
 
