@@ -108,6 +108,7 @@ def sampler_costs(options, seconds, rundir, power_meter=None):
                 continue
             cost = _cpu_per_second(sampler.start, sampler.stop, seconds) - base
             result[key + "_core_pct"] = round(100.0 * cost, 3)
+            print("%s: %.2f%% of one core" % (key, 100.0 * cost), file=sys.stderr, flush=True)
             if power_meter:
                 sampler = MeterSampler([name], rundir.log_samples, {name: options[name]}, 1.0 / hz)
                 on_w = _idle_watts(power_meter, seconds, (sampler.start, sampler.stop))
