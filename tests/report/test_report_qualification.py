@@ -48,3 +48,21 @@ def test_report_shows_each_qualification_with_fit_and_verdict(tmp_path):
     doc = json.load(open(str(tmp_path / "report" / "report.json")))
     (q,) = doc["qualifications"]
     assert q["fit"]["gain"] == pytest.approx(1.1)
+
+
+def test_a_runs_expected_notes_are_shown_apart_from_its_red_flags(tmp_path):
+    from ebedge.report.build import build_report
+    run = tmp_path / "in" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"run_id": "r1", "settings": {"method": "eb"},
+                                                 "calibration": {"ina3221": "tx2-a-ina3221"}}))
+    (run / "summary.json").write_text(json.dumps({
+        "status": "complete", "method": "eb", "flags": ["low coverage: x"],
+        "notes": ["note: prune lasted 0.02s, under 20 periods of model (0.20s): expected"]}))
+    build_report([str(tmp_path / "in")], str(tmp_path / "report"))
+    page = open(str(tmp_path / "report" / "index.html"), encoding="utf-8").read()
+    flags = page.split('<ul class="flags">')[1].split("</ul>")[0]
+    notes = page.split('<ul class="notes">')[1].split("</ul>")[0]
+    assert "low coverage" in flags and "prune lasted" not in flags
+    assert "prune lasted 0.02s" in notes
+    assert "tx2-a-ina3221" in page  # the run names its calibration
