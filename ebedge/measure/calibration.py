@@ -10,6 +10,7 @@ over the time the meter saw), in its own column; raw figures are never replaced 
 it. A profile file that cannot be read is skipped with a warning: it is data, not code.
 """
 import json
+import math
 import os
 import re
 import time
@@ -130,12 +131,22 @@ def applied(chosen):
             for m, p in chosen.items() if isinstance(p, dict)}
 
 
+def _usable(p):
+    """Whether an entry of config.json's `calibration_profiles` (a board wrote it) can be applied."""
+    return isinstance(p, dict) and isinstance(p.get("rail"), str) and all(
+        isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+        and math.isfinite(p[k]) for k in ("gain", "offset_w"))
+
+
 def apply(rows, calibration):
     """Fill `calibrated_energy_j` of energy rows whose meter and rail have a profile in
-    `calibration` ({meter: {"rail", "gain", "offset_w"}}); None elsewhere."""
+    `calibration` ({meter: {"rail", "gain", "offset_w"}}); None elsewhere, and for entries that
+    are not such a profile."""
+    if not isinstance(calibration, dict):
+        calibration = {}
     for r in rows:
-        p = (calibration or {}).get(r["meter"])
-        if p and r["rail"] == p["rail"] and r["energy_j"] is not None:
+        p = calibration.get(r["meter"])
+        if _usable(p) and r["rail"] == p["rail"] and r["energy_j"] is not None:
             covered = r["covered_frac"] * r["duration_s"]
             r["calibrated_energy_j"] = p["gain"] * r["energy_j"] + p["offset_w"] * covered
         else:

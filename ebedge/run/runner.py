@@ -291,11 +291,11 @@ def _finish(rundir, settings, summary, sampler, nodes=()):
 def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     phases = accounting.read_phases(rundir.file("phases.csv"))
     samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
-    rows = accounting.energy_rows(rundir.run_id, phases, samples,
-                                  include_eval=settings["include_eval_in_total"])
+    rows = accounting.energy_rows(
+        rundir.run_id, phases, samples, include_eval=settings["include_eval_in_total"],
+        calibration=read_json(rundir.file("config.json")).get("calibration_profiles"))
     names = [m.name for m in sampler.meters] if sampler is not None else []
     rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
-    calibration.apply(rows, read_json(rundir.file("config.json")).get("calibration_profiles"))
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
     summary["phase_seconds"] = _phase_seconds(phases)
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))

@@ -70,6 +70,17 @@ def test_apply_integrates_the_offset_over_covered_time_only_on_the_profiles_rail
     assert rows[1]["calibrated_energy_j"] is None and rows[2]["calibrated_energy_j"] is None
 
 
+@pytest.mark.parametrize("hostile", [["x"], {"ina3221": "tx2"}, {"ina3221": {"rail": "total"}},
+                                     {"ina3221": {"rail": "total", "gain": "2", "offset_w": 0}},
+                                     {"ina3221": {"rail": 1, "gain": 2.0, "offset_w": 0.0}},
+                                     {"ina3221": {"rail": "total", "gain": float("nan"),
+                                                  "offset_w": 0.0}}])
+def test_calibration_a_board_wrote_badly_is_not_applied_and_raises_nothing(hostile):
+    rows = [{"meter": "ina3221", "rail": "total", "energy_j": 100.0, "duration_s": 20.0,
+             "covered_frac": 1.0}]
+    assert calibration.apply(rows, hostile)[0]["calibrated_energy_j"] is None
+
+
 def test_a_run_records_raw_and_calibrated_energy_and_names_the_profile(
         tmp_path, fake_tx2, monkeypatch, one_thread):
     cfg = tmp_path / "cfg"
@@ -98,3 +109,7 @@ def test_a_run_records_raw_and_calibrated_energy_and_names_the_profile(
             1.25 * float(r["energy_j"]) + 0.5 * covered)
         assert r["energy_1hz_j"] == "" or float(r["energy_1hz_j"]) >= 0
     assert all(r["calibrated_energy_j"] == "" for r in rows if r["rail"] != "total")
+    run_total = next(r for r in totals if r["phase"] == "run_total")
+    assert summary["energy"]["kj"]["run_total"] == pytest.approx(float(run_total["energy_j"]) / 1e3)
+    assert summary["energy"]["calibrated_kj"]["run_total"] == pytest.approx(
+        float(run_total["calibrated_energy_j"]) / 1e3)
