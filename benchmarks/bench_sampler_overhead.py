@@ -17,7 +17,6 @@
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from ebedge.models import build_model  # noqa: E402
 from ebedge.run.rundir import RunDir  # noqa: E402
 from ebedge.training.data import load_dataset, make_loaders  # noqa: E402
 from ebedge.training.train import make_optimizer, seed_everything, train_epoch  # noqa: E402
+from ebedge.util import stats  # noqa: E402
 from meters.sim import tegrastats as tegrastats_sim  # noqa: E402
 from meters.sim.profile import PowerProfile  # noqa: E402
 from meters.sim.sysfs import FakeIna3221Tree  # noqa: E402
@@ -126,7 +126,7 @@ def epoch_ratio(tree, rundir, interval, epochs, images):
     optimizer = make_optimizer(model, 0.05)
     device = torch.device("cpu")
     train_epoch(model, loader, optimizer, device)  # warm-up
-    ratios = []
+    without, with_ = [], []
     for _ in range(epochs):
         times = []
         for sampled in (False, True):
@@ -140,8 +140,10 @@ def epoch_ratio(tree, rundir, interval, epochs, images):
             times.append(time.perf_counter() - began)
             if sampler is not None:
                 sampler.stop()
-        ratios.append(times[1] / times[0])
-    return {"epoch_ratio": statistics.median(ratios), "epoch_ratio_spread": [min(ratios), max(ratios)],
+        without.append(times[0])
+        with_.append(times[1])
+    median, low, high = stats.paired_ratios(with_, without)
+    return {"epoch_ratio": median, "epoch_ratio_spread": [low, high],
             "epoch_interval_s": interval, "epoch_pairs": epochs}
 
 

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from ebedge.measure import board
+from ebedge.util import stats  # noqa: E402
 from ebedge.training import flops# noqa: E402
 from ebedge.training.data import load_dataset, make_loaders, make_pipeline  # noqa: E402
 from ebedge.models import build_model  # noqa: E402
@@ -94,9 +95,8 @@ def guard_seconds_per_epoch(repeats=5):
 
 def _paired(result, key, numer, denom, scale=1.0):
     """result[key] = median over rounds of scale x numer[i] / denom[i]; key_spread = [min, max]."""
-    ratios = [scale * a / b for a, b in zip(numer, denom)]
-    result[key] = statistics.median(ratios)
-    result[key + "_spread"] = [min(ratios), max(ratios)]
+    result[key], low, high = stats.paired_ratios(numer, denom, scale)
+    result[key + "_spread"] = [low, high]
 
 
 def main():
