@@ -236,7 +236,7 @@ def analyse(samples, windows, meter, reference, meter_rail=None, reference_rail=
         by_meter[name] = {"rail": rail, "method": next(r["method"] for r in rows if r["meter"] == name),
                           "sample_hz": (len(own) - 1) / span if span > 0 else None,
                           "update_hz": update_rate_hz(own)}
-    warnings = [e for e in (_short(w, by_meter) for w in windows[:1]) if e]
+    warnings = [w for w in [_short(windows[0], by_meter)] if w]  # all windows are as long
     if uncovered:
         warnings.append("%d window(s) without a usable reading of one meter" % len(uncovered))
     if step_cal is not None and step_cal > tolerance_pct:
