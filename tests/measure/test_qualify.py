@@ -135,7 +135,7 @@ def test_protocol_holds_each_load_and_steps_mid_window():
         [loads.LoadSpec(2, False)] * 3
     step = windows[-3]
     start_all = [t for t, s in started if s == loads.LoadSpec(2, False)][1]
-    assert start_all == pytest.approx(step.t_start + 0.1, abs=0.05)
+    assert step.t_start + 0.1 <= start_all < step.t_end  # the second half, not before
     assert windows[-1].t_end <= time.monotonic()
 
 
