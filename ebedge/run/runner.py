@@ -291,9 +291,9 @@ def _finish(rundir, settings, summary, sampler, nodes=()):
 def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     phases = accounting.read_phases(rundir.file("phases.csv"))
     samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
-    rows = accounting.energy_rows(
-        rundir.run_id, phases, samples, include_eval=settings["include_eval_in_total"],
-        calibration=read_json(rundir.file("config.json")).get("calibration_profiles"))
+    rows = accounting.energy_rows(rundir.run_id, phases, samples,
+                                  include_eval=settings["include_eval_in_total"],
+                                  calibration=_applied_calibration(rundir))
     names = [m.name for m in sampler.meters] if sampler is not None else []
     rows += node_energy(rundir, nodes, rows, names, settings["include_eval_in_total"])
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
@@ -312,6 +312,12 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
         if message is None:
             continue
         _flag(summary["flags"], message)
+
+
+def _applied_calibration(rundir):
+    """config.json's `calibration_profiles` (None where the file or the key is missing)."""
+    path = rundir.file("config.json")
+    return read_json(path).get("calibration_profiles") if os.path.exists(path) else None
 
 
 def _derived(flag):
