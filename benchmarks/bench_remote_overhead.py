@@ -3,7 +3,7 @@
 Starts a real sshd on loopback (the "board" is this machine), runs the same small training once
 with `ebedge train` and once with `ebedge remote run` (detached start, log streaming, clock-free
 board-meter run, rsync back), alternating the order over --repeats, and prints the wall-time
-ratio remote / local (target: <= 1.05). On a shared, loaded machine the two runs' own durations
+ratio remote / local of each pair, as the median over pairs with its spread (target: <= 1.05). On a shared, loaded machine the two runs' own durations
 vary more than the orchestration costs, so it also prints the fixed overhead: the remote command's
 wall time minus the board-side run's (agent start to final summary), and the ratio that overhead
 gives over the local run. Needs /usr/sbin/sshd, ssh and rsync.
@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ebedge.remote.loopback import EBEDGE, LoopbackBoard, keygen, write_ssh_config  # noqa: E402
+from ebedge.util import stats  # noqa: E402
 
 
 def train_args(args):
@@ -74,13 +75,13 @@ def main():
                 print("%-6s run %d: %.1f s" % ("local" if sink is local_t else "remote", i,
                                                sink[-1]), flush=True)
             overhead.append(remote_t[-1] - board_side_seconds(board.runs_root, "remote-%d" % i))
-        ratio = sum(remote_t) / sum(local_t)
-        mean_local = sum(local_t) / len(local_t)
-        mean_overhead = sum(overhead) / len(overhead)
-        print("local %.1f s, remote %.1f s (mean of %d): remote/local = %.3f (target <= 1.05)"
-              % (mean_local, sum(remote_t) / len(remote_t), args.repeats, ratio))
-        print("orchestration overhead %.2f s per run: (local + overhead)/local = %.3f"
-              % (mean_overhead, (mean_local + mean_overhead) / mean_local))
+        ratio, low, high = stats.paired_ratios(remote_t, local_t)
+        with_overhead = stats.paired_ratios([l + o for l, o in zip(local_t, overhead)], local_t)
+        print("local %.1f s, remote %.1f s (mean of %d): remote/local median %.3f (pairs %.3f .. "
+              "%.3f; target <= 1.05)" % (sum(local_t) / len(local_t), sum(remote_t) / len(remote_t),
+                                         args.repeats, ratio, low, high))
+        print("orchestration overhead %.2f s per run: (local + overhead)/local median %.3f "
+              "(pairs %.3f .. %.3f)" % ((sum(overhead) / len(overhead),) + with_overhead))
     finally:
         if board is not None:
             board.stop()

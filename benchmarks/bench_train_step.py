@@ -9,7 +9,10 @@ On VGG16 (width 0.5 by default) over the CIFAR-10 JPEG subset, batch 64:
   guard cost per epoch     = three power-mode checks (one per phase mark), as the runner did them
                              (board.snapshot: files and nvpmodel/jetson_clocks processes) and as it
                              does them now (board.StateWatcher: files, commands at most every 30 s).
-Conditions alternate round by round and medians are reported, so drift and other load hit all alike.
+Conditions are interleaved (ABAB: every condition once per round, short blocks, several rounds), and
+every ratio is taken within a round, then reported as the median over rounds with its spread (min and
+max): load on the machine that comes and goes hits both sides of a ratio alike, and the spread shows
+how much it moved. A ratio of medians taken apart would let a burst of load fake the result.
 The ticket is the global-threshold mask of seeded uniform |gamma| (or the pruned cfg of a finished
 run's summary.json with --ticket-from), so its shape is illustrative, its FLOPs exact.
 
@@ -28,6 +31,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from ebedge.measure import board
+from ebedge.util import stats  # noqa: E402
 from ebedge.training import flops# noqa: E402
 from ebedge.training.data import load_dataset, make_loaders, make_pipeline  # noqa: E402
 from ebedge.models import build_model  # noqa: E402
@@ -89,13 +93,20 @@ def guard_seconds_per_epoch(repeats=5):
     return statistics.median(old), statistics.median(new)
 
 
+def _paired(result, key, numer, denom, scale=1.0):
+    """result[key] = median over rounds of scale x numer[i] / denom[i]; key_spread = [min, max]."""
+    result[key], low, high = stats.paired_ratios(numer, denom, scale)
+    result[key + "_spread"] = [low, high]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA)
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="training steps per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds (ratios per round, median and spread)")
     parser.add_argument("--prune-ratio", type=float, default=0.5)
     parser.add_argument("--ticket-from", help="a finished eb run directory: use its pruned cfg")
     parser.add_argument("--device", default="auto")
@@ -131,22 +142,23 @@ def main():
             times["step_" + name].append(timed_steps(model, resident, device, args.steps)
                                          / args.steps)
     med = {key: statistics.median(values) for key, values in times.items()}
+    steps = {name: times["step_" + name] for name in models}
     guard_old, guard_new = guard_seconds_per_epoch()
     result = {
         "device": str(device), "threads": torch.get_num_threads(), "width": args.width,
         "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds,
         "load_s": round(load_s, 3), "cache": info["data_cache"]["train"],
-        "data_overhead": med["feed_tensor"] / med["feed_resident"],
-        "data_overhead_torchvision": med["feed_torchvision"] / med["feed_resident"],
         "dense_step_s": med["step_dense"],
     }
+    _paired(result, "data_overhead", times["feed_tensor"], times["feed_resident"])
+    _paired(result, "data_overhead_torchvision", times["feed_torchvision"], times["feed_resident"])
     for multiple in (1, 8):
         name = "ticket_k%d" % multiple
         suffix = "" if multiple == 1 else "_k8"
         result["ticket_step_s" + suffix] = med["step_" + name]
         result["flops_ratio" + suffix] = macs[name] / float(macs["dense"])
-        result["pruned_speedup_vs_flops" + suffix] = (
-            (med["step_dense"] / med["step_" + name]) / (macs["dense"] / float(macs[name])))
+        _paired(result, "pruned_speedup_vs_flops" + suffix, steps["dense"], steps[name],
+                scale=macs[name] / float(macs["dense"]))
     steps_per_epoch = -(-10000 // args.batch_size)
     result.update(guard_s_per_epoch_snapshot=guard_old, guard_s_per_epoch_watcher=guard_new,
                   guard_share_of_epoch_snapshot=guard_old / (steps_per_epoch * med["step_dense"]),
@@ -160,7 +172,9 @@ def main():
                 "flops_ratio", "pruned_speedup_vs_flops", "ticket_step_s_k8", "flops_ratio_k8",
                 "pruned_speedup_vs_flops_k8", "guard_s_per_epoch_snapshot",
                 "guard_s_per_epoch_watcher"):
-        print("%-34s %8.4g" % (key, result[key]))
+        spread = result.get(key + "_spread")
+        print("%-34s %8.4g%s" % (key, result[key], "   (rounds %.4g .. %.4g)" % tuple(spread)
+                                 if spread else ""))
     if args.json:
         print(json.dumps(result, sort_keys=True))
 

@@ -23,7 +23,8 @@ class ModelMeter(Meter):
     method = MODELLED
     trust = 0
     accuracy_pct = 50.0  # a CPU-time model is off by tens of percent; say so in the uncertainty
-    default_interval_s = 0.5
+    default_interval_s = 0.2  # 20 periods (the shortest window counted as fine) = 4 s, under the
+    # default run's 5 s idle windows; os.times() ticks at 10 ms, so a reading's busy share is +-5%
 
     def __init__(self, interval_s=None, idle_w=2.0, busy_core_w=1.5):
         Meter.__init__(self, interval_s)

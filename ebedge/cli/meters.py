@@ -1,5 +1,6 @@
 """`ebedge meters ...`: list, record, replay and simulate power meters (thin over the library)."""
 import csv
+import multiprocessing
 import os
 import sys
 import time
@@ -7,7 +8,8 @@ import time
 import click
 
 import meters
-from ebedge.measure import recording
+from ebedge.errors import EbedgeError
+from ebedge.measure import board, calibration, loads, qualify, qualify_sim, recording
 from meters import tegrastats
 from meters.base import TOTAL
 from meters.sim import registry
@@ -159,10 +161,15 @@ def replay_cmd(kind, log, out_dir, interval, csv_out, run_id):
 @click.option("--update-interval-ms", type=float, default=None,
               help="sysfs kinds: update the sensor values only this often, each time to the mean "
                    "power of the interval just ended, as an INA3221 does (default: continuous).")
-def simulate_cmd(kind, spec, duration, options, update_interval_ms):
+@click.option("--gain", type=float, default=1.0, show_default=True,
+              help="The simulated rail reads (P - OFFSET) / GAIN of the profile's (wall) power P.")
+@click.option("--offset-w", type=float, default=0.0, show_default=True,
+              help="Watts the simulated rail leaves out (carrier board, supply losses).")
+def simulate_cmd(kind, spec, duration, options, update_interval_ms, gain, offset_w):
     """Start simulator KIND and print how to point a meter at it."""
     try:
         profile = PowerProfile.parse(spec) if spec else PowerProfile.default()
+        profile = profile.onboard(gain, offset_w)
         options = _parse_options(options)
         if update_interval_ms is not None:
             options["update_interval_ms"] = update_interval_ms
@@ -184,6 +191,131 @@ def simulate_cmd(kind, spec, duration, options, update_interval_ms):
         pass
     finally:
         handle.stop()
+
+
+
+def _protocol_options(fn):
+    for option in reversed([
+            click.option("--quick", is_flag=True, help="5 windows of 10 s per level."),
+            click.option("--windows", type=int, default=qualify.DEFAULT_WINDOWS,
+                         show_default=True, help="Windows per load level."),
+            click.option("--window-s", type=float, default=None,
+                         help="Seconds per window (default 60, 10 with --quick)."),
+            click.option("--settle-s", type=float, default=None,
+                         help="Seconds a level settles before its first window "
+                              "(default: half a window, at most 5)."),
+            click.option("--tolerance", type=float, default=qualify.DEFAULT_TOLERANCE_PCT,
+                         show_default=True, help="Verdict tolerance, percent.")]):
+        fn = option(fn)
+    return fn
+
+
+@meters_group.command("qualify")
+@click.option("--meter", "meter_name", default=None, help="The meter to qualify.")
+@click.option("--reference", default=None, help="The meter it is checked against.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the meter, e.g. root=/tmp/sys.")
+@click.option("--reference-option", "ref_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the reference, e.g. port=/dev/ttyUSB0.")
+@click.option("--rail", default=None, help="The meter's rail (default: its total).")
+@click.option("--reference-rail", default=None, help="The reference's rail (default: total).")
+@_protocol_options
+@click.option("--simulate", is_flag=True,
+              help="A simulated board (fake INA3221 tree) against a simulated WT310E.")
+@click.option("--board", "sim_board", default="tx2", show_default=True,
+              help="The simulated board (with --simulate).")
+@click.option("--gain", type=float, default=1.05, show_default=True,
+              help="The simulated rail's gain error (with --simulate).")
+@click.option("--offset-w", type=float, default=1.2, show_default=True,
+              help="The simulated rail's offset in watts (with --simulate).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for qualification.json, samples.csv, phases.csv, energy.csv.")
+@click.option("--save", is_flag=True, help="Store the fit as this board's calibration profile.")
+def qualify_cmd(meter_name, reference, options, ref_options, rail, reference_rail, quick, windows,
+                window_s, settle_s, tolerance, simulate, sim_board, gain, offset_w, out_dir, save):
+    """Check a meter against a reference under loads ebedge makes; fit gain and offset."""
+    window_s = window_s or (qualify.QUICK_WINDOW_S if quick else qualify.DEFAULT_WINDOW_S)
+    try:
+        if simulate:
+            protocol = qualify.Protocol(qualify.default_levels(qualify_sim.SIM_CORES, False),
+                                        windows, window_s, settle_s)
+            result = qualify_sim.simulate(protocol, gain, offset_w, sim_board, out_dir, tolerance)
+            ident = qualify_sim.identity(sim_board)
+        else:
+            if not meter_name or not reference:
+                raise click.UsageError("give --meter and --reference (or --simulate)")
+            protocol = qualify.Protocol(qualify.default_levels(
+                multiprocessing.cpu_count(), loads.cuda_available()), windows, window_s, settle_s)
+            click.echo("qualifying %s against %s: %d levels, about %.0f s"
+                       % (meter_name, reference, len(protocol.levels), protocol.duration_s()))
+            ident = calibration.identity(board.snapshot())
+            result = qualify.qualify(
+                meter_name, reference, protocol,
+                {meter_name: _parse_options(options), reference: _parse_options(ref_options)},
+                rail, reference_rail, tolerance, out_dir)
+        result["board"] = ident
+        qualify.write_result(out_dir, result)
+        _print_qualification(result)
+        if save:
+            calibration.check_saveable(result)
+            click.echo("saved calibration profile %s" % calibration.save(
+                calibration.make_profile(result, ident)))
+    except (EbedgeError, ValueError, meters.MeterError) as exc:
+        raise click.ClickException(str(exc))
+    sys.exit(0 if result["verdict"] != "fail" else 1)
+
+
+def _pct(x):
+    return "-" if x is None else "%+.2f%%" % x
+
+
+def _print_qualification(result):
+    click.echo("%-8s %3s %12s %12s %8s %9s %9s" % (
+        "level", "win", "meter J", "reference J", "ratio", "error", "cal.err"))
+    for w in result["windows"]:
+        click.echo("%-8s %3d %12.3f %12.3f %8s %9s %9s" % (
+            w["level"], w["window"], w["meter_j"], w["reference_j"],
+            "-" if w["ratio"] is None else "%.4f" % w["ratio"], _pct(w["error_pct"]),
+            _pct(w["calibrated_error_pct"])))
+    fit = result["fit"]
+    click.echo("fit: P_ref = %.4f (+/- %.4f) x P_meter %+.3f (+/- %.3f) W; residual %.4f W"
+               % (fit["gain"], fit["gain_ci95"], fit["offset_w"], fit["offset_w_ci95"],
+                  fit["residual_w"]))
+    for name, r in sorted(result["rates"].items()):
+        click.echo("%s/%s: %s samples/s, %s distinct readings/s" % (
+            name, r["rail"], _rate(r["sample_hz"]), _rate(r["update_hz"])))
+    sim = result.get("simulated")
+    if sim:
+        click.echo("simulated gain %.4f, offset %.3f W: recovered gain off by %s, offset by %s"
+                   % (sim["gain"], sim["offset_w"], _pct(sim["gain_error_pct"]),
+                      _pct(sim["offset_error_pct"])))
+    for w in result["warnings"]:
+        click.echo(w, err=True)
+    click.echo("verdict: %s (tolerance %.2f%%, worst steady |error| %s raw, %s calibrated)" % (
+        result["verdict"], result["tolerance_pct"], _abs_pct(result["max_error_pct"]),
+        _abs_pct(result["max_calibrated_error_pct"])))
+
+
+def _abs_pct(x):
+    return "-" if x is None else "%.2f%%" % x
+
+
+def _rate(x):
+    return "-" if x is None else "%.3g" % x
+
+
+@meters_group.command("calibrate")
+@click.argument("qualification", type=click.Path(dir_okay=False, exists=True))
+def calibrate_cmd(qualification):
+    """Store a qualification.json's fit as its board's calibration profile."""
+    try:
+        result = qualify.read_result(qualification)
+        calibration.check_saveable(result)
+        path = calibration.save(calibration.make_profile(result, result.get("board") or
+                                                         calibration.identity(board.snapshot())))
+    except (EbedgeError, KeyError, TypeError) as exc:
+        raise click.ClickException(str(exc))
+    click.echo("saved calibration profile %s" % path)
 
 
 if __name__ == "__main__":

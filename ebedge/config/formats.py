@@ -13,7 +13,7 @@ SAMPLE_COLUMNS = ("run_id", "meter", "rail", "t_mono", "t_wall", "power_w", "vol
 ENERGY_COLUMNS = ("run_id", "phase", "meter", "rail", "method", "duration_s", "energy_j",
                   "energy_kj", "avg_power_w", "idle_power_w", "net_energy_j", "n_samples",
                   "rate_hz", "sensor_update_hz", "max_gap_s", "covered_frac", "uncertainty_pct",
-                  "flags")
+                  "flags", "energy_1hz_j", "calibrated_energy_j")
 
 TRAIN_PHASES = ("search", "prune", "retrain")  # together: training
 IDLE_PHASES = ("idle_before", "idle_after")

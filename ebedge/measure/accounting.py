@@ -12,7 +12,7 @@ import csv
 import math
 import os
 
-from ebedge.measure import energy
+from ebedge.measure import calibration as calibrated, energy
 from ebedge.config.formats import ENERGY_COLUMNS, IDLE_PHASES, TRAIN_PHASES
 from ebedge.run.rundir import csv_bytes, write_atomic
 from meters.base import TOTAL, Sample
@@ -90,9 +90,10 @@ def _with_boots(phases, samples):
     return phases, samples
 
 
-def energy_rows(run_id, phases, samples, include_eval=False, meter_methods=None):
+def energy_rows(run_id, phases, samples, include_eval=False, meter_methods=None, calibration=None):
     """energy.csv rows: every phase, plus `train_total` and `run_total` (per boot, from its
-    first to its last mark). `samples`: a list, or {boot_id: [Sample]} (read_samples)."""
+    first to its last mark). `samples`: a list, or {boot_id: [Sample]} (read_samples).
+    `calibration`: config.json's `calibration_profiles`, for `calibrated_energy_j`."""
     phases, samples = _with_boots(phases, samples)
     counted = TRAIN_PHASES + (("eval",) if include_eval else ())
     windows = list(phases)
@@ -102,8 +103,9 @@ def energy_rows(run_id, phases, samples, include_eval=False, meter_methods=None)
         marks = [p for p in phases if p[4] == boot]
         windows.append(("run_total", None, min(p[2] for p in marks), max(p[3] for p in marks),
                         boot))
-    return energy.by_phase(samples, windows, idle_power_w=_idle_power(samples, phases),
+    rows = energy.by_phase(samples, windows, idle_power_w=_idle_power(samples, phases),
                            run_id=run_id, method=meter_methods)
+    return calibrated.apply(rows, calibration)
 
 
 def write_energy_csv(path, rows):
@@ -111,7 +113,8 @@ def write_energy_csv(path, rows):
 
 
 def headline(rows, meter_order, train_flops_total):
-    """The summary's energy block: one meter (the first that produced a total), kJ per phase."""
+    """The summary's energy block: one meter (the first that produced a total), kJ per phase (raw;
+    `calibrated_kj` beside it where a calibration profile applied, else None)."""
     by_meter = {}
     for r in rows:
         by_meter.setdefault(r["meter"], {}).setdefault(r["rail"], {})[r["phase"]] = r
@@ -126,7 +129,10 @@ def headline(rows, meter_order, train_flops_total):
         net = {p: (r["net_energy_j"] / 1000.0 if r["net_energy_j"] is not None else None)
                for p, r in phases.items()}
         train_j = phases["train_total"]["energy_j"] if "train_total" in phases else None
+        cal = {p: r["calibrated_energy_j"] / 1000.0 for p, r in phases.items()
+               if r.get("calibrated_energy_j") is not None}
         return {"meter": meter, "rail": rail, "method": first["method"], "kj": kj, "net_kj": net,
+                "calibrated_kj": cal or None,
                 "idle_power_w": first["idle_power_w"],
                 "covered_frac": {p: r["covered_frac"] for p, r in phases.items()},
                 "j_per_train_gflop": (train_j / (train_flops_total / 1e9)

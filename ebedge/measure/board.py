@@ -274,7 +274,8 @@ def snapshot(root="/", runner=None):
         pinned, pinned_from = pinned_guess(cpus, gpu), "sysfs"
     return BoardState(
         is_jetson=bool(l4t or "jetson" in (model or "").lower() or "nvidia,tegra" in compatible),
-        model=model or None, hostname=_hostname(root), l4t=l4t, jetpack=jetpack_guess(l4t),
+        model=model or None, hostname=_hostname(root),
+        serial=_read(root, "/proc/device-tree/serial-number") or None, l4t=l4t, jetpack=jetpack_guess(l4t),
         power_mode=nvpmodel, clocks_pinned=pinned, pinned_from=pinned_from, clocks_raw=clocks_raw,
         cpus=cpus, gpu=gpu, thermal=read_thermal(root), fan=read_fan(root))
 

@@ -57,10 +57,11 @@ class BoardState(object):
     """What makes two runs comparable: board identity, power mode, clocks, temperatures.
     Every field may be None (unknown: a plain Linux box, a missing file, no permission)."""
 
-    def __init__(self, is_jetson=None, model=None, hostname=None, l4t=None, jetpack=None,
+    def __init__(self, is_jetson=None, model=None, hostname=None, serial=None, l4t=None, jetpack=None,
                  power_mode=None, clocks_pinned=None, pinned_from=None, clocks_raw=None,
                  cpus=None, gpu=None, thermal=None, fan=None):
         self.is_jetson, self.model, self.hostname = is_jetson, model, hostname
+        self.serial = serial  # the module's serial number: which board a calibration belongs to
         self.l4t, self.jetpack, self.power_mode = l4t, jetpack, power_mode
         self.clocks_pinned, self.pinned_from, self.clocks_raw = clocks_pinned, pinned_from, clocks_raw
         self.cpus = cpus if cpus is not None else {}  # {cpuN: {online, governor, cur, min, max...}}
@@ -79,7 +80,7 @@ class BoardState(object):
 
     def to_json(self):
         return {"is_jetson": self.is_jetson, "model": self.model, "hostname": self.hostname,
-                "l4t": self.l4t, "jetpack": self.jetpack,
+                "serial": self.serial, "l4t": self.l4t, "jetpack": self.jetpack,
                 "nvpmodel": None if self.power_mode is None else self.power_mode.to_json(),
                 "jetson_clocks": {"raw": self.clocks_raw, "pinned": self.clocks_pinned,
                                   "pinned_from": self.pinned_from},
@@ -93,7 +94,8 @@ class BoardState(object):
         cpus = _of(data.get("cpus"), (dict,)) or {}
         thermal = _of(data.get("thermal"), (list,)) or []
         return cls(is_jetson=_of(data.get("is_jetson"), (bool,)), model=_text(data.get("model")),
-                   hostname=_text(data.get("hostname")), l4t=_text(data.get("l4t")),
+                   hostname=_text(data.get("hostname")), serial=_text(data.get("serial")),
+                   l4t=_text(data.get("l4t")),
                    jetpack=_text(data.get("jetpack")),
                    power_mode=PowerMode.from_json(data.get("nvpmodel")),
                    clocks_pinned=_of(clocks.get("pinned"), (bool,)),

@@ -19,6 +19,10 @@ Rules (docs/DESIGN.md, MLPerf Power practice):
 - `meter_energy_j` is the meter's own cumulative counter over the window, interpolated at the
   edges (clamped to the span the counter samples cover), reported beside our integral. A counter
   that goes backwards was reset: counting continues from the value before the reset.
+- `energy_1hz_j` re-integrates the window from the readings a 1 Hz meter would have taken (the
+  first reading at or after each whole second of the series), so a user sees where the rate
+  matters: short phases, bursty loads. `calibrated_energy_j` is filled by
+  ebedge.measure.calibration where a profile applies (empty otherwise).
 - uncertainty_pct = accuracy_pct (the meter's accuracy class, 0 when unknown)
                     + 100 x (1 - covered_frac)          (energy we could not see, at most)
   A plain, conservative sum: the two terms are not independent enough to add in quadrature.
@@ -32,6 +36,7 @@ import math
 from meters.base import GAP, NAN, OVERRANGE, STALE, plausible
 
 HELD_MIN_UPDATES = 10  # fewer distinct readings say nothing of how the sensor updates
+SLOW_RATE_HZ = 1.0  # energy_1hz_j: the same window as a 1 Hz meter would have seen it
 NEGATIVE = "negative"
 COUNTER_RESET = "counter_reset"
 
@@ -399,6 +404,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
         meter, rail = key
         series = {boot: _Series(ss, nominal_interval_s, gap_factor, _max_power(meter))
                   for boot, ss in groups[key].items()}
+        slow = {boot: _Series(thinned(ss, SLOW_RATE_HZ), 1.0 / SLOW_RATE_HZ, gap_factor,
+                              _max_power(meter)) for boot, ss in groups[key].items()}
         reg_method, reg_acc = _meter_facts(meter)
         acc = _pick(accuracy_pct, meter, reg_acc)
         meth = _pick(method, meter, reg_method)
@@ -406,6 +413,8 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
             parts = [(series.get(boot), a, b, _idle_for(idle_power_w, key, boot))
                      for a, b, boot in windows[name]]
             w, net, idle = _combine(parts, acc)
+            w_slow = _combine([(slow.get(boot), a, b, None) for a, b, boot in windows[name]],
+                              acc)[0]
             rows.append({
                 "run_id": run_id, "phase": name, "meter": meter, "rail": rail, "method": meth,
                 "duration_s": w.duration_s, "energy_j": w.energy_j,
@@ -414,8 +423,23 @@ def by_phase(samples, phases, idle_power_w=None, run_id="", nominal_interval_s=N
                 "n_samples": w.n_samples, "rate_hz": w.rate_hz,
                 "sensor_update_hz": w.sensor_update_hz, "max_gap_s": w.max_gap_s,
                 "covered_frac": w.covered_frac, "uncertainty_pct": w.uncertainty_pct,
-                "flags": w.flags_text()})
+                "flags": w.flags_text(),
+                "energy_1hz_j": w_slow.energy_j if w_slow.covered_s > 0 else None,
+                "calibrated_energy_j": None})
     return rows
+
+
+def thinned(samples, rate_hz):
+    """The samples a meter polling at `rate_hz` would have kept: the first at or after each
+    period since the previous one kept."""
+    period = 1.0 / rate_hz
+    out = []
+    due = float("-inf")
+    for s in sorted(samples, key=lambda s: s.t_mono):
+        if s.t_mono >= due:
+            out.append(s)
+            due = s.t_mono + period
+    return out
 
 
 def _idle_for(idle_power_w, key, boot):

@@ -214,7 +214,8 @@ def _energy(local_dir, config, summary, run_id):
     phases = accounting.read_phases(os.path.join(local_dir, "phases.csv"))
     samples = accounting.read_samples(os.path.join(local_dir, "samples.csv"))
     rows = accounting.energy_rows(run_id, phases, samples,
-                                  include_eval=settings.get("include_eval_in_total", False))
+                                  include_eval=settings.get("include_eval_in_total", False),
+                                  calibration=config.get("calibration_profiles"))
     accounting.write_energy_csv(os.path.join(local_dir, "energy.csv"), rows)
     totals = {}
     for r in rows:

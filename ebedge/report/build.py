@@ -11,7 +11,8 @@ Outputs of `build_report`:
   plots/      mask-distance matrices, the paper's Figs. 1/2, 3 and 5 where the runs are those experiments,
               accuracy and FLOPs against the detector's EB epoch where runs drew it at several epochs,
               energy and FLOPs bars per method, power traces with phases shaded; each as PNG and SVG
-  index.html  all of it on one self-contained page (ebedge.report.page)
+  index.html  all of it on one self-contained page (ebedge.report.page), with every meter qualification
+              (qualification.json, `ebedge meters qualify`) found under the inputs
   report.json the same numbers, machine-readable
   emissions.csv  with formats=("codecarbon",): CodeCarbon's columns (ebedge.report.codecarbon)
 """
@@ -53,6 +54,7 @@ class ReportResult:
     files: List[str]
     warnings: List[str]
     notes: List[str]
+    qualifications: List[tuple] = ()  # (path, qualification.json) pairs, ebedge.report.qualification
 
 
 def _records(frame: pd.DataFrame) -> list:
@@ -66,7 +68,8 @@ def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], 
     doc = {"ebedge_version": __version__, "generated_wall": generated,
            "inputs": [os.path.abspath(p) for p in inputs], "warnings": result.warnings, "notes": result.notes,
            "cells": _records(result.cells_df), "table": _records(result.table_df),
-           "runs": _records(result.runs_df), "phases": _records(result.phases_df)}
+           "runs": _records(result.runs_df), "phases": _records(result.phases_df),
+           "qualifications": [dict(q, path=os.path.abspath(p)) for p, q in result.qualifications]}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True, allow_nan=False)
 
@@ -124,8 +127,11 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
         if not run.complete:
             warnings.append("run {} is {}: listed in runs.csv, left out of the table".format(run.run_id, run.status))
         warnings += ["run {}: {}".format(run.run_id, n) for n in run.notes]
+    from ebedge.report import qualification
+    qualifications, bad = qualification.find(paths, skip=[out_dir])
+    warnings += bad
     result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
-                          files=files, warnings=warnings, notes=notes)
+                          files=files, warnings=warnings, notes=notes, qualifications=qualifications)
     generated = time.time()
     json_path = os.path.join(out_dir, "report.json")
     tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]

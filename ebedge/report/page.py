@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from ebedge import __version__
+from ebedge.report import qualification
 from ebedge.report.runs import RUN_FILES, Run, _ratio_rank
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -199,9 +200,15 @@ def _kv(items) -> str:
 
 
 PHASE_COLUMNS = (("phase", None), ("meter", None), ("rail", None), ("method", None), ("seconds", "{:.4g}"),
-                 ("energy_kj", "{:.4g}"), ("net_energy_kj", "{:.4g}"), ("avg_power_w", "{:.4g}"),
+                 ("energy_kj", "{:.4g}"), ("energy_1hz_kj", "{:.4g}"), ("calibrated_energy_kj", "{:.4g}"),
+                 ("net_energy_kj", "{:.4g}"), ("avg_power_w", "{:.4g}"),
                  ("rate_hz", "{:.3g}"), ("sensor_update_hz", "{:.3g}"),
                  ("covered_frac", "{:.3f}"), ("max_gap_s", "{:.3g}"))
+
+PHASE_NOTE = ('<p class="small muted">energy_kj is raw (as the meter reported it, integrated at its full rate); '
+              'energy_1hz_kj is the same window re-integrated from one reading a second (where the two differ, '
+              'the sampling rate matters); calibrated_energy_kj applies the calibration profile named above '
+              '(empty when uncalibrated). Calibrated and raw figures are never averaged together.</p>')
 
 
 def _phase_table(phases: pd.DataFrame) -> str:
@@ -225,6 +232,7 @@ def _run_section(run: Run, info: dict, phases: pd.DataFrame, plots: Dict[str, Li
              ("training PFLOPs", info.get("train_pflops_total")),
              ("training energy (kJ)", info.get("energy_kj_train_total")), ("energy", info.get("energy_label")),
              ("board", info.get("board_id")), ("power mode", info.get("power_mode")),
+             ("calibration", run.config.get("calibration") or "uncalibrated"),
              ("settings key", info.get("settings_key")), ("directory", run.path)]
     parts = [head, _kv((k, "" if _missing(v) else v) for k, v in facts)]
     flags = (run.summary or {}).get("flags") or []
@@ -233,12 +241,15 @@ def _run_section(run: Run, info: dict, phases: pd.DataFrame, plots: Dict[str, Li
         flags.append("missing files: " + ", ".join(run.missing))
     if flags:
         parts.append('<ul class="flags">{}</ul>'.format("".join("<li>{}</li>".format(_e(f)) for f in flags)))
+    notes = (run.summary or {}).get("notes") or []
+    if isinstance(notes, list) and notes:  # expected, not a weaker number: not in red
+        parts.append('<ul class="notes">{}</ul>'.format("".join("<li>{}</li>".format(_e(n)) for n in notes)))
     files = [name for name in RUN_FILES + ("masks.npz",) if os.path.isfile(run.file(name))]
     parts.append('<p>Files: {}</p>'.format(", ".join(
         '<a href="{}">{}</a>'.format(_href(out_dir, run.file(n)), _e(n)) for n in files) or "none"))
     parts.append(_figures(plots, "h4"))
-    parts.append("<details open><summary>Energy per phase, meter and rail</summary>{}</details>"
-                 .format(_phase_table(phases)))
+    parts.append("<details open><summary>Energy per phase, meter and rail</summary>{}{}</details>"
+                 .format(_phase_table(phases), PHASE_NOTE))
     parts.append("<details><summary>Settings</summary>{}</details>".format(_kv(sorted(run.settings.items()))))
     board = run.config.get("board") or {}
     parts.append("<details><summary>Board state</summary>{}</details>".format(
@@ -281,5 +292,6 @@ def render(result, out_dir: str, report_files: Sequence[str], generated: Optiona
     for run in result.runs:
         phases = result.phases_df[result.phases_df["run_id"] == run.run_id]
         parts.append(_run_section(run, infos.get(run.run_id, {}), phases, per_run.get(run.run_id, {}), out_dir))
+    parts.append(qualification.render(result.qualifications))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -25,6 +25,7 @@ HEARTBEAT_STALE_S = 60.0
 RUN_MARKERS = ("config.json", "summary.json")
 RUN_FILES = ("config.json", "summary.json", "phases.csv", "epochs.csv", "energy.csv", "samples.csv")
 REPORT_MARKERS = ("runs.csv", "table.csv")
+QUALIFICATION_MARKER = "qualification.json"
 ENERGY_PHASES = ("idle_before", "search", "prune", "retrain", "eval", "idle_after", "train_total")
 # Paper order (Table 2): dense reference, the baselines, then the EB Train variants.
 METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "lt-structured", "snip-channel", "eb-reinit", "eb", "eb-lf", "eb-ll")
@@ -196,8 +197,8 @@ def find_run_dirs(paths: Sequence[str], skip: Sequence[str] = ()) -> Tuple[List[
         if any(m in names for m in RUN_MARKERS):
             runs.append(directory)
             return True
-        if all(m in names for m in REPORT_MARKERS):
-            return None
+        if all(m in names for m in REPORT_MARKERS) or QUALIFICATION_MARKER in names:
+            return None  # a report, or a meter qualification (ebedge.report.qualification)
         found_any, strays = False, []
         for name in sorted(names):
             full = os.path.join(directory, name)

@@ -218,10 +218,11 @@ def _phase_seconds(phases: pd.DataFrame) -> Dict[str, float]:
 
 
 def phases_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """Per run, phase, meter and rail: seconds (phases.csv) and gross/net kJ and sampling quality (energy.csv)."""
+    """Per run, phase, meter and rail: seconds (phases.csv) and gross/net kJ, the same re-integrated at 1 Hz, the
+    calibrated kJ where a calibration profile applied, and sampling quality (energy.csv)."""
     cols = ["run_id", "board_id", "power_mode", "phase", "seconds", "meter", "rail", "method", "energy_kj",
             "net_energy_kj", "avg_power_w", "idle_power_w", "duration_s", "n_samples", "rate_hz", "sensor_update_hz",
-            "max_gap_s", "covered_frac", "uncertainty_pct"]
+            "max_gap_s", "covered_frac", "uncertainty_pct", "energy_1hz_kj", "calibrated_energy_kj"]
     frames = []
     for run in runs:
         phases = _read_csv(run, "phases.csv")
@@ -231,6 +232,9 @@ def phases_frame(runs: Sequence[Run]) -> pd.DataFrame:
             f = energy.copy()
             f["energy_kj"] = pd.to_numeric(f.get("energy_j"), errors="coerce") / 1e3
             f["net_energy_kj"] = pd.to_numeric(f.get("net_energy_j"), errors="coerce") / 1e3
+            for col in ("energy_1hz_j", "calibrated_energy_j"):  # absent in older runs
+                f[col[:-2] + "_kj"] = (pd.to_numeric(f[col], errors="coerce") / 1e3 if col in f
+                                       else np.nan)
             extra = [p for p in seconds if p not in set(f["phase"])]
             f = pd.concat([f, pd.DataFrame({"phase": extra})], ignore_index=True) if extra else f
         else:

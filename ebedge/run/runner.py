@@ -17,7 +17,7 @@ import sys
 import time
 
 import ebedge
-from ebedge.measure import accounting, board
+from ebedge.measure import accounting, board, calibration
 from ebedge.measure.board_state import changes
 from ebedge.run import resume as resuming, runlock
 from ebedge.util import stats
@@ -183,10 +183,17 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                                rundir.log_samples, settings.meter_options,
                                settings.meter_interval)
         summary.update(board_id=snap.hostname, power_mode=snap.power_mode_label)
+        profiles, cal_warnings = calibration.lookup(calibration.identity(snap),
+                                                    [m.name for m in sampler.meters])
+        for message in cal_warnings:
+            _flag(flags, message)
+        summary["calibration"] = calibration.describe(profiles)
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap.to_json(),
-            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
+            "calibration": summary["calibration"],
+            "calibration_profiles": calibration.applied(profiles)}
         rundir.write_config(config)
         rundir.write_summary(summary)
         rundir.start_heartbeat()
@@ -287,7 +294,8 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     phases = accounting.read_phases(rundir.file("phases.csv"))
     samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
     rows = accounting.energy_rows(rundir.run_id, phases, samples,
-                                  include_eval=settings.include_eval_in_total)
+                                  include_eval=settings.include_eval_in_total,
+                                  calibration=_applied_calibration(rundir))
     names = [m.name for m in sampler.meters] if sampler is not None else []
     rows += node_energy(rundir, nodes, rows, names, settings.include_eval_in_total)
     accounting.write_energy_csv(rundir.file("energy.csv"), rows)
@@ -299,12 +307,19 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
         summary["modelled_energy"] = lowp.modelled_energy(summary)
     # derived from the files: recomputed each time, so an earlier process's view goes away
     summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
-    for message in ([resuming.lost_flag(phases)] + _short_window_warnings(rows, sampler)
+    short, summary["notes"] = _short_windows(rows, sampler)
+    for message in ([resuming.lost_flag(phases)] + short
                     + _coverage_flags(rows, settings.min_coverage)
                     + _idle_flags(rows, phases)):
         if message is None:
             continue
         _flag(summary["flags"], message)
+
+
+def _applied_calibration(rundir):
+    """config.json's `calibration_profiles` (None where the file or the key is missing)."""
+    path = rundir.file("config.json")
+    return read_json(path).get("calibration_profiles") if os.path.exists(path) else None
 
 
 def _derived(flag):
@@ -339,19 +354,27 @@ def _idle_flags(rows, phases):
             and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
 
 
-def _short_window_warnings(rows, sampler):
-    """Warn where a phase window holds fewer than 20 sample periods (its energy is coarse)."""
+# Phases that take a moment by nature: a short window there is expected, a note, not a warning.
+INSTANT_PHASES = {"prune": "pruning takes a moment"}
+
+
+def _short_windows(rows, sampler):
+    """(warnings, notes) where a phase window holds fewer than 20 sample periods (its energy is
+    coarse): a note for a phase that is short by nature, a warning for any other."""
     if sampler is None:
-        return []
+        return [], []
     periods = {m.name: m.interval_s for m in sampler.meters}
-    out = []
+    warnings, notes = [], []
     for row in rows:
         if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
             warning = accounting.short_window_warning(row["phase"], row["duration_s"],
                                                       row["meter"], periods.get(row["meter"]))
-            if warning:
-                out.append(warning)
-    return out
+            if warning and row["phase"] in INSTANT_PHASES:
+                notes.append("note: %s: expected, %s; its energy is coarse (compare energy_1hz_j)"
+                             % (warning[len("warning: "):], INSTANT_PHASES[row["phase"]]))
+            elif warning:
+                warnings.append(warning)
+    return warnings, notes
 
 
 REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),

@@ -38,3 +38,14 @@ def mean_std_ci95(values):
         return mean, None, None
     std = math.sqrt(sum((v - mean) ** 2 for v in x) / (len(x) - 1))
     return mean, std, t_quantile_975(len(x) - 1) * std / math.sqrt(len(x))
+
+
+def paired_ratios(numer, denom, scale=1.0):
+    """(median, min, max) of scale x numer[i] / denom[i] over interleaved rounds: a ratio taken
+    within each round, so load that comes and goes hits both sides of it alike (benchmarks)."""
+    ratios = sorted(scale * float(a) / float(b) for a, b in zip(numer, denom))
+    if not ratios:
+        raise ValueError("no rounds")
+    m = len(ratios) // 2
+    median = ratios[m] if len(ratios) % 2 else 0.5 * (ratios[m - 1] + ratios[m])
+    return median, ratios[0], ratios[-1]

@@ -45,6 +45,20 @@ class PowerProfile(object):
         return cls([(3.0, 3.0, 4.0), (9.0, 9.0, 4.0), (9.0, 14.0, 4.0), (14.0, 14.0, 4.0),
                     (14.0, 3.0, 4.0)])
 
+    def onboard(self, gain=1.0, offset_w=0.0):
+        """What an on-board rail with a gain error and an offset reads when this profile is the
+        wall: (P - offset_w) / gain, so that P_wall = gain x P_rail + offset_w exactly (the map
+        `ebedge meters qualify` must recover). Still piecewise linear, so still exact."""
+        gain, offset_w = float(gain), float(offset_w)
+        if not gain > 0:
+            raise ValueError("gain must be positive, got %r" % gain)
+        try:
+            return PowerProfile([((a - offset_w) / gain, (b - offset_w) / gain, d)
+                                 for a, b, d in self.segments])
+        except ValueError:
+            raise ValueError("offset %g W is more than the profile's lowest power %g W"
+                             % (offset_w, min(min(a, b) for a, b, _ in self.segments)))
+
     def power(self, t):
         t = t % self.period
         for a, b, d in self.segments:

@@ -166,3 +166,16 @@ def test_hours_of_10hz_samples_are_fast():
     assert time.time() - start < 5.0
     assert rows[0]["energy_j"] == pytest.approx(5.0 * 14000.0, rel=1e-9)
     assert not math.isnan(rows[0]["covered_frac"])
+
+
+def test_energy_1hz_shows_what_a_1hz_meter_misses_of_a_burst():
+    # 2 W for 3 s at 100 Hz, with a 0.3 s burst to 10 W between the whole seconds
+    samples = [Sample(i / 100.0, 0.0, "m", "total", 10.0 if 105 <= i < 135 else 2.0)
+               for i in range(301)]
+    (burst,) = energy.by_phase(samples, [("burst", None, 0.0, 3.0)])
+    assert burst["energy_j"] == pytest.approx(6.0 + 8.0 * 0.3, abs=0.1)
+    assert burst["energy_1hz_j"] == pytest.approx(6.0)  # readings at 0, 1, 2, 3 s: all 2 W
+    steady = [Sample(i / 100.0, 0.0, "m", "total", 4.0) for i in range(301)]
+    (row,) = energy.by_phase(steady, [("steady", None, 0.5, 2.5)])
+    assert row["energy_1hz_j"] == pytest.approx(row["energy_j"]) == pytest.approx(8.0)
+    assert row["calibrated_energy_j"] is None
