@@ -86,20 +86,28 @@ def _meter_choices():
               help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
               help="JSON object of settings (what `ebedge remote` pushes); flags given here win")
+@click.option("--log-to", multiple=True, metavar="KIND:TARGET",
+              help="also send each phase's energy and the summary to tensorboard:DIR, "
+                   "mlflow:URI or wandb:PROJECT; repeatable (extra: ebedge[trackers])")
+@click.option("--prometheus-port", metavar="[ADDR:]PORT",
+              help="serve ebedge_power_watts and ebedge_energy_joules_total in the Prometheus "
+                   "text format while the run samples (address 127.0.0.1 unless given)")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory [default: results/<id>]")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="continue the run in this directory from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
 def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, meter_option,
-          settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **options):
+          settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, log_to,
+          prometheus_port, **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
+    exports = _exports(log_to, prometheus_port, nproc)
     if nproc > 1 and resume_dir:
         _launch(nproc, ["--resume", resume_dir] + (["--quiet"] if quiet else []), resume_dir)
         return
     if resume_dir:
         from ebedge.run.runner import execute
-        summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
+        summary = execute(None, out=resume_dir, resume=True, quiet=quiet, **exports)
         out = resume_dir
     else:
         given = dict(options, method=method, model=model, dataset=dataset, data_dir=data_dir,
@@ -119,22 +127,36 @@ def train(method, model, dataset, data_dir, download, prune_ratio, meter_names, 
         from ebedge.run.runner import default_out, execute
         out = out or default_out(resolved)
         if repeats != 1:
-            _repeat(settings, out, repeats, overwrite, quiet)
+            _repeat(settings, out, repeats, overwrite, quiet, exports)
             return
         if nproc > 1:
             _launch_settings(nproc, settings, out, overwrite, quiet)
             return
-        summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
+        summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet, **exports)
     from ebedge.training.distributed import is_main_process
     if not is_main_process():  # torchrun's other ranks: rank 0 reports
         return
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
 
-def _repeat(settings, out, repeats, overwrite, quiet):
+def _exports(log_to, prometheus_port, nproc):
+    """execute()'s tracker and Prometheus arguments, checked before anything runs."""
+    if not log_to and prometheus_port is None:
+        return {}
+    if nproc > 1:
+        raise EbedgeError("--log-to and --prometheus-port work with one process (not --nproc)")
+    from ebedge.integrations.prometheus import parse_address
+    from ebedge.integrations.trackers import parse_spec
+    for spec in log_to:
+        parse_spec(spec)
+    if prometheus_port is not None:
+        parse_address(prometheus_port)
+    return {"log_to": list(log_to), "prometheus": prometheus_port}
+
+def _repeat(settings, out, repeats, overwrite, quiet, exports):
     from ebedge.run.runner import execute_repeats
     summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
-                                            quiet=quiet)
+                                            quiet=quiet, **exports)
     for summary in summaries:
         click.echo(_one_line(summary))
     click.echo("%-18s %4s %14s %14s %14s" % ("over repeats", "n", "mean", "std", "95% +-"))

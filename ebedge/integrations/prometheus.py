@@ -123,18 +123,15 @@ class PowerExporter(object):
                   for (m, r), _, j in rails]
         return "\n".join(lines) + "\n"
 
+    def tee(self, write):
+        """A sample sink that calls `write` and feeds this exporter."""
+        def both(samples):
+            write(samples)
+            self.feed(samples)
+        return both
+
     def close(self):
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
-
-def tee(write, exporter):
-    """A sample sink that writes and also feeds `exporter` (None: `write` itself)."""
-    if exporter is None:
-        return write
-
-    def both(samples):
-        write(samples)
-        exporter.feed(samples)
-    return both

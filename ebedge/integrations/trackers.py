@@ -209,12 +209,15 @@ class Sinks(object):
                 parse_spec(spec)  # every spec checked before any is opened
         self.sinks = []
         self.flags = []
-        try:
-            for spec in specs or ():
+        for spec in specs or ():
+            try:
                 self.sinks.append(open_sink(spec, run_name))
-        except Exception:
-            self.close()
-            raise
+            except Exception as exc:
+                self.close()
+                if isinstance(exc, EbedgeError):
+                    raise
+                raise EbedgeError("cannot open tracker %s: %s: %s"
+                                  % (spec, type(exc).__name__, str(exc).splitlines()[0]))
 
     def _each(self, call):
         for sink in list(self.sinks):
