@@ -215,6 +215,10 @@ class Monitor(object):
         """Close window `name`; its Measurement."""
         return self._end(name)
 
+    def is_open(self, name):
+        """True while window `name` (begun by name) is open."""
+        return name in self._open
+
     def window(self, name):
         """Context manager measuring its block; the Measurement is `.result` afterwards."""
         return _Window(self, name)
