@@ -47,15 +47,19 @@ def fit(callback, module, epochs=2, logger=None):
 def test_fit_epochs_and_validation_are_measured_and_logged(tmp_path, one_thread):
     keep = Keep()
     with ina3221_process(str(tmp_path / "sys"), "5-12:0.7,12-5:0.7") as tx2:
-        cb = EnergyCallback(["ina3221"], {"ina3221": {"root": tx2.root}}, interval_s=0.02,
+        cb = EnergyCallback(["ina3221"], {"ina3221": {"root": tx2.root}}, interval_s=0.05,
                             log_dir=str(tmp_path / "energy"))
         trainer = fit(cb, TinyClassifier(), logger=keep)
     names = [m.name for m in cb.measurements]
     assert names.count("train_epoch") == 2 and names.count("validation") == 2  # no sanity check
     assert names[-1] == "fit"
     for m in cb.measurements:
-        assert m.energy_j == pytest.approx(tx2.truth(m.t_start, m.t_end), rel=0.02), (m, m.covered_frac)
         assert (m.meter, m.method) == ("ina3221", "measured")
+        if m.covered_frac < 0.999:  # a loaded machine stalled the meter: flagged, not wrong
+            assert any(f.startswith("gap: ") for f in m.flags), m
+            continue
+        assert m.energy_j == pytest.approx(tx2.truth(m.t_start, m.t_end), rel=0.02), m
+    assert sum(m.covered_frac >= 0.999 for m in cb.measurements) >= 3
     fit_m = cb.measurements[-1]
     assert all(fit_m.t_start <= m.t_start and m.t_end <= fit_m.t_end for m in cb.measurements)
     assert keep.params == {"energy_meter": "ina3221"}
