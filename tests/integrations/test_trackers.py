@@ -13,10 +13,6 @@ from support.wandb_offline import read_offline_run
 
 INTERVAL = 0.05
 
-pytest.importorskip("tensorboard")
-pytest.importorskip("mlflow")
-pytest.importorskip("wandb")
-
 
 @pytest.fixture
 def offline_wandb(tmp_path, monkeypatch):
@@ -45,6 +41,8 @@ def mlflow_run(uri):
 
 
 def test_monitor_windows_reach_all_three_trackers(fake_tx2, tmp_path, offline_wandb):
+    for package in ("tensorboard", "mlflow", "wandb"):
+        pytest.importorskip(package)
     tx2 = fake_tx2(PowerProfile([(4.0, 11.0, 0.6), (11.0, 6.0, 0.6)]))
     tb, ml = str(tmp_path / "tb"), "sqlite:///%s" % (tmp_path / "ml.db")
     with Monitor(["ina3221"], {"ina3221": {"root": tx2.root}}, interval_s=INTERVAL,
@@ -137,5 +135,6 @@ def test_bad_specs_are_refused_before_anything_opens(spec, tmp_path):
 
 
 def test_a_tracker_that_cannot_open_is_one_line(tmp_path):
+    pytest.importorskip("mlflow")
     with pytest.raises(EbedgeError, match="^cannot open tracker mlflow:nosuchscheme://x: "):
         Monitor(["model"], log_to=["mlflow:nosuchscheme://x"])
