@@ -8,6 +8,7 @@ only when that spec is opened. Tags: `energy/<window>/joules`, `.../watts`, `...
 how often the window name occurred; meter, label and flags go as text (TensorBoard) or tags.
 Device side: Python 3.6 syntax.
 """
+import importlib
 import math
 
 from ebedge.errors import EbedgeError
@@ -80,6 +81,15 @@ def summary_text(summary):
     return ", ".join(parts)
 
 
+def _need(module, spec):
+    """Import `module` for tracker `spec`, or say in one line what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise EbedgeError("%s needs the %s package (pip install ebedge[trackers]): %s"
+                          % (spec, module.split(".")[0], exc))
+
+
 class Sink(object):
     """Where figures go besides the files. `window` once per measured window, `summary` once at
     the end, then `close`. Subclasses implement `_scalars(metrics, step)` and `_text(tag, text)`."""
@@ -106,12 +116,9 @@ class TensorBoardSink(Sink):
 
     def __init__(self, log_dir):
         Sink.__init__(self)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as exc:
-            raise EbedgeError("tensorboard:%s needs the tensorboard package (pip install "
-                              "ebedge[trackers]): %s" % (log_dir, exc))
-        self.writer = SummaryWriter(log_dir=log_dir)
+        _need("tensorboard", "tensorboard:" + log_dir)  # torch's writer needs it
+        writer = _need("torch.utils.tensorboard", "tensorboard:" + log_dir).SummaryWriter
+        self.writer = writer(log_dir=log_dir)
 
     def _scalars(self, metrics, step):
         for tag, value in sorted(metrics.items()):
@@ -129,12 +136,7 @@ class MlflowSink(Sink):
 
     def __init__(self, uri, run_name):
         Sink.__init__(self)
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as exc:
-            raise EbedgeError("mlflow:%s needs the mlflow package (pip install "
-                              "ebedge[trackers]): %s" % (uri, exc))
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = _need("mlflow.tracking", "mlflow:" + uri).MlflowClient(tracking_uri=uri)
         experiment = self.client.get_experiment_by_name("ebedge")
         experiment_id = (experiment.experiment_id if experiment is not None
                          else self.client.create_experiment("ebedge"))
@@ -156,12 +158,7 @@ class WandbSink(Sink):
 
     def __init__(self, project, run_name):
         Sink.__init__(self)
-        try:
-            import wandb
-        except ImportError as exc:
-            raise EbedgeError("wandb:%s needs the wandb package (pip install ebedge[trackers]): "
-                              "%s" % (project, exc))
-        self.run = wandb.init(project=project, name=run_name)
+        self.run = _need("wandb", "wandb:" + project).init(project=project, name=run_name)
 
     def _scalars(self, metrics, step):
         if metrics:

@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from support.remote_sshd import free_port
 from ebedge.cli.meters import meters_group
 from ebedge.errors import EbedgeError
 from ebedge.integrations.prometheus import PowerExporter, parse_address
@@ -97,14 +98,6 @@ def test_a_port_in_use_is_a_one_line_error():
             PowerExporter(taken.getsockname()[1])
     finally:
         taken.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 SCRAPER = """

@@ -3,7 +3,6 @@ TensorBoard match its energy.csv and summary.json, and the endpoint answers whil
 import csv
 import json
 import os
-import socket
 import threading
 import time
 import urllib.request
@@ -11,6 +10,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from support.remote_sshd import free_port
 from ebedge.cli import main
 
 pytest.importorskip("tensorboard")
@@ -18,14 +18,6 @@ pytest.importorskip("tensorboard")
 TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "128", "--limit-test", "64",
         "--batch-size", "32", "--device", "cpu", "--quiet", "--meter", "model",
         "--meter-interval", "0.05"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_train_sends_phases_and_summary_and_serves_prometheus(tmp_path, one_thread):
