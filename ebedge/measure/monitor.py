@@ -253,7 +253,8 @@ class Monitor(object):
         if self._closed:
             return
         for key in list(self._open):
-            self._end(key, extra_flag="window still open at close(), ended there")
+            # no device sync here: after a crash the device may be what failed
+            self._end(key, extra_flag="window still open at close(), ended there", sync=False)
         for m in list(self._pending):
             self._resolve(m, wait=True)
         self._closed = True
@@ -303,8 +304,8 @@ class Monitor(object):
             self._open[key] = (name, start)
         return key
 
-    def _end(self, key, extra_flag=None):
-        if self._sync:
+    def _end(self, key, extra_flag=None, sync=True):
+        if self._sync and sync:
             sync_cuda()  # the window's queued work finishes inside it
         end = now()
         with self._lock:

@@ -185,6 +185,24 @@ def test_windows_wait_for_queued_cuda_work_at_both_edges(monkeypatch):
     assert m.seconds >= 0.3 and cuda.synced[-1][1] <= m.t_end  # its own: inside it
 
 
+class BrokenCuda(FakeCuda):
+    def synchronize(self, index):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+
+def test_close_after_a_device_failure_still_writes_the_files(monkeypatch, tmp_path):
+    """A window left open by a crash that broke the device is ended at close() without a sync
+    (which would raise again), so what was measured is still written."""
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch(FakeCuda(busy_s=0.0)))
+    mon = Monitor(["model"], interval_s=0.05, log_dir=str(tmp_path / "log"))
+    mon.begin_window("epoch")
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch(BrokenCuda()))
+    mon.close()
+    assert mon.measurements[0].flags[0] == "window still open at close(), ended there"
+    with open(str(tmp_path / "log" / "energy.csv")) as f:
+        assert [r["phase"] for r in csv.DictReader(f)] == ["epoch"]
+
+
 @pytest.mark.parametrize("cuda", [FakeCuda(available=False), FakeCuda(initialized=False)])
 def test_no_sync_without_cuda_in_use_or_when_switched_off(monkeypatch, cuda):
     monkeypatch.setitem(sys.modules, "torch", FakeTorch(cuda))
