@@ -95,6 +95,7 @@ def test_a_crash_still_writes_what_was_measured(tmp_path, one_thread):
     assert "window still open at close(), ended there" in crashed.flags
 
 
+@pytest.mark.slow  # a fresh interpreter importing the framework: ~40 s on a loaded 2-core box
 def test_the_example_runs_and_logs_energy(tmp_path):
     example = os.path.join(ROOT, "examples", "lightning_energy.py")
     out = subprocess.check_output([sys.executable, example, "--meter", "model", "--epochs", "1",

@@ -96,6 +96,7 @@ trainer.train()
 """
 
 
+@pytest.mark.slow  # a fresh interpreter importing the framework: ~40 s on a loaded 2-core box
 def test_a_crash_still_writes_what_was_measured(tmp_path):
     log_dir = str(tmp_path / "energy")
     code = CRASH % {"examples": os.path.join(ROOT, "examples"), "tests": os.path.join(ROOT, "tests"),
@@ -114,6 +115,7 @@ def test_a_crash_still_writes_what_was_measured(tmp_path):
     assert any("window still open at close()" in flag for flag in summary["flags"])
 
 
+@pytest.mark.slow  # a fresh interpreter importing the framework: ~40 s on a loaded 2-core box
 def test_the_example_runs_and_logs_energy(tmp_path):
     example = os.path.join(ROOT, "examples", "transformers_energy.py")
     out = subprocess.check_output([sys.executable, example, "--meter", "model", "--epochs", "1",
