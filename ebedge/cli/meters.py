@@ -67,11 +67,36 @@ def list_cmd():
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for samples.csv and energy.csv.")
 @click.option("--run-id", default=None, help="run_id column (default: the --out folder name).")
+@click.option("--prometheus-port", metavar="[ADDR:]PORT", default=None,
+              help="Serve ebedge_power_watts and ebedge_energy_joules_total (Prometheus text "
+                   "format) while recording; address 127.0.0.1 unless given.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, command):
+def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, prometheus_port,
+               command):
     """Sample a meter for --duration seconds or while COMMAND runs (after --)."""
     if (duration is None) == (not command):
         raise click.UsageError("give either --duration S or -- COMMAND ...")
+    exporter = None
+    if prometheus_port is not None:
+        from ebedge.integrations.prometheus import PowerExporter
+        exporter = PowerExporter(prometheus_port)
+        click.echo("prometheus: http://%s:%d/metrics" % (exporter.host, exporter.port), err=True)
+    try:
+        rec = _record(meter_name, port, interval, options, duration, out_dir, run_id, command,
+                      exporter)
+    finally:
+        if exporter is not None:
+            exporter.close()
+    if rec.meter_error:
+        click.echo("warning: %s" % rec.meter_error, err=True)
+    if rec.total_row() is None and rec.meter_info.get("total_error"):
+        click.echo("warning: no total rail: %s" % rec.meter_info["total_error"], err=True)
+    _print_total(rec.rows)
+    sys.exit(rec.exit_code or 0)
+
+
+def _record(meter_name, port, interval, options, duration, out_dir, run_id, command, exporter):
+    """The recording itself; driver and option errors become one line."""
     name = meter_name or meters.best_available()
     kwargs = _parse_options(options)
     if port is not None:
@@ -80,18 +105,13 @@ def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, c
         kwargs["interval_s"] = interval
     try:
         meter = meters.create(name, **kwargs)
-        rec = recording.record(meter, out_dir, duration_s=duration, command=list(command) or None,
-                               run_id=run_id)
+        return recording.record(meter, out_dir, duration_s=duration,
+                                command=list(command) or None, run_id=run_id,
+                                also=exporter.feed if exporter is not None else None)
     except (meters.MeterError, ValueError) as exc:
         raise click.ClickException(str(exc))
     except TypeError as exc:  # an option the driver does not take
         raise click.ClickException("meter %s: %s" % (name, exc))
-    if rec.meter_error:
-        click.echo("warning: %s" % rec.meter_error, err=True)
-    if rec.total_row() is None and rec.meter_info.get("total_error"):
-        click.echo("warning: no total rail: %s" % rec.meter_info["total_error"], err=True)
-    _print_total(rec.rows)
-    sys.exit(rec.exit_code or 0)
 
 
 @meters_group.command("replay")

@@ -18,19 +18,29 @@ from ebedge.errors import EbedgeError
               help="run N times (seed + i) into --out/r<i> and report mean, std and 95% interval")
 @click.option("--settings", "settings_file", type=click.File("r"),
               help="JSON object of settings (what `ebedge remote` pushes); flags given here win")
+@click.option("--log-to", multiple=True, metavar="KIND:TARGET",
+              help="also send each phase's energy and the summary to tensorboard:DIR, "
+                   "mlflow:URI or wandb:PROJECT; repeatable (extra: ebedge[trackers])")
+@click.option("--prometheus-port", metavar="[ADDR:]PORT",
+              help="serve ebedge_power_watts and ebedge_energy_joules_total in the Prometheus "
+                   "text format while the run samples (address 127.0.0.1 unless given)")
 @click.option("--out", type=click.Path(file_okay=False), help="run directory [default: results/<id>]")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="continue the run in this directory from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace a run already in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
-def train(settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **options):
+
+
+def train(settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, log_to, prometheus_port,
+          **options):
     """Search, draw the ticket, prune and retrain; writes a run directory."""
+    exports = _exports(log_to, prometheus_port, nproc)
     if nproc > 1 and resume_dir:
         _launch(nproc, ["--resume", resume_dir] + (["--quiet"] if quiet else []), resume_dir)
         return
     if resume_dir:
         from ebedge.run.runner import execute
-        summary = execute(None, out=resume_dir, resume=True, quiet=quiet)
+        summary = execute(None, out=resume_dir, resume=True, quiet=quiet, **exports)
         out = resume_dir
     else:
         from ebedge.config.settings import merge, resolve
@@ -42,22 +52,38 @@ def train(settings_file, resume_dir, out, overwrite, quiet, repeats, nproc, **op
         from ebedge.run.runner import default_out, execute
         out = out or default_out(settings)
         if repeats != 1:
-            _repeat(settings, out, repeats, overwrite, quiet)
+            _repeat(settings, out, repeats, overwrite, quiet, exports)
             return
         if nproc > 1:
             _launch_settings(nproc, settings, out, overwrite, quiet)
             return
-        summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet)
+        summary = execute(settings, out=out, overwrite=overwrite, quiet=quiet, **exports)
     from ebedge.training.distributed import is_main_process
     if not is_main_process():  # torchrun's other ranks: rank 0 reports
         return
     click.echo(_one_line(summary))
     click.echo("results: %s" % out)
 
-def _repeat(settings, out, repeats, overwrite, quiet):
+
+def _exports(log_to, prometheus_port, nproc):
+    """execute()'s tracker and Prometheus arguments, checked before anything runs."""
+    if not log_to and prometheus_port is None:
+        return {}
+    if nproc > 1:
+        raise EbedgeError("--log-to and --prometheus-port work with one process (not --nproc)")
+    from ebedge.integrations.prometheus import parse_address
+    from ebedge.integrations.trackers import parse_spec
+    for spec in log_to:
+        parse_spec(spec)
+    if prometheus_port is not None:
+        parse_address(prometheus_port)
+    return {"log_to": list(log_to), "prometheus": prometheus_port}
+
+
+def _repeat(settings, out, repeats, overwrite, quiet, exports):
     from ebedge.run.runner import execute_repeats
     summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
-                                            quiet=quiet)
+                                            quiet=quiet, **exports)
     for summary in summaries:
         click.echo(_one_line(summary))
     click.echo("%-18s %4s %14s %14s %14s" % ("over repeats", "n", "mean", "std", "95% +-"))
@@ -66,6 +92,7 @@ def _repeat(settings, out, repeats, overwrite, quiet):
             name, row["n"], row["mean"], "-" if row["std"] is None else "%.6g" % row["std"],
             "-" if row["ci95"] is None else "%.6g" % row["ci95"]))
     click.echo("results: %s (repeats.json)" % out)
+
 
 def _launch_settings(nproc, settings, out, overwrite, quiet):
     from ebedge.training.distributed import settings_file
@@ -76,6 +103,7 @@ def _launch_settings(nproc, settings, out, overwrite, quiet):
     finally:
         os.remove(path)
 
+
 def _launch(nproc, args, out):
     """The run as `nproc` torchrun processes (rank 0 prints its line and the results path)."""
     from ebedge.training.distributed import launch
@@ -83,6 +111,7 @@ def _launch(nproc, args, out):
     if code != 0:
         raise EbedgeError("training on %d processes into %s failed (torchrun exit code %d)"
                           % (nproc, out, code))
+
 
 class PassesTrainOptions(click.Command):
     """A command that passes `ebedge train`'s setting options on (`remote run`): its --help
@@ -97,6 +126,7 @@ class PassesTrainOptions(click.Command):
         with formatter.section("Train options (passed on to the run)"):
             formatter.write_dl(rows)
 
+
 def _one_line(summary):
     energy = summary.get("energy")
     text = "%s %s: test acc %.2f%%, EB epoch %s, train %.4g PFLOPs, %.1fs" % (
@@ -107,6 +137,7 @@ def _one_line(summary):
         text += ", train energy %.4g kJ (%s, %s)" % (energy["kj"].get("train_total", 0.0),
                                                     energy["method"], energy["meter"])
     return text
+
 
 @click.command()
 @click.option("--model", default="vgg16", show_default=True, type=click.Choice(MODEL_NAMES),
@@ -125,6 +156,8 @@ def _one_line(summary):
               help="with --method: the pruned network's forward FLOPs / the dense one's "
                    "[default: the uniform mask of --prune-ratio]")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+
+
 def flops(model, dataset, epochs, images, prune_ratio, width, method, eb_epoch, pruned_fraction,
           as_json):
     """Forward MACs/FLOPs, parameters and training FLOPs (FLOPs = 2 x MACs, step = 3 x forward)."""
@@ -149,12 +182,15 @@ def flops(model, dataset, epochs, images, prune_ratio, width, method, eb_epoch, 
         click.echo("  %s total      %14.4g (%.4g PFLOPs: %s)" % (
             method, cost["total"], cost["total"] / 1e15, cost["structure"]))
 
+
 @click.command()
 @click.option("--out", default=os.path.join("results", "default"), show_default=True,
               type=click.Path(file_okay=False), help="where the two runs land (<out>/eb, <out>/dense)")
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True,
               help="replace an earlier default run in --out")
 @click.option("--quiet", is_flag=True, help="no progress output")
+
+
 def run(out, overwrite, quiet):
     """The built-in default (the shipped `quick` suite): EB Train and dense training side by side
     on the synthetic set."""

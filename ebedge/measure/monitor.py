@@ -13,8 +13,12 @@ gets the same trapezoid over real timestamps, gap handling, idle subtraction and
 a phase of the same span. Ending a window never waits for a meter: its energy is computed when
 first read (after waiting, then, for a sample past its end) or by `close()`. With `log_dir`, samples.csv and windows.csv are appended as they happen
 and energy.csv (computed from those files, as the runner does), config.json and summary.json are
-written at `close()`, so `ebedge report DIR` reads the directory like a run's.
-Device side: Python 3.6, no torch import.
+written at `close()`, so `ebedge report DIR` reads the directory like a run's. With `log_to`
+(`tensorboard:DIR`, `mlflow:URI`, `wandb:PROJECT` or Sink objects, see
+ebedge.integrations.trackers) every window, once computed, and the closing summary also go to
+those trackers. Where CUDA is in use, queued GPU work is finished at both edges of a window
+(`sync_cuda`), so it is charged to the window that issued it.
+Device side: Python 3.6, no torch import (trackers are imported only when asked for).
 """
 import functools
 import itertools
@@ -27,6 +31,7 @@ import time
 import ebedge
 from ebedge.measure import accounting, energy
 from ebedge.errors import EbedgeError
+from ebedge.measure.devicesync import sync_cuda
 from ebedge.measure.recording import SampleWriter
 from ebedge.config.formats import PHASE_COLUMNS
 from ebedge.run.rundir import CsvLog, write_json_atomic
@@ -137,15 +142,14 @@ class _LogDir(object):
         self.windows.write([(self.run_id, name, "", "%.6f" % start[0], "%.6f" % end[0],
                              "%.6f" % start[1], "%.6f" % end[1])])
 
-    def finish(self, idle_power_w, meter_names, summary):
-        """energy.csv from the files (as the runner computes a run's), then summary.json."""
+    def finish(self, idle_power_w, meter_names):
+        """energy.csv from the files (as the runner computes a run's); the summary's energy."""
         self.close()
         windows = accounting.read_phases(self.file(WINDOW_FILE))
         samples = accounting.read_samples(self.file("samples.csv"))
         rows = energy.by_phase(samples, windows, idle_power_w=idle_power_w, run_id=self.run_id)
         accounting.write_energy_csv(self.file("energy.csv"), rows)
-        summary["energy"] = accounting.headline(rows, meter_names, None)
-        write_json_atomic(self.file("summary.json"), summary)
+        return accounting.headline(rows, meter_names, None)
 
 
 class Monitor(object):
@@ -154,11 +158,13 @@ class Monitor(object):
     `meters`: driver names, "auto" for the most trusted one present; `meter_options`:
     {name: {option: value}}, e.g. {"wattsup": {"port": "/dev/ttyUSB0"}}; `interval_s`: the
     sampling interval of every meter (driver default otherwise); `log_dir`: a directory to
-    write in the run-directory formats. The first meter is the one Measurement fields describe.
+    write in the run-directory formats; `log_to`: trackers to send windows and the summary to;
+    `sync_cuda`: finish queued CUDA work at window edges (a no-op without CUDA in use). The first
+    meter is the one Measurement fields describe.
     """
 
     def __init__(self, meters=("auto",), meter_options=None, interval_s=None, log_dir=None,
-                 run_id=None):
+                 run_id=None, log_to=None, sync_cuda=True):
         names = [meters] if isinstance(meters, str) else list(meters)
         if not names or names == ["none"]:
             raise EbedgeError("a Monitor needs at least one meter (e.g. meters=['auto'])")
@@ -174,12 +180,21 @@ class Monitor(object):
         self._keys = itertools.count()
         self._closed = False
         self._started = time.monotonic()
-        self._log = _LogDir(log_dir, self.run_id) if log_dir else None
+        self._sync = sync_cuda
+        self._sinks = None
+        self._log = None
         try:
+            if log_to:
+                from ebedge.integrations.trackers import Sinks, WindowRecord
+                self._sinks = Sinks(log_to, self.run_id)
+                self._record = WindowRecord.of
+            self._log = _LogDir(log_dir, self.run_id) if log_dir else None
             self._sampler = MeterSampler(names, self._receive, meter_options, interval_s)
         except Exception:
             if self._log:
                 self._log.close()
+            if self._sinks:
+                self._sinks.close()
             raise
         self._sampler.start()
         self._sampler.settle(now()[0])  # a first sample precedes the first window
@@ -200,6 +215,10 @@ class Monitor(object):
     def end_window(self, name):
         """Close window `name`; its Measurement."""
         return self._end(name)
+
+    def is_open(self, name):
+        """True while window `name` (begun by name) is open."""
+        return name in self._open
 
     def window(self, name):
         """Context manager measuring its block; the Measurement is `.result` afterwards."""
@@ -235,19 +254,26 @@ class Monitor(object):
         if self._closed:
             return
         for key in list(self._open):
-            self._end(key, extra_flag="window still open at close(), ended there")
+            # no device sync here: after a crash the device may be what failed
+            self._end(key, extra_flag="window still open at close(), ended there", sync=False)
         for m in list(self._pending):
             self._resolve(m, wait=True)
         self._closed = True
         errors = self._sampler.stop()
+        flags = sorted(set(f for m in self.measurements for f in m.flags))
+        summary = {"run_id": self.run_id, "kind": "monitor", "status": "complete",
+                   "windows": len(self.measurements), "idle_power_w": self._idle_total(),
+                   "runtime_s": time.monotonic() - self._started,
+                   "flags": flags + ["meter error: %s" % e for e in errors]}
         if self._log:
-            names = [m.name for m in self._sampler.meters]
-            flags = sorted(set(f for m in self.measurements for f in m.flags))
-            self._log.finish(self.idle_power_w, names, {
-                "run_id": self.run_id, "kind": "monitor", "status": "complete",
-                "windows": len(self.measurements), "idle_power_w": self._idle_total(),
-                "runtime_s": time.monotonic() - self._started,
-                "flags": flags + ["meter error: %s" % e for e in errors]})
+            summary["energy"] = self._log.finish(self.idle_power_w,
+                                                 [m.name for m in self._sampler.meters])
+        if self._sinks:
+            self._sinks.summary(summary)
+            self._sinks.close()
+            summary["flags"] += self._sinks.flags
+        if self._log:
+            write_json_atomic(self._log.file("summary.json"), summary)
 
     def __enter__(self):
         return self
@@ -268,6 +294,8 @@ class Monitor(object):
     def _begin(self, name, key):
         if self._closed:
             raise EbedgeError("the monitor is closed")
+        if self._sync:
+            sync_cuda()  # work queued before the window is not its work
         start = now()
         with self._lock:
             if key is None:
@@ -277,7 +305,9 @@ class Monitor(object):
             self._open[key] = (name, start)
         return key
 
-    def _end(self, key, extra_flag=None):
+    def _end(self, key, extra_flag=None, sync=True):
+        if self._sync and sync:
+            sync_cuda()  # the window's queued work finishes inside it
         end = now()
         with self._lock:
             if key not in self._open:
@@ -312,6 +342,8 @@ class Monitor(object):
                                    idle_power_w=self.idle_power_w, run_id=self.run_id)
             m._set(rows, self._flags(m.name, m.seconds, rows))
             self._pending.remove(m)
+        if self._sinks:
+            self._sinks.window(self._record(m))
 
     def _flags(self, name, seconds, rows):
         flags = []

@@ -88,8 +88,9 @@ def _wait_for_sample_after(meter, t, timeout_s, keep):
     return False
 
 
-def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0.5):
-    """Sample `meter` for `duration_s` seconds or while `command` (argv list) runs.
+def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0.5, also=None):
+    """Sample `meter` for `duration_s` seconds or while `command` (argv list) runs; `also`, a
+    callable, gets every batch of samples too (the Prometheus exporter).
 
     The window opens once the meter has delivered its first sample and closes when the command
     ends or the time is up; one more sample after it is awaited so both edges interpolate.
@@ -108,6 +109,8 @@ def record(meter, out_dir, duration_s=None, command=None, run_id=None, drain_s=0
     def keep(samples):
         kept.extend(samples)
         writer.write(samples)
+        if also is not None:
+            also(samples)
 
     settle_s = max(2.0, 10 * meter.interval_s)
     exit_code = None

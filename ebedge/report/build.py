@@ -14,7 +14,8 @@ Outputs of `build_report`:
   index.html  all of it on one self-contained page (ebedge.report.page), with every meter qualification
               (qualification.json, `ebedge meters qualify`) found under the inputs
   report.json the same numbers, machine-readable
-  emissions.csv  with formats=("codecarbon",): CodeCarbon's columns (ebedge.report.codecarbon)
+  emissions.csv  with formats=("codecarbon",): CodeCarbon's columns, and emissions_ebedge.csv: which
+                 meter, measured/modelled (ebedge.report.codecarbon)
 """
 import json
 import os
@@ -136,12 +137,10 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     json_path = os.path.join(out_dir, "report.json")
     tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]
     if "codecarbon" in formats:
-        from ebedge.report.codecarbon import emissions_frame
-        path = os.path.join(out_dir, "emissions.csv")
-        emissions_frame(runs, runs_df, phases_df, carbon_intensity_g_per_kwh).to_csv(path, index=False,
-                                                                                      float_format="%.10g")
-        files.append(path)
-        tables.append(path)
+        from ebedge.report.codecarbon import emissions_frame, write_emissions
+        written = write_emissions(emissions_frame(runs, runs_df, phases_df, carbon_intensity_g_per_kwh), out_dir)
+        files.extend(written)
+        tables.extend(written)
     write_report_json(result, json_path, paths, generated)
     files.append(json_path)
     from ebedge.report.page import render

@@ -4,10 +4,14 @@ One row per run with energy. CodeCarbon's units: duration in s, energy in kWh, e
 emissions_rate in kg/s. What ebedge does not know stays empty (CPU/GPU/RAM split, location, cloud);
 emissions are filled only from a carbon intensity the user states, never from a guess. The energy is the
 run's `run_total` window (idle windows included, as CodeCarbon tracks a whole process) on the run's
-headline meter and rail; trailing `ebedge_*` columns say which, and whether it was measured or modelled.
+headline meter and rail. emissions.csv holds exactly CodeCarbon's columns: CodeCarbon's own FileOutput
+backs up and replaces a file whose header differs from its EmissionsData. Which meter and rail, and
+whether the energy was measured or modelled, is in `emissions_ebedge.csv` beside it (`run_id` + the
+`ebedge_*` columns), one row per emissions.csv row.
 """
 import datetime
 import math
+import os
 from typing import List, Optional
 
 import pandas as pd
@@ -76,3 +80,11 @@ def emissions_frame(runs: List[Run], runs_df: pd.DataFrame, phases_df: pd.DataFr
             row["emissions_rate"] = row["emissions"] / duration if duration > 0 else None
         rows.append(row)
     return pd.DataFrame(rows, columns=list(CODECARBON_COLUMNS + EBEDGE_COLUMNS))
+
+
+def write_emissions(frame: pd.DataFrame, out_dir: str) -> List[str]:
+    """emissions.csv (CodeCarbon's columns only) and emissions_ebedge.csv (the labels); their paths."""
+    paths = [os.path.join(out_dir, "emissions.csv"), os.path.join(out_dir, "emissions_ebedge.csv")]
+    frame[list(CODECARBON_COLUMNS)].to_csv(paths[0], index=False, float_format="%.10g")
+    frame[["run_id"] + list(EBEDGE_COLUMNS)].to_csv(paths[1], index=False, float_format="%.10g")
+    return paths

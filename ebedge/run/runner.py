@@ -6,7 +6,9 @@ phase and the summary. Everything is written as it happens; SIGINT/SIGTERM leave
 `interrupted`, a full disk `failed: disk full (...)`, any other failure `failed: ...`, and
 `--resume` continues from the last checkpoint: work done after it is reported as `lost` (see
 ebedge.run.resume), runtime counts every process of the run, and a resume on a new boot measures
-that boot's own idle power first.
+that boot's own idle power first. `log_to` sends each phase's energy and the summary's headline
+numbers to trackers once energy.csv is written; `prometheus` serves the live power and energy of
+every rail while the run samples (ebedge.integrations).
 """
 import os
 import platform
@@ -126,11 +128,14 @@ def _resume_state(out):
 
 
 @runlock.guarded  # a run inside a runs root holds the board's run lock, or is refused
-def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
+def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_to=None,
+            prometheus=None):
     """Run `settings` (overrides of ebedge.config.settings.DEFAULTS) into `out`; returns the summary.
 
     With `resume`, settings come from `out/config.json` and the run continues from its last
-    checkpoint. Raises EbedgeError for bad input, before anything runs where it can.
+    checkpoint. `log_to`: tracker specs (ebedge.integrations.trackers); `prometheus`: PORT or
+    ADDR:PORT to serve live power on. Neither changes the experiment (nor its config hash).
+    Raises EbedgeError for bad input, before anything runs where it can.
     """
     if resume:
         if out is None:
@@ -165,9 +170,16 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                "runtime_s": runtime_before}
     started = rundir.started_mono
     guard = None
+    sinks = exporter = None
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
+        if world.is_main and log_to:
+            from ebedge.integrations.trackers import Sinks
+            sinks = Sinks(log_to, run_id)
+        if world.is_main and prometheus is not None:
+            from ebedge.integrations.prometheus import PowerExporter
+            exporter = PowerExporter(prometheus)
         snap = board.snapshot()
         if snap.is_jetson and snap.clocks_pinned is False:
             _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
@@ -180,7 +192,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                 flags.append("warning: cooldown to %g C not reached (%.1f C)"
                              % (settings.cooldown_temp_c, hottest))
         sampler = MeterSampler(settings.meters if world.samples_meters else [],  # one per node
-                               rundir.log_samples, settings.meter_options,
+                               (exporter.tee(rundir.log_samples) if exporter
+                                else rundir.log_samples), settings.meter_options,
                                settings.meter_interval)
         summary.update(board_id=snap.hostname, power_mode=snap.power_mode_label)
         profiles, cal_warnings = calibration.lookup(calibration.identity(snap),
@@ -237,12 +250,15 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         summary["runtime_s"] = runtime_before + time.monotonic() - started
         nodes = (gather_nodes(world, rundir, sampler)
                  if world.size > 1 and summary["status"] == "complete" else [])
+        if exporter is not None:
+            exporter.close()
         if world.is_main:
-            _finish(rundir, settings, summary, sampler, nodes)
+            _finish(rundir, settings, summary, sampler, nodes, sinks)
         else:
             rundir.close()
         world.close()
     return summary
+
 
 
 def _flag(flags, message):
@@ -266,8 +282,9 @@ def _raise_interrupted(signum, frame):
     raise Interrupted("terminated by signal %d" % signum)
 
 
-def _finish(rundir, settings, summary, sampler, nodes=()):
-    """energy.csv and the final summary, from what the files hold (also after an interruption).
+def _finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
+    """energy.csv and the final summary, from what the files hold (also after an interruption),
+    and the same figures to the trackers in `sinks`.
 
     A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
     `failed: disk full (...)` instead of `running`."""
@@ -275,7 +292,9 @@ def _finish(rundir, settings, summary, sampler, nodes=()):
     if os.path.exists(rundir.file("config.json")):
         try:
             rundir.close()
-            _energy_summary(rundir, settings, summary, sampler, nodes)
+            rows = _energy_summary(rundir, settings, summary, sampler, nodes)
+            if sinks is not None:
+                _send(sinks, rows, summary)
         except (OSError, EbedgeError) as exc:
             full = disk_full(exc) or (exc if isinstance(exc, EbedgeError) else None)
             if full is None:
@@ -284,6 +303,8 @@ def _finish(rundir, settings, summary, sampler, nodes=()):
                 summary["status"] = "failed: %s" % full
             _flag(flags, "energy.csv not written: %s" % full)
         rundir.write_summary(summary)
+    if sinks is not None:
+        sinks.close()
     rundir.close()
     if rundir.write_error is not None and summary["status"] == "complete":
         summary["status"] = "failed: %s" % rundir.write_error
@@ -313,6 +334,25 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
                     + _idle_flags(rows, phases)):
         if message is None:
             continue
+        _flag(summary["flags"], message)
+    return rows
+
+
+def _send(sinks, rows, summary):
+    """Each phase's energy on the headline meter (its total rail and every rail), then the
+    summary; a tracker that failed is named in the flags."""
+    from ebedge.integrations.trackers import WindowRecord
+    headline = summary.get("energy") or {}
+    meter, rail = headline.get("meter"), headline.get("rail")
+    for r in rows:
+        if r["meter"] == meter and r["rail"] == rail:
+            rails = dict((x["rail"], x["energy_j"]) for x in rows
+                         if x["meter"] == meter and x["phase"] == r["phase"])
+            sinks.window(WindowRecord(r["phase"], r["duration_s"], meter, r["method"],
+                                      r["energy_j"], r["avg_power_w"], r["net_energy_j"], rails,
+                                      [f for f in (r["flags"] or "").split("|") if f]))
+    sinks.summary(summary)
+    for message in sinks.flags:
         _flag(summary["flags"], message)
 
 
@@ -385,7 +425,8 @@ REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),
                   ("eb_epoch", lambda s: s.get("eb_epoch")))
 
 
-def execute_repeats(settings, out, repeats, overwrite=False, quiet=False):
+def execute_repeats(settings, out, repeats, overwrite=False, quiet=False, log_to=None,
+                    prometheus=None):
     """Run `settings` `repeats` times into out/r<i> (seed + i); returns (summaries, statistics).
 
     Statistics are mean, sample std and 95% interval half-width (t-distribution) per metric,
@@ -401,7 +442,8 @@ def execute_repeats(settings, out, repeats, overwrite=False, quiet=False):
             summaries.append(read_json(os.path.join(run_out, "summary.json")))
             continue
         summaries.append(execute(base.replace(seed=base.seed + i, repeat=i), out=run_out,
-                                 overwrite=overwrite, quiet=quiet))
+                                 overwrite=overwrite, quiet=quiet, log_to=log_to,
+                                 prometheus=prometheus))
     statistics = {}
     for name, get in REPEAT_METRICS:
         values = [get(s) for s in summaries if get(s) is not None]

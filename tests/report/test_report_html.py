@@ -153,8 +153,9 @@ def test_codecarbon_emissions_csv(tmp_path):
                   "codecarbon_version,cpu_count,cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,"
                   "tracking_mode,cpu_utilization_percent,gpu_utilization_percent,ram_utilization_percent,"
                   "ram_used_gb,on_cloud,pue,wue").split(",")
-    assert header[:len(codecarbon)] == codecarbon
+    assert header == codecarbon  # exactly: CodeCarbon's FileOutput replaces a file with other columns
     rows = pd.read_csv(os.path.join(out, "emissions.csv")).set_index("run_id")
+    rows = rows.join(pd.read_csv(os.path.join(out, "emissions_ebedge.csv")).set_index("run_id"))
     assert sorted(rows.index) == ["m1", "x2"]
     m1 = rows.loc["m1"]
     assert m1["energy_consumed"] == pytest.approx(total_j / 3.6e6) and m1["duration"] == pytest.approx(92.0)
@@ -167,11 +168,40 @@ def test_codecarbon_emissions_csv(tmp_path):
     cli = CliRunner().invoke(report_command, [root, "--out", out, "--carbon-intensity", "400"])
     assert cli.exit_code == 0, cli.output
     m1 = pd.read_csv(os.path.join(out, "emissions.csv")).set_index("run_id").loc["m1"]
+    labels = pd.read_csv(os.path.join(out, "emissions_ebedge.csv")).set_index("run_id").loc["m1"]
     assert m1["emissions"] == pytest.approx(total_j / 3.6e6 * 0.4)
     assert m1["emissions_rate"] == pytest.approx(total_j / 3.6e6 * 0.4 / 92.0)
-    assert m1["ebedge_carbon_intensity_g_per_kwh"] == 400
+    assert labels["ebedge_carbon_intensity_g_per_kwh"] == 400
     bad = CliRunner().invoke(report_command, [root, "--out", out, "--carbon-intensity", "-5"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_emissions_csv_passes_codecarbons_own_reader(tmp_path):
+    """CodeCarbon's FileOutput takes our file as its own (same header: it appends, no backup), and
+    every row builds CodeCarbon's EmissionsData record."""
+    pytest.importorskip("codecarbon")
+    import dataclasses
+    from codecarbon.output_methods.emissions_data import EmissionsData
+    from codecarbon.output_methods.file import FileOutput
+    root, out = str(tmp_path / "results"), str(tmp_path / "rep")
+    total_j = add_totals(write_run(root, "m1"), "m1")
+    cli = CliRunner().invoke(report_command, [root, "--out", out, "--carbon-intensity", "400"])
+    assert cli.exit_code == 0, cli.output
+    fields = [f.name for f in dataclasses.fields(EmissionsData)]
+    ours = pd.read_csv(os.path.join(out, "emissions.csv"), dtype=object, keep_default_na=False)
+    record = EmissionsData(**ours.iloc[0].to_dict())  # every column is one of its fields
+    assert float(record.energy_consumed) == pytest.approx(total_j / 3.6e6)
+    theirs = EmissionsData(**dict.fromkeys(fields, ""))
+    theirs.run_id, theirs.energy_consumed, theirs.duration = "cc-run", 0.002, 10.0
+    writer = FileOutput("emissions.csv", out, on_csv_write="append")
+    assert writer.has_valid_headers(theirs)
+    writer.out(theirs, None)
+    assert not [f for f in os.listdir(out) if f.endswith(".bak")]  # no backup: it took the file
+    both = pd.read_csv(os.path.join(out, "emissions.csv"))
+    assert list(both["run_id"]) == ["m1", "cc-run"]
+    assert both["energy_consumed"].tolist() == pytest.approx([total_j / 3.6e6, 0.002])
+    FileOutput("emissions.csv", out, on_csv_write="update").out(theirs, None)  # its pandas path
+    assert list(pd.read_csv(os.path.join(out, "emissions.csv"))["run_id"]) == ["m1", "cc-run"]
 
 
 def test_index_html_is_self_contained_and_escapes_what_runs_say(tmp_path):
