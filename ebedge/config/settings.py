@@ -7,6 +7,7 @@ imports nothing heavy, so a laptop validates settings without loading torch.
 import hashlib
 import json
 import math
+import re
 
 from ebedge.errors import EbedgeError
 
@@ -58,6 +59,11 @@ DEFAULTS = {
     "include_eval_in_total": False,
     "allow": False,  # record (rather than refuse) power-mode or clock changes mid-run
     "cooldown_temp_c": None,
+    # board state for the run (ebedge.measure.powermode): switched before, restored after
+    "power_mode": None,  # an nvpmodel mode, by name or id (/etc/nvpmodel.conf); None: leave as is
+    "gpu_max_freq_hz": None,  # cap the GPU's devfreq max_freq (within the mode's range)
+    "cpu_max_freq_khz": None,  # cap every online CPU's scaling_max_freq
+    "pin_clocks": False,  # jetson_clocks for the run (its earlier state restored after)
     "repeat": 0,
     "min_coverage": 0.95,  # a phase whose meter covered less of it than this is flagged
     # compute pipeline (issue 11): recorded in config.json["compute"] as resolved
@@ -120,8 +126,10 @@ OPTIONAL_RANGES = {  # None means "not set"
 }
 INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "repeat": 0,
             "channel_multiple": 1}
-OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1}
-FLAGS = ("download", "keep_searching", "include_eval_in_total", "allow",
+OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1,
+                     "gpu_max_freq_hz": 1, "cpu_max_freq_khz": 1}
+POWER_MODE_NAME = re.compile(r"^[A-Za-z0-9_.+\-]{1,64}$")  # as names in nvpmodel.conf, and safe in cell ids
+FLAGS = ("download", "keep_searching", "include_eval_in_total", "allow", "pin_clocks",
          "amp", "channels_last", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -174,6 +182,7 @@ def resolve(overrides):
     if s["data_pipeline"] not in DATA_PIPELINES:
         raise EbedgeError("unknown data pipeline %r; choose one of: %s"
                           % (s["data_pipeline"], ", ".join(DATA_PIPELINES)))
+    s["power_mode"] = _power_mode(s["power_mode"])
     _resolve_paper_options(s)  # after the integers: draw_at is checked against epochs
     if s["workers"] != "auto":
         s["workers"] = _integer("workers", s["workers"], 0)
@@ -190,6 +199,16 @@ def resolve(overrides):
             raise EbedgeError("meter 'none' cannot be combined with other meters")
         s["meters"] = []
     return s
+
+
+def _power_mode(value):
+    """An nvpmodel mode id (int >= 0) or name; checked against the board's modes only on the board."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    if isinstance(value, str) and POWER_MODE_NAME.match(value):
+        return int(value) if value.isdigit() else value
+    raise EbedgeError("power_mode must be an nvpmodel mode id or name (letters, digits, . _ + -), got %r"
+                      % (value,))
 
 
 def _resolve_paper_options(s):

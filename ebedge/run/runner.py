@@ -17,7 +17,7 @@ import sys
 import time
 
 import ebedge
-from ebedge.measure import accounting, board
+from ebedge.measure import accounting, board, powermode
 from ebedge.run import resume as resuming, runlock
 from ebedge.util import stats
 from ebedge.training import lowp
@@ -163,9 +163,16 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
                "runtime_s": runtime_before}
     started = rundir.started_mono
     guard = None
+    session, owned, switch = None, False, None
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
+        target = powermode.target_of(settings)
+        if not powermode.empty(target):  # switch first: the snapshot records the run's own mode
+            session, owned = powermode.session_for_run()
+            switch = session.apply(target, settings["cooldown_temp_c"])
+            for message in switch["flags"]:
+                _flag(flags, message)
         snap = board.snapshot()
         if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
             _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
@@ -184,7 +191,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
             "versions": _versions(), "host": socket.gethostname(), "board": snap,
-            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe()}
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
+            "power_mode_switch": switch}
         rundir.write_config(config)
         rundir.write_summary(summary)
         rundir.start_heartbeat()
@@ -225,6 +233,9 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
             flags.extend("meter error: %s" % e for e in sampler.stop())
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
+        if owned:  # a run on its own puts the board back; a suite's session does so at its end
+            for problem in session.restore():
+                _flag(flags, "board not restored: %s" % problem)
         summary["runtime_s"] = runtime_before + time.monotonic() - started
         nodes = (gather_nodes(world, rundir, sampler)
                  if world.size > 1 and summary["status"] == "complete" else [])

@@ -1,0 +1,170 @@
+"""Power mode as an axis: switching, capping, checking and restoring, against a fake nvpmodel whose
+modes change the simulated board's power, so a sweep's energies are checked against the truth per mode."""
+import csv
+import json
+import os
+import stat
+
+import pytest
+
+from ebedge.errors import EbedgeError
+from ebedge.measure import board, powermode
+from ebedge.run.suite import load_suite, run_suite
+from meters.sim.nvpmodel import FakePowerModes, Mode
+from meters.sim.profile import PowerProfile
+from meters.sim.sysfs import FakeIna3221Tree
+
+MAXN = Mode(0, "MAXN", PowerProfile([(12.0, 12.0, 0.7), (15.0, 15.0, 0.5)]), 2035200, 1300500000)
+MAXQ = Mode(1, "MAXQ", PowerProfile([(5.0, 5.0, 0.6), (6.5, 6.5, 0.4)]), 1267200, 854250000)
+
+
+@pytest.fixture
+def modes(tmp_path, monkeypatch):
+    """A TX2-like board tree with two modes, its fake nvpmodel first on PATH, MAXN in force."""
+    fake = FakePowerModes(str(tmp_path / "board"), [MAXN, MAXQ])
+    monkeypatch.setenv("PATH", "%s:%s" % (fake.bin_dir, os.environ["PATH"]))
+    monkeypatch.setattr(powermode, "BOARD_ROOT", fake.root)
+    monkeypatch.setattr(powermode, "SETTLE_POLL_S", 0.02)
+    monkeypatch.setattr(board, "COMMAND_INTERVAL_S", 0.0)
+    return fake
+
+
+def _session(fake):
+    return powermode.Session(fake.root, poll_s=0.02, settle_timeout_s=5.0)
+
+
+def _target(mode=None, gpu=None, cpu=None):
+    return powermode.Target(mode, gpu, cpu, False)
+
+
+def test_apply_switches_settles_checks_and_restore_goes_back(modes):
+    with _session(modes) as session:
+        record = session.apply(_target("maxq"))  # names match in any case
+        assert modes.mode() == 1 and record["power_mode"] == "MAXQ (1)"
+        assert record["mode"] == {"id": 1, "name": "MAXQ"} and record["settled"] and record["switched"]
+        assert board.read_gpu(modes.root)["max"] == MAXQ.gpu_max_hz
+        assert session.apply(_target(1))["switched"] is False  # same target: no second switch
+    assert modes.mode() == 0
+    assert board.read_cpus(modes.root)["cpu0"]["max"] == MAXN.cpu_max_khz
+
+
+def test_caps_are_written_checked_and_undone(modes):
+    with _session(modes) as session:
+        record = session.apply(_target(0, gpu=522750000, cpu=1000000))
+        assert record["power_mode"] == "MAXN (0)"
+        assert board.read_gpu(modes.root)["max"] == 522750000
+        assert all(c["max"] == 1000000 for c in board.read_cpus(modes.root).values())
+        with pytest.raises(EbedgeError, match="GPU clock cap 9999 is outside the hardware range"):
+            session.apply(_target(0, gpu=9999))
+    assert board.read_gpu(modes.root)["max"] == MAXN.gpu_max_hz
+    assert board.read_cpus(modes.root)["cpu1"]["max"] == MAXN.cpu_max_khz
+
+
+def test_unknown_mode_is_refused_in_one_line_naming_the_modes(modes):
+    with pytest.raises(EbedgeError) as err:
+        _session(modes).apply(_target("MODE_15W"))
+    assert str(err.value) == "power mode 'MODE_15W' is not one of this board's modes: 0 MAXN, 1 MAXQ"
+    assert modes.mode() == 0
+
+
+def test_without_root_or_sudo_the_switch_is_refused_with_the_sudoers_line(modes, tmp_path, monkeypatch):
+    open(os.path.join(modes.root, "deny"), "w").close()  # nvpmodel -m fails as for a normal user
+    sudo = tmp_path / "sudo-bin" / "sudo"
+    sudo.parent.mkdir()
+    sudo.write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    sudo.chmod(sudo.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", "%s:%s" % (sudo.parent, os.environ["PATH"]))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # a normal user, also when the tests run as root
+    with pytest.raises(EbedgeError) as err:
+        _session(modes).apply(_target("MAXQ"))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("cannot run `nvpmodel -m 1` (sudo: a password is required)")
+    assert powermode.SUDOERS_LINE in message
+    assert modes.mode() == 0
+
+
+def test_guard_refuses_a_board_that_does_not_take_the_mode(modes, tmp_path, monkeypatch):
+    lazy = tmp_path / "lazy" / "nvpmodel"  # exits 0 but changes nothing, like a mode the board ignores
+    lazy.parent.mkdir()
+    lazy.write_text("#!/bin/sh\n[ \"$1\" = -q ] && exec '%s' -q\nexit 0\n" % os.path.join(modes.bin_dir, "nvpmodel"))
+    lazy.chmod(lazy.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", "%s:%s" % (lazy.parent, os.environ["PATH"]))
+    with pytest.raises(EbedgeError, match=r"power-mode guard: asked for MAXQ \(1\), the board reports MAXN \(0\)"):
+        _session(modes).apply(_target("MAXQ"))
+
+
+SUITE = """
+name = "modes"
+[defaults]
+model = "vgg11"
+width = 0.0625
+limit_train = 256
+limit_test = 32
+batch_size = 32
+epochs = 2
+device = "cpu"
+meters = ["ina3221"]
+meter_interval = 0.01
+idle_seconds = 0.6
+[grid]
+methods = ["dense"]
+power_modes = ["MAXN", "MAXQ"]
+"""
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _suite(tmp_path, tree_root, text=SUITE):
+    path = tmp_path / "modes.toml"
+    path.write_text(text.replace('meters = ["ina3221"]', 'meters = ["ina3221"]\nmeter_options = {ina3221 = {root = "%s"}}'
+                                 % tree_root))
+    return load_suite(str(path))
+
+
+def test_a_suite_sweeps_the_modes_and_each_cells_energy_is_that_modes_truth(tmp_path, modes, one_thread):
+    from ebedge.run.runner import execute
+    tree = FakeIna3221Tree(modes.root, "tx2", modes.profile).start(rate_hz=1000.0)
+    try:
+        suite = _suite(tmp_path, modes.root)
+        assert [c.cell_id for c in suite.cells()] == ["vgg11-synthetic-dense-pmMAXN-r0",
+                                                      "vgg11-synthetic-dense-pmMAXQ-r0"]
+        results = run_suite(suite, str(tmp_path / "out"), execute, progress=lambda line: None)
+        assert [status for _, status in results] == ["complete", "complete"]
+        watts = {}
+        for cell_id, mode in (("vgg11-synthetic-dense-pmMAXN-r0", "MAXN (0)"),
+                              ("vgg11-synthetic-dense-pmMAXQ-r0", "MAXQ (1)")):
+            run = os.path.join(str(tmp_path / "out"), cell_id)
+            summary = json.load(open(os.path.join(run, "summary.json")))
+            config = json.load(open(os.path.join(run, "config.json")))
+            assert summary["power_mode"] == mode and config["settings"]["power_mode"] == mode.split()[0]
+            assert config["power_mode_switch"]["power_mode"] == mode
+            energy = {r["phase"]: r for r in _rows(os.path.join(run, "energy.csv"))
+                      if r["rail"] == "total" and r["meter"] == "ina3221"}
+            for row in _rows(os.path.join(run, "phases.csv")):
+                if row["phase"] in ("idle_before", "idle_after"):
+                    exact = tree.truth(float(row["t_start_mono"]), float(row["t_end_mono"]))
+                    assert float(energy[row["phase"]]["energy_j"]) == pytest.approx(exact, rel=0.02)
+            watts[mode] = float(energy["idle_before"]["avg_power_w"])
+        assert 11.5 < watts["MAXN (0)"] < 15.5 and 4.5 < watts["MAXQ (1)"] < 7.0
+        assert modes.mode() == 0  # the original mode is back after the suite
+    finally:
+        tree.close()
+
+
+def test_ctrl_c_in_a_cell_still_restores_the_original_mode(tmp_path, modes):
+    suite = _suite(tmp_path, modes.root)
+
+    def execute(settings, out, resume):
+        if settings["power_mode"] == "MAXQ":
+            session, owned = powermode.session_for_run()
+            assert not owned  # the suite's session, which restores once at its end
+            session.apply(powermode.target_of(settings))
+            assert modes.mode() == 1
+            raise KeyboardInterrupt
+        return {"status": "complete"}
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, str(tmp_path / "out"), execute, progress=lambda line: None)
+    assert modes.mode() == 0
