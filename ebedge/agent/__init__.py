@@ -350,11 +350,12 @@ def info(root=None):
         out["meters"] = [{"name": n, "available": ok, "reason": why} for n, ok, why in meters.detect()]
     except Exception as exc:
         out["meters"], out["meters_error"] = [], str(exc)
-    from ebedge.measure import board
+    from ebedge.measure import board, powermode
     snap = board.snapshot()
     out["board"] = {"model": snap.get("model"), "l4t": snap.get("l4t"),
-                    "jetpack": snap.get("jetpack"), "nvpmodel_mode": snap.get("nvpmodel_mode"),
-                    "jetson_clocks_pinned": snap.get("jetson_clocks_pinned"),
+                    "jetpack": snap.get("jetpack"), "nvpmodel_mode": snap.get("nvpmodel"),
+                    "jetson_clocks_pinned": (snap.get("jetson_clocks") or {}).get("pinned"),
+                    "power_modes": [{"id": i, "name": n} for i, n in powermode.read_modes(powermode.BOARD_ROOT)],
                     "is_jetson": snap.get("is_jetson")}
     root = runs_root(root)
     probe = root if os.path.isdir(root) else os.path.expanduser("~")

@@ -66,6 +66,12 @@ def _meter_choices():
               help="record power-mode/clock changes mid-run instead of refusing")
 @click.option("--cooldown", "cooldown_temp_c", type=float,
               help="wait until every thermal zone is below this many degrees C first")
+@click.option("--power-mode", help="switch the board to this nvpmodel mode (name or id) for the run and "
+              "back after; needs root or the sudoers line in docs/power-modes.md")
+@click.option("--gpu-max-freq", "gpu_max_freq_hz", type=int, help="cap the GPU clock at this many Hz")
+@click.option("--cpu-max-freq", "cpu_max_freq_khz", type=int, help="cap every CPU clock at this many kHz")
+@click.option("--pin-clocks", is_flag=True, default=None,
+              help="run jetson_clocks for the run (the earlier clock state is restored after)")
 @click.option("--milestones", help="epochs where lr *= --lr-gamma, e.g. 30,60 "
               "[default: the paper's: 50%,75% of --epochs; ImageNet models 1/3,2/3]")
 @click.option("--lr-gamma", type=float, help="lr factor at each milestone [default: 0.1]")

@@ -14,7 +14,10 @@ sweep id, so a resumed sweep gets its boards back; another sweep's reservation i
 `ebedge remote unlock HOST` releases it). The board's own run lock still allows one run at a
 time whoever starts it. Two sweep processes never share one ledger (a lock on the laptop). Cells
 are pooled by board model and power mode: a cell that started on one kind of board is only
-retried on the same kind, unless `mixed_boards`.
+retried on the same kind, unless `mixed_boards`. A cell that sets its own power mode
+(`power_modes` in the suite's grid) is pooled by board model alone: the board switches to the
+cell's mode for the run and back after it (ebedge.measure.powermode), and a board whose
+/etc/nvpmodel.conf lacks that mode is never given the cell.
 """
 import fcntl
 import json
@@ -100,7 +103,8 @@ class Ledger(object):
     def take(self, host, pool, max_attempts, mixed):
         """The next cell this board may run, marked running; None when nothing is left for it.
 
-        Order: a cell this board left `running` (resume), then pending cells in suite order."""
+        Order: a cell this board left `running` (resume), then pending cells in suite order.
+        `pool` maps each cell to what this board offers it (_pools; None: it cannot run it)."""
         with self._lock:
             candidates = [c for c in self.order if self.cell(c)["state"] == RUNNING
                           and self.cell(c).get("board") == host]
@@ -110,14 +114,16 @@ class Ledger(object):
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] != DONE]
                 if host in tried and cell["state"] == PENDING:
                     continue
-                if cell.get("pool") is not None and cell["pool"] != pool and not mixed:
+                if pool[cell_id] is None and cell["state"] == PENDING:
+                    continue  # the cell's power mode does not exist on this board
+                if cell.get("pool") is not None and cell["pool"] != pool[cell_id] and not mixed:
                     continue
                 if cell["state"] == PENDING:
                     cell["attempts"].append({"board": host, "outcome": RUNNING,
                                              "started": time.time()})
                 cell.update(state=RUNNING, board=host)
                 if cell.get("pool") is None:
-                    cell["pool"] = pool
+                    cell["pool"] = pool[cell_id]
                 self.save()
                 return cell_id
             return None
@@ -157,9 +163,32 @@ class Ledger(object):
                         return True  # another board may still fail it back to the queue
                     continue
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] == FAILED]
-                if host not in tried and (cell.get("pool") in (None, pool) or mixed):
+                if host not in tried and pool[c] is not None and (cell.get("pool") in (None, pool[c]) or mixed):
                     return True
             return False
+
+
+def _mode_label(facts):
+    mode = facts.get("nvpmodel_mode")
+    if isinstance(mode, dict):
+        return "%s (%s)" % (mode.get("name"), mode.get("id"))
+    return mode
+
+
+def _pools(facts, cells):
+    """cell id -> the pool this board offers it: [board model, power mode], where the mode is the
+    cell's own when it switches (None when this board has no such mode), else the board's."""
+    modes = facts.get("power_modes") or []
+    out = {}
+    for cell_id, settings in cells.items():
+        wanted = settings.get("power_mode")
+        if wanted is None:
+            out[cell_id] = [facts.get("model"), _mode_label(facts)]
+            continue
+        found = [m for m in modes if wanted == m.get("id") or
+                 (isinstance(wanted, str) and wanted.lower() == str(m.get("name")).lower())]
+        out[cell_id] = [facts.get("model"), "%s (%s)" % (found[0]["name"], found[0]["id"])] if found else None
+    return out
 
 
 def _new_cell():
@@ -235,8 +264,8 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
         _take_board(board, ledger.sweep_id)
         locked = True
         facts = board.info()["board"]
-        pool = [facts.get("model"), facts.get("nvpmodel_mode")]
-        ledger.board(board.host, state="active", pool=pool)
+        pool = _pools(facts, cells)
+        ledger.board(board.host, state="active", pool=[facts.get("model"), _mode_label(facts)])
         while ledger.open_cells(board.host, pool, mixed, max_attempts, active):
             cell_id = ledger.take(board.host, pool, max_attempts, mixed)
             if cell_id is None:
