@@ -137,6 +137,11 @@ class Session(object):
         return record
 
     def _apply(self, target, record):
+        if target.pin_clocks and self.clocks_file is None:  # the state before anything changed
+            handle, path = tempfile.mkstemp(prefix="ebedge-clocks-")
+            os.close(handle)
+            privileged(["jetson_clocks", "--store", path], self.run)
+            self.clocks_file = path
         modes = read_modes(self.root)
         wanted = resolve_mode(target.power_mode, modes) if target.power_mode is not None else None
         if wanted is not None:
@@ -155,11 +160,6 @@ class Session(object):
         if target.cpu_max_freq_khz is not None:
             self._cap(_cpu_max_paths(self.root), target.cpu_max_freq_khz, "CPU", _cpu_range(self.root))
         if target.pin_clocks:
-            if self.clocks_file is None:
-                handle, path = tempfile.mkstemp(prefix="ebedge-clocks-")
-                os.close(handle)
-                privileged(["jetson_clocks", "--store", path], self.run)
-                self.clocks_file = path
             privileged(["jetson_clocks"], self.run)
         elif self.clocks_file is not None:
             self._restore_clocks()

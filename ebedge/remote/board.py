@@ -9,6 +9,7 @@ import posixpath
 import subprocess
 
 from ebedge.agent import AGENT_DIR, REQUIRED, STATE_MARK
+from ebedge.config.settings import explicit
 from ebedge.errors import EbedgeError
 from ebedge.remote.ssh import Connection, ConnectionLost, SshError
 from ebedge.run.runid import check_run_id
@@ -66,7 +67,7 @@ class Board(object):
     def start(self, settings, run_id, if_exists="refuse", sweep=None):
         args = ["start", "--settings", "-", "--out", check_run_id(run_id), "--if-exists", if_exists]
         return self.agent(args + (["--sweep", sweep] if sweep else []),
-                          input_text=json.dumps(settings, sort_keys=True))
+                          input_text=json.dumps(explicit(settings), sort_keys=True))
 
     def status(self, run_id=None):
         """One run's state (a dict), or every run's (a list); shapes checked, ids not (the

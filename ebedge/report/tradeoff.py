@@ -12,10 +12,10 @@ from typing import List
 
 import pandas as pd
 
+from ebedge.config.settings import ONLY_WHEN_SET as BOARD_SETTINGS  # the board-state settings
 from ebedge.report.answer import TRAIN_PHASES
 from ebedge.report.runs import _method_rank, mean_ci95, settings_key
 
-BOARD_SETTINGS = ("power_mode", "gpu_max_freq_hz", "cpu_max_freq_khz", "pin_clocks")
 COLUMNS = ["model", "dataset", "state", "method", "ratio", "variant", "n", "energy_kj_mean", "energy_kj_ci95",
            "train_s_mean", "train_s_ci95", "acc_pct_mean", "acc_pct_ci95", "energy_label", "pareto", "run_ids"]
 

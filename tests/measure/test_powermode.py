@@ -168,3 +168,39 @@ def test_ctrl_c_in_a_cell_still_restores_the_original_mode(tmp_path, modes):
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, str(tmp_path / "out"), execute, progress=lambda line: None)
     assert modes.mode() == 0
+
+
+def test_pinned_clocks_are_stored_first_and_restored_after(modes, tmp_path, monkeypatch):
+    log = tmp_path / "jetson_clocks.log"
+    fake = tmp_path / "jc" / "jetson_clocks"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "$*" >> \'%s\'\n[ "$1" = --store ] && echo stored > "$2"\nexit 0\n' % log)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", "%s:%s" % (fake.parent, os.environ["PATH"]))
+    with _session(modes) as session:
+        session.apply(powermode.Target("MAXQ", None, None, True))
+        calls = log.read_text().splitlines()
+        assert calls[0].startswith("--store ") and calls[1] == ""
+        stored = calls[0].split(" ", 1)[1]
+        assert open(stored).read() == "stored\n"
+    assert log.read_text().splitlines()[2] == "--restore " + stored and not os.path.exists(stored)
+    assert modes.mode() == 0
+
+
+def test_suite_grid_takes_modes_and_caps_and_checks_them(tmp_path):
+    from ebedge.config.settings import resolve
+    path = tmp_path / "s.toml"
+    path.write_text('[defaults]\nepochs = 2\n[grid]\nmethods = ["dense", "eb"]\nprune_ratios = [0.5]\n'
+                    'power_modes = [0, "MAXQ"]\ngpu_max_freqs_hz = [522750000]\nrepeats = 2\n')
+    ids = [c.cell_id for c in load_suite(str(path)).cells()]
+    assert ids[:4] == ["vgg16-synthetic-dense-pm0-gpu522.75MHz-r0", "vgg16-synthetic-eb-p0.5-pm0-gpu522.75MHz-r0",
+                       "vgg16-synthetic-dense-pmMAXQ-gpu522.75MHz-r0", "vgg16-synthetic-eb-p0.5-pmMAXQ-gpu522.75MHz-r0"]
+    assert len(ids) == 8 and ids[4].endswith("-r1")  # repeat-major, the board state outermost inside a repeat
+    path.write_text('[grid]\npower_modes = ["MAXN", "x; reboot"]\n')
+    with pytest.raises(EbedgeError) as err:
+        load_suite(str(path))
+    assert str(err.value).startswith("%s:2: grid.power_modes: power_mode must be an nvpmodel mode id or name" % path)
+    assert resolve({"power_mode": "7"})["power_mode"] == 7
+    for bad in (True, -1, "", "a" * 65):
+        with pytest.raises(EbedgeError, match="power_mode must be"):
+            resolve({"power_mode": bad})
