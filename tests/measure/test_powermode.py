@@ -14,8 +14,10 @@ from meters.sim.nvpmodel import FakePowerModes, Mode
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree
 
-MAXN = Mode(0, "MAXN", PowerProfile([(12.0, 12.0, 0.7), (15.0, 15.0, 0.5)]), 2035200, 1300500000)
-MAXQ = Mode(1, "MAXQ", PowerProfile([(5.0, 5.0, 0.6), (6.5, 6.5, 0.4)]), 1267200, 854250000)
+# Constant power per mode: a window's exact energy is then watts x seconds, and its covered part
+# (a loaded machine may delay a read, which the meter then counts as a gap) is that times covered_frac.
+MAXN = Mode(0, "MAXN", PowerProfile([(13.0, 13.0, 1.0)]), 2035200, 1300500000)
+MAXQ = Mode(1, "MAXQ", PowerProfile([(5.5, 5.5, 1.0)]), 1267200, 854250000)
 
 
 @pytest.fixture
@@ -143,12 +145,19 @@ def test_a_suite_sweeps_the_modes_and_each_cells_energy_is_that_modes_truth(tmp_
             assert config["power_mode_switch"]["power_mode"] == mode
             energy = {r["phase"]: r for r in _rows(os.path.join(run, "energy.csv"))
                       if r["rail"] == "total" and r["meter"] == "ina3221"}
+            truth = {}
             for row in _rows(os.path.join(run, "phases.csv")):
-                if row["phase"] in ("idle_before", "idle_after"):
-                    exact = tree.truth(float(row["t_start_mono"]), float(row["t_end_mono"]))
-                    assert float(energy[row["phase"]]["energy_j"]) == pytest.approx(exact, rel=0.02)
-            watts[mode] = float(energy["idle_before"]["avg_power_w"])
-        assert 11.5 < watts["MAXN (0)"] < 15.5 and 4.5 < watts["MAXQ (1)"] < 7.0
+                truth[row["phase"]] = truth.get(row["phase"], 0.0) + tree.truth(float(row["t_start_mono"]),
+                                                                                 float(row["t_end_mono"]))
+            assert {"idle_before", "search", "idle_after"} <= set(truth)
+            for phase, exact in truth.items():
+                row = energy[phase]
+                if float(row["duration_s"]) < 0.2:
+                    continue  # under 20 sample periods: too coarse for the 2% claim (the runner flags it)
+                assert float(row["covered_frac"]) > 0.5, phase
+                assert float(row["energy_j"]) == pytest.approx(exact * float(row["covered_frac"]), rel=0.02), phase
+            watts[mode] = float(energy["search"]["avg_power_w"])
+        assert watts["MAXN (0)"] == pytest.approx(13.0, rel=0.01) and watts["MAXQ (1)"] == pytest.approx(5.5, rel=0.01)
         assert modes.mode() == 0  # the original mode is back after the suite
     finally:
         tree.close()
