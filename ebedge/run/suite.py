@@ -44,7 +44,9 @@ import collections
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 
 from ebedge.errors import EbedgeError
@@ -341,8 +343,31 @@ def run_suite(suite, out_dir, execute, progress=print):
     run directory behind is resumed, so re-running an interrupted suite finishes it. A cell that
     raises EbedgeError is reported as failed and the suite goes on with the next.
     """
-    with powermode.Session() as session, powermode.holding(session):  # restored at the end, or on Ctrl-C
-        return _run_cells(suite.cells(), out_dir, execute, progress)
+    with powermode.Session() as session, powermode.holding(session), _sigterm_interrupts():
+        return _run_cells(suite.cells(), out_dir, execute, progress)  # the board restored at the end
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM between cells: unwinds like Ctrl-C, so the suite's board session restores the board."""
+
+
+class _sigterm_interrupts(object):
+    """While inside (main thread only), SIGTERM raises _Terminated; a run installs its own meanwhile."""
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise _Terminated("terminated by signal %d" % signum)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
 
 
 def _run_cells(cells, out_dir, execute, progress):

@@ -213,3 +213,26 @@ def test_suite_grid_takes_modes_and_caps_and_checks_them(tmp_path):
     for bad in (True, -1, "", "a" * 65):
         with pytest.raises(EbedgeError, match="power_mode must be"):
             resolve({"power_mode": bad})
+
+
+def test_sigterm_during_a_suite_restores_the_original_mode(tmp_path, modes):
+    """A `kill` of `ebedge bench` mid-suite (here inside a cell) leaves the board as it was found."""
+    import subprocess
+    import sys
+    suite = tmp_path / "s.toml"
+    suite.write_text('[grid]\nmethods = ["dense"]\npower_modes = ["MAXQ"]\n')
+    script = ("import sys, time\nfrom ebedge.measure import powermode\nfrom ebedge.run.suite import load_suite, run_suite\n"
+              "powermode.BOARD_ROOT = sys.argv[1]\npowermode.SETTLE_POLL_S = 0.02\n"
+              "def execute(settings, out, resume):\n"
+              "    session, _ = powermode.session_for_run()\n"
+              "    session.apply(powermode.target_of(settings))\n"
+              "    print('switched', flush=True)\n    time.sleep(60)\n"
+              "run_suite(load_suite(sys.argv[2]), sys.argv[3], execute, progress=lambda line: None)\n")
+    child = subprocess.Popen([sys.executable, "-c", script, modes.root, str(suite), str(tmp_path / "out")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert child.stdout.readline() == "switched\n" and modes.mode() == 1
+    child.terminate()
+    _, err = child.communicate(timeout=60)
+    assert child.returncode != 0 and "Terminated" in err.splitlines()[-1]
+    assert modes.mode() == 0
