@@ -168,11 +168,18 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False):
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
         target = powermode.target_of(settings)
-        if not powermode.empty(target):  # switch first: the snapshot records the run's own mode
-            session, owned = powermode.session_for_run()
-            switch = session.apply(target, settings["cooldown_temp_c"])
-            for message in switch["flags"]:
-                _flag(flags, message)
+        problem = None
+        if not powermode.empty(target) and world.samples_meters:  # one process per board switches it,
+            session, owned = powermode.session_for_run()  # first: the snapshot records the run's mode
+            try:
+                switch = session.apply(target, settings["cooldown_temp_c"])
+            except EbedgeError as exc:
+                problem = str(exc)
+        problems = [p for p in world.gather(problem) if p]  # every rank waits for the switch, or fails
+        if problems:
+            raise EbedgeError(problems[0])
+        for message in (switch or {}).get("flags", []):
+            _flag(flags, message)
         snap = board.snapshot()
         if snap.get("is_jetson") and (snap.get("jetson_clocks") or {}).get("pinned") is False:
             _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")

@@ -236,3 +236,17 @@ def test_sigterm_during_a_suite_restores_the_original_mode(tmp_path, modes):
     _, err = child.communicate(timeout=60)
     assert child.returncode != 0 and "Terminated" in err.splitlines()[-1]
     assert modes.mode() == 0
+
+
+def test_a_single_run_switches_records_and_restores_and_refuses_an_unknown_mode(tmp_path, modes, one_thread):
+    from ebedge.run.runner import execute
+    tiny = {"method": "dense", "model": "vgg11", "width": 0.0625, "limit_train": 64, "limit_test": 32,
+            "batch_size": 32, "epochs": 1, "device": "cpu", "meters": ["none"]}
+    summary = execute(dict(tiny, power_mode=1), out=str(tmp_path / "run"), quiet=True)
+    assert summary["status"] == "complete" and summary["power_mode"] == "MAXQ (1)"
+    config = json.load(open(str(tmp_path / "run" / "config.json")))
+    assert config["power_mode_switch"]["mode"] == {"id": 1, "name": "MAXQ"}
+    assert config["board"]["nvpmodel"]["id"] == 1 and modes.mode() == 0  # recorded at MAXQ, then put back
+    with pytest.raises(EbedgeError, match="^power mode 'MODE_15W' is not one of this board's modes: 0 MAXN, 1 MAXQ$"):
+        execute(dict(tiny, power_mode="MODE_15W"), out=str(tmp_path / "bad"), quiet=True)
+    assert modes.mode() == 0
