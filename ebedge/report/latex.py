@@ -11,6 +11,7 @@ import re
 
 import pandas as pd
 
+from ebedge.config.settings import ONLY_WHEN_SET
 from ebedge.report.runs import _ratio_rank
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -55,7 +56,9 @@ def latex_table(table_df: pd.DataFrame) -> str:
         label = str(row.get("energy_label") or "none")
         labels.update(label.split("+"))
         modelled = "modelled" in label
-        method = row["method"] + (" ({})".format(row["settings"]) if row.get("settings") else "")
+        differ = ", ".join(p for p in str(row.get("settings") or "").split(", ")
+                           if p and not p.startswith(ONLY_WHEN_SET))  # the recorded mode says it
+        method = row["method"] + (" ({})".format(differ) if differ else "")
         mode = row.get("power_mode")
         if isinstance(mode, str) and mode and mode != "unknown":
             method += ", " + mode

@@ -90,9 +90,19 @@ def _pareto(rows: pd.DataFrame) -> List[bool]:
     return marks
 
 
+def _front_2d(xs, accs) -> List[tuple]:
+    """The points no other has beaten with less x and no less accuracy, by increasing x."""
+    out = []
+    for x, acc in sorted(zip(xs, accs), key=lambda p: (p[0], -p[1])):
+        if x == x and acc == acc and (not out or acc > out[-1][1]):
+            out.append((x, acc))
+    return out
+
+
 def plot_tradeoff(trade: pd.DataFrame, out_dir: str) -> List[str]:
     """Per (model, dataset) with more than one board state: accuracy against energy and against training
-    time, a marker per method, each point named by its state, the Pareto front joined by a line."""
+    time, a marker per method, each point named by its state, each panel's own Pareto front as a step
+    line (tradeoff.csv's `pareto` is the front over all three)."""
     from ebedge.report.plots import _figure, _save  # matplotlib only when drawn
     paths = []
     for (model, dataset), g in trade.groupby(["model", "dataset"]):
@@ -109,8 +119,9 @@ def plot_tradeoff(trade: pd.DataFrame, out_dir: str) -> List[str]:
                 for _, row in m.iterrows():
                     ax.annotate(row["state"].split(",")[0], (row[metric + "_mean"], row["acc_pct_mean"]),
                                 fontsize=6, xytext=(3, 3), textcoords="offset points")
-            front = g[g["pareto"]].sort_values(metric + "_mean")
-            ax.plot(front[metric + "_mean"], front["acc_pct_mean"], "k--", linewidth=0.8, label="Pareto front")
+            front = _front_2d(g[metric + "_mean"], g["acc_pct_mean"])
+            ax.step([x for x, _ in front], [y for _, y in front], "k--", where="post", linewidth=0.8,
+                    label="Pareto front (this panel)")
             ax.set_xlabel(axis)
             ax.set_ylabel("accuracy (%)")
         ax.legend(fontsize=7)

@@ -99,7 +99,7 @@ def test_latex_is_a_booktabs_tabular_with_mean_ci_and_labels(sweep, tmp_path):
     assert lines[begin] == "\\begin{tabular}{lll" + "r" * 6 + "}" and lines[-1] == "\\end{tabular}"
     assert lines[begin + 1] == "\\toprule" and "\\midrule" in lines and "\\bottomrule" in lines
     assert "\\multicolumn{3}{c}{dense} & \\multicolumn{3}{c}{$p=0.5$}" in tex
-    eb_maxq = next(l for l in lines if l.startswith("vgg16 & cifar10 & eb (power\\_mode=MAXQ)"))
+    eb_maxq = next(l for l in lines if l.startswith("vgg16 & cifar10 & eb, MAXQ (1) & "))
     cells = eb_maxq.rstrip(" \\").split(" & ")
     assert cells[6] == "$92.90 \\pm {:.2f}$".format(12.706 * statistics.stdev([93.0, 92.8]) / 2 ** 0.5)
     assert cells[7] == "$302 \\pm {:.3g}$".format(12.706 * statistics.stdev([300.0, 304.0]) / 2 ** 0.5)
