@@ -206,18 +206,19 @@ class Session(object):
             os.unlink(path)
 
     def _settle(self, cooldown_temp_c):
-        """True once two reads a poll apart agree (clocks no longer moving) and the board is cool."""
+        """True once two reads a poll apart agree on mode, governors and clock limits, every current
+        clock is within its new limits, and the board is cool. Current clocks themselves move with
+        load under a scaling governor, so they are not required to stand still."""
         watcher = board.StateWatcher(self.root, runner=lambda args: self._query() if args[0] == "nvpmodel"
                                      else None, interval_s=0.0, clock=self.clock)
         deadline = self.clock() + self.settle_timeout_s
         previous = None
         while True:
             state = watcher.read()
-            now = (board.comparable_state(state), [c.get("cur") for c in state["cpus"].values()],
-                   (state.get("gpu") or {}).get("cur"))
+            now = board.comparable_state(state)
             hottest = board.hottest_c(self.root)
             cool = cooldown_temp_c is None or hottest is None or hottest < cooldown_temp_c
-            if now == previous and cool:
+            if now == previous and cool and _within_limits(state):
                 return True
             if self.clock() >= deadline:
                 return False
@@ -265,6 +266,13 @@ class Session(object):
             mode_id = self.original_mode[0]
             self.original_mode = None
             privileged(["nvpmodel", "-m", str(mode_id)], self.run)
+
+
+def _within_limits(state):
+    """Every online CPU and the GPU run at or below their (new) maximum."""
+    clocks = [c for c in state["cpus"].values() if c.get("online", True)] + ([state["gpu"]] if state.get("gpu") else [])
+    return all(c.get("cur") is None or c.get("max") is None or c["cur"] * board.FREQ_TOLERANCE <= c["max"]
+               for c in clocks)
 
 
 def _gpu_max_paths(root):

@@ -29,6 +29,12 @@ def _write(path, text):
     os.replace(tmp, path)  # atomic, as nvpmodel's own status file
 
 
+def _link(path, target):
+    """The current clock reads as its limit, as a loaded board's does: a cap takes effect at once."""
+    if not os.path.islink(path):
+        os.symlink(target, path)
+
+
 class Mode(object):
     """One power mode: id, name, its PowerProfile, CPU max (kHz) and GPU max (Hz)."""
 
@@ -96,10 +102,12 @@ class FakePowerModes(object):
             for name, value in (("scaling_governor", "schedutil"), ("cpuinfo_min_freq", CPU_HW[0]),
                                 ("cpuinfo_max_freq", CPU_HW[1]), ("scaling_min_freq", CPU_HW[0])):
                 _write(os.path.join(base, "cpufreq", name), "%s\n" % value)
+            _link(os.path.join(base, "cpufreq", "scaling_cur_freq"), "scaling_max_freq")
         gpu = os.path.join(root, GPU_NODE)
         _write(os.path.join(gpu, "governor"), "nvhost_podgov\n")
         _write(os.path.join(gpu, "min_freq"), "%d\n" % GPU_FREQS[0])
         _write(os.path.join(gpu, "available_frequencies"), " ".join(str(f) for f in GPU_FREQS) + "\n")
+        _link(os.path.join(gpu, "cur_freq"), "max_freq")
         switch(root, start)
         self.profile = ModalProfile(os.path.join(root, STATUS), self.modes, start)
         self.bin_dir = os.path.join(root, "bin")
@@ -123,9 +131,7 @@ def switch(root, mode_id):
     for n in range(CPUS):
         base = os.path.join(root, "sys/devices/system/cpu/cpu%d/cpufreq" % n)
         _write(os.path.join(base, "scaling_max_freq"), "%d\n" % mode["cpu_max_khz"])
-        _write(os.path.join(base, "scaling_cur_freq"), "%d\n" % mode["cpu_max_khz"])
     _write(os.path.join(root, GPU_NODE, "max_freq"), "%d\n" % mode["gpu_max_hz"])
-    _write(os.path.join(root, GPU_NODE, "cur_freq"), "%d\n" % mode["gpu_max_hz"])
     _write(os.path.join(root, STATUS), "pmode:%04d fmode:quiet\n" % mode_id)
     return True
 

@@ -53,7 +53,7 @@ def test_apply_switches_settles_checks_and_restore_goes_back(modes):
 def test_caps_are_written_checked_and_undone(modes):
     with _session(modes) as session:
         record = session.apply(_target(0, gpu=522750000, cpu=1000000))
-        assert record["power_mode"] == "MAXN (0)"
+        assert record["power_mode"] == "MAXN (0)" and record["settled"] and not record["flags"]
         assert board.read_gpu(modes.root)["max"] == 522750000
         assert all(c["max"] == 1000000 for c in board.read_cpus(modes.root).values())
         with pytest.raises(EbedgeError, match="GPU clock cap 9999 is outside the hardware range"):
@@ -250,3 +250,28 @@ def test_a_single_run_switches_records_and_restores_and_refuses_an_unknown_mode(
     with pytest.raises(EbedgeError, match="^power mode 'MODE_15W' is not one of this board's modes: 0 MAXN, 1 MAXQ$"):
         execute(dict(tiny, power_mode="MODE_15W"), out=str(tmp_path / "bad"), quiet=True)
     assert modes.mode() == 0
+
+
+def test_settling_waits_for_the_cooldown_and_flags_a_board_that_stays_hot(modes):
+    import threading
+    zone = os.path.join(modes.root, "sys/class/thermal/thermal_zone0")
+    os.makedirs(zone)
+    with open(os.path.join(zone, "type"), "w") as f:
+        f.write("GPU-therm\n")
+    temp = os.path.join(zone, "temp")
+    with open(temp, "w") as f:
+        f.write("60000\n")
+    hot = powermode.Session(modes.root, poll_s=0.02, settle_timeout_s=0.3).apply(_target("MAXQ"), cooldown_temp_c=40)
+    assert not hot["settled"] and hot["flags"] == [
+        "warning: clocks/temperature did not settle within 0 s after the power-mode switch"]
+
+    done = threading.Event()
+
+    def cool():
+        with open(temp, "w") as f:
+            f.write("35000\n")
+        done.set()
+    threading.Timer(1.5, cool).start()
+    cooled = powermode.Session(modes.root, poll_s=0.02, settle_timeout_s=20).apply(_target("MAXN"), cooldown_temp_c=40)
+    assert done.is_set()  # apply returned only after the board cooled
+    assert cooled["settled"] and cooled["settle_s"] > 0 and not cooled["flags"]
