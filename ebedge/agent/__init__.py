@@ -350,8 +350,9 @@ def info(root=None):
         out["meters"] = [{"name": n, "available": ok, "reason": why} for n, ok, why in meters.detect()]
     except Exception as exc:
         out["meters"], out["meters_error"] = [], str(exc)
-    from ebedge.measure import board
+    from ebedge.measure import board, powermode
     out["board"] = board.snapshot().to_json()  # BoardState's one serialisation
+    out["power_modes"] = [{"id": i, "name": n} for i, n in powermode.read_modes(powermode.BOARD_ROOT)]
     root = runs_root(root)
     probe = root if os.path.isdir(root) else os.path.expanduser("~")
     usage = shutil.disk_usage(probe)

@@ -18,7 +18,12 @@ def echo_result(result, out_dir):
     plots = [f for f in result.files if f.endswith(".png")]
     click.echo("wrote {} and {} plots (PNG + SVG)".format(
         ", ".join(os.path.basename(f) for f in result.files if f.endswith((".csv", ".json"))), len(plots)))
+    for path in result.files:
+        if path.endswith((".tex", ".md")):
+            click.echo("wrote {}".format(path))
     click.echo("report: {}".format(os.path.abspath(os.path.join(out_dir, "index.html"))))
+    for line in result.answers:  # the answer, last, where the eye lands
+        click.echo(line)
 
 
 @click.command("report")
@@ -30,8 +35,10 @@ def echo_result(result, out_dir):
 @click.option("--allow-mixed-energy-methods", is_flag=True,
               help="Average runs whose energy was measured with runs whose energy was modelled (or not "
                    "measured) instead of refusing.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(["codecarbon"]),
-              help="Also write emissions.csv in CodeCarbon's columns (repeatable).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["codecarbon", "latex", "model-card"]),
+              help="Also write emissions.csv in CodeCarbon's columns (codecarbon), table.tex, Table 2 as a booktabs "
+                   "tabular for \\input (latex), or model-card.md, a model card's Energy section (model-card); "
+                   "repeatable.")
 @click.option("--carbon-intensity", type=click.FloatRange(min=0), metavar="G_PER_KWH",
               help="Grid carbon intensity in g CO2eq/kWh; fills CodeCarbon's emissions columns (else empty). "
                    "Implies --format codecarbon.")

@@ -203,7 +203,9 @@ def run(out, overwrite, quiet):
     report_dir = os.path.join(out, "report")
     try:
         build_report_checked([path for path, _ in summaries], report_dir)
+        click.echo("report: %s" % os.path.abspath(os.path.join(report_dir, "index.html")))
     except MissingHostDependencies as exc:  # a board without pandas still finishes its runs
         click.echo("report not written: %s" % exc, err=True)
-        return
-    click.echo("report: %s" % os.path.abspath(os.path.join(report_dir, "index.html")))
+    from ebedge.report.answer import sentences
+    for line in sentences([s for _, s in summaries]):  # the answer, last
+        click.echo(line)

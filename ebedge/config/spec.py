@@ -12,6 +12,7 @@ experiment share a report row); `observation` ones say where data lives or how t
 (neither hashed nor a report key).
 """
 import math
+import re
 
 from ebedge.config import schedules
 from ebedge.errors import EbedgeError
@@ -167,7 +168,20 @@ def _lr_schedule(s, value):
     return schedules.format_lr_schedule(schedules.parse_lr_schedule(value))
 
 
-_KINDS = {"int": _int, "float": _float, "bool": _bool, "choice": _choice, "text": _text,
+POWER_MODE_NAME = re.compile(r"^[A-Za-z0-9_.+\-]{1,64}$")  # as names in nvpmodel.conf, and safe in cell ids
+
+
+def _power_mode(s, value):
+    """An nvpmodel mode id (int >= 0) or name; checked against the board's modes only on the board."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and POWER_MODE_NAME.match(value):
+        return int(value) if value.isdigit() else value
+    raise EbedgeError("%s must be an nvpmodel mode id or name (letters, digits, . _ + -), got %r"
+                      % (s.name, value))
+
+
+_KINDS = {"power_mode": _power_mode, "int": _int, "float": _float, "bool": _bool, "choice": _choice, "text": _text,
           "ratios": _ratios, "workers": _workers, "meters": _meters,
           "meter_options": _meter_options, "lr_schedule": _lr_schedule,
           "milestones": lambda s, v: schedules.parse_milestones(v)}
@@ -242,6 +256,15 @@ SPEC = (
     S("cooldown_temp_c", "float", None,
       "wait until every thermal zone is below this many degrees C first", low=0.0, high=150.0,
       low_open=True, high_open=True, optional=True, option="--cooldown", default_text="no wait"),
+    S("power_mode", "power_mode", None, "switch the board to this nvpmodel mode (name or id) for "
+      "the run and back after; needs root or the sudoers line in docs/power-modes.md",
+      optional=True, default_text="leave as is"),
+    S("gpu_max_freq_hz", "int", None, "cap the GPU clock at this many Hz", low=1, optional=True,
+      option="--gpu-max-freq", default_text="no cap"),
+    S("cpu_max_freq_khz", "int", None, "cap every CPU clock at this many kHz", low=1,
+      optional=True, option="--cpu-max-freq", default_text="no cap"),
+    S("pin_clocks", "bool", False, "run jetson_clocks for the run (the earlier clock state is "
+      "restored after)"),
     S("repeat", "int", 0, "which repeat of the experiment this run is (set by --repeats)", low=0,
       role=OBSERVATION, option=None),
     S("min_coverage", "float", 0.95, "a phase whose meter covered less of it than this is flagged",

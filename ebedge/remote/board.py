@@ -10,6 +10,7 @@ import subprocess
 import threading
 
 from ebedge.agent import AGENT_DIR, REQUIRED, STATE_MARK
+from ebedge.config.settings import explicit
 from ebedge.errors import EbedgeError
 from ebedge.remote import bounded
 from ebedge.remote.ssh import LINE_SHOWN, Connection, ConnectionLost, SshError
@@ -82,7 +83,7 @@ class Board(object):
     def start(self, settings, run_id, if_exists="refuse", sweep=None):
         args = ["start", "--settings", "-", "--out", check_run_id(run_id), "--if-exists", if_exists]
         return self.about(run_id, self.agent(args + (["--sweep", sweep] if sweep else []),
-                                             input_text=json.dumps(settings, sort_keys=True)),
+                                             input_text=json.dumps(explicit(settings), sort_keys=True)),
                           "start")
 
     def status(self, run_id=None):

@@ -14,7 +14,10 @@ sweep id, so a resumed sweep gets its boards back; another sweep's reservation i
 `ebedge remote unlock HOST` releases it). The board's own run lock still allows one run at a
 time whoever starts it. Two sweep processes never share one ledger (a lock on the laptop). Cells
 are pooled by board model and power mode: a cell that started on one kind of board is only
-retried on the same kind, unless `mixed_boards`.
+retried on the same kind, unless `mixed_boards`. A cell that sets its own power mode
+(`power_modes` in the suite's grid) is pooled by board model alone: the board switches to the
+cell's mode for the run and back after it (ebedge.measure.powermode), and a board whose
+/etc/nvpmodel.conf lacks that mode is never given the cell.
 """
 import fcntl
 import json
@@ -26,7 +29,7 @@ import uuid
 
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
-from ebedge.measure.board_state import BoardState
+from ebedge.measure.board_state import BoardState, PowerMode
 from ebedge.remote.run import RunDetached, RunStalled, run_remote
 from ebedge.remote.ssh import ConnectionLost, Unreachable
 
@@ -102,7 +105,8 @@ class Ledger(object):
     def take(self, host, pool, max_attempts, mixed):
         """The next cell this board may run, marked running; None when nothing is left for it.
 
-        Order: a cell this board left `running` (resume), then pending cells in suite order."""
+        Order: a cell this board left `running` (resume), then pending cells in suite order.
+        `pool` maps each cell to what this board offers it (_pools; None: it cannot run it)."""
         with self._lock:
             candidates = [c for c in self.order if self.cell(c)["state"] == RUNNING
                           and self.cell(c).get("board") == host]
@@ -112,14 +116,16 @@ class Ledger(object):
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] != DONE]
                 if host in tried and cell["state"] in (PENDING, STALLED):
                     continue
-                if cell.get("pool") is not None and cell["pool"] != pool and not mixed:
+                if pool[cell_id] is None and cell["state"] in (PENDING, STALLED):
+                    continue  # the cell's power mode does not exist on this board
+                if cell.get("pool") is not None and cell["pool"] != pool[cell_id] and not mixed:
                     continue
                 if cell["state"] in (PENDING, STALLED):
                     cell["attempts"].append({"board": host, "outcome": RUNNING,
                                              "started": time.time()})
                 cell.update(state=RUNNING, board=host)
                 if cell.get("pool") is None:
-                    cell["pool"] = pool
+                    cell["pool"] = pool[cell_id]
                 self.save()
                 return cell_id
             return None
@@ -168,9 +174,25 @@ class Ledger(object):
                         return True  # another board may still fail it back to the queue
                     continue
                 tried = [a["board"] for a in cell["attempts"] if a["outcome"] in (FAILED, STALLED)]
-                if host not in tried and (cell.get("pool") in (None, pool) or mixed):
+                if host not in tried and pool[c] is not None and (cell.get("pool") in (None, pool[c])
+                                                                  or mixed):
                     return True
             return False
+
+
+def _pools(state, modes, cells):
+    """cell id -> the pool this board offers it: [board model, power mode], where the mode is the
+    cell's own when it switches (None when this board has no such mode), else the board's."""
+    out = {}
+    for cell_id, settings in cells.items():
+        wanted = settings.get("power_mode")
+        if wanted is None:
+            out[cell_id] = state.pool
+            continue
+        found = [m for m in modes if wanted == m.id or
+                 (isinstance(wanted, str) and wanted.lower() == str(m.name).lower())]
+        out[cell_id] = [state.model, found[0].label] if found else None
+    return out
 
 
 def _new_cell():
@@ -242,10 +264,19 @@ def run_sweep(suite, boards, results, ledger_path=None, max_attempts=2, mixed_bo
         ledger_lock.release()
 
 
+def board_facts(board):
+    """(BoardState, [PowerMode] its nvpmodel.conf offers) of a connected board, as its agent
+    says; what the board sent with a wrong type reads as unknown."""
+    info = board.info()
+    info = info if isinstance(info, dict) else {}
+    modes = info.get("power_modes") if isinstance(info.get("power_modes"), list) else []
+    return (BoardState.from_json(info.get("board")),
+            [m for m in (PowerMode.from_json(d) for d in modes) if m is not None])
+
+
 def board_pool(board):
     """[model, power mode] of a connected board: boards with equal pools may share a cell."""
-    info = board.info()
-    return BoardState.from_json(info.get("board") if isinstance(info, dict) else None).pool
+    return board_facts(board)[0].pool
 
 
 def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_meter, progress,
@@ -256,8 +287,9 @@ def _worker(board, ledger, cells, results, active, max_attempts, mixed, local_me
         board.conn.connect()
         _take_board(board, ledger.sweep_id)
         locked = True
-        pool = board_pool(board)
-        ledger.board(board.host, state="active", pool=pool)
+        state, modes = board_facts(board)
+        pool = _pools(state, modes, cells)
+        ledger.board(board.host, state="active", pool=state.pool)
         while ledger.open_cells(board.host, pool, mixed, max_attempts, active):
             cell_id = ledger.take(board.host, pool, max_attempts, mixed)
             if cell_id is None:

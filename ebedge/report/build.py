@@ -16,19 +16,26 @@ Outputs of `build_report`:
   report.json the same numbers, machine-readable
   emissions.csv  with formats=("codecarbon",): CodeCarbon's columns, and emissions_ebedge.csv: which
                  meter, measured/modelled (ebedge.report.codecarbon)
+  tradeoff.csv energy / training time / accuracy per model across power modes, Pareto front marked
+              (ebedge.report.tradeoff; drawn as plots/tradeoff_* where runs span several modes)
+  table.tex   with "latex": Table 2 as a booktabs tabular for \\input (ebedge.report.latex)
+  model-card.md  with "model-card": a model card's Energy section (ebedge.report.modelcard)
+The answer comes first: `answers`, one sentence per comparison (ebedge.report.answer), tops the page.
 """
 import json
 import os
 import time
-from dataclasses import dataclass  # novermin: the 3.6 backport is a declared dependency
+from dataclasses import dataclass, field  # novermin: the 3.6 backport is a declared dependency
 from typing import Dict, List, Optional, Sequence  # noqa: F401
 
 import pandas as pd
 
 from ebedge.report.runs import ReportError, Run, find_run_dirs, load_run
+from ebedge.report.answer import sentences
 from ebedge.report.tables import cell_stats, phases_frame, pivot_cells, runs_frame
+from ebedge.report.tradeoff import BOARD_SETTINGS, plot_tradeoff, tradeoff_frame
 
-FORMATS = ("codecarbon",)
+FORMATS = ("codecarbon", "latex", "model-card")
 
 
 # ---------------------------------------------------------------- the whole report
@@ -56,6 +63,24 @@ class ReportResult:
     warnings: List[str]
     notes: List[str]
     qualifications: List[tuple] = ()  # (path, qualification.json) pairs, ebedge.report.qualification
+    answers: List[str] = field(default_factory=list)
+    tradeoff_df: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def answers(runs: Sequence[Run], cells_df: pd.DataFrame) -> List[str]:
+    """The answer-first sentences over the complete runs, compared only inside one table group
+    (model, dataset, recorded power mode, and the settings the table's rows differ in)."""
+    differ = {}
+    for cell in cells_df.to_dict("records"):
+        kept = ", ".join(p for p in str(cell["settings"] or "").split(", ")
+                         if p and not p.startswith(BOARD_SETTINGS))
+        for run_id in str(cell["run_ids"]).split(";"):
+            differ[run_id] = kept
+    summaries = [dict(r.summary, _group="{}/{}{}{}".format(
+        r.get("model"), r.get("dataset"), " at {}".format(r.get("power_mode")) if r.get("power_mode") else "",
+        " ({})".format(differ[r.run_id]) if differ.get(r.run_id) else ""))
+        for r in runs if r.complete and r.run_id in differ]
+    return sentences(summaries, group_of=lambda s: s["_group"])
 
 
 def _records(frame: pd.DataFrame) -> list:
@@ -63,11 +88,18 @@ def _records(frame: pd.DataFrame) -> list:
     return json.loads(frame.to_json(orient="records", double_precision=15))
 
 
+def _write_text(path: str, text: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
 def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], generated: float) -> None:
     """report.json: the numbers of runs.csv, the table (long and Table 2 shape) and phases.csv, and what was read."""
     from ebedge import __version__
     doc = {"ebedge_version": __version__, "generated_wall": generated,
            "inputs": [os.path.abspath(p) for p in inputs], "warnings": result.warnings, "notes": result.notes,
+           "answers": result.answers, "tradeoff": _records(result.tradeoff_df),
            "cells": _records(result.cells_df), "table": _records(result.table_df),
            "runs": _records(result.runs_df), "phases": _records(result.phases_df),
            "qualifications": [dict(q, path=os.path.abspath(p)) for p, q in result.qualifications]}
@@ -105,10 +137,12 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods)
     table_df = pivot_cells(cells_df, allow_mixed_power_modes)
     phases_df = phases_frame(runs)
+    trade_df = tradeoff_frame(runs_df)
     notes = []
     os.makedirs(out_dir, exist_ok=True)
     files = []
-    for name, frame in (("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df)):
+    for name, frame in (("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df),
+                        ("tradeoff.csv", trade_df)):
         path = os.path.join(out_dir, name)
         frame.to_csv(path, index=False, float_format="%.10g")
         files.append(path)
@@ -121,6 +155,7 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     files += draw.plot_ticket_epoch(runs_df, plots)
     files += paper_figures(runs, plots, notes)
     files += draw.plot_method_bars(runs_df, plots, allow_mixed_power_modes, allow_mixed_energy_methods)
+    files += plot_tradeoff(trade_df, plots)
     warnings = ["not a run directory, ignored: {}".format(f) for f in foreign] + duplicates
     warnings += ["run {} drew no Early-Bird ticket: its last searched network was pruned (eb_epoch null)"
                  .format(run.run_id) for run in runs if (run.summary or {}).get("no_ticket")]
@@ -132,10 +167,19 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     qualifications, bad = qualification.find(paths, skip=[out_dir])
     warnings += bad
     result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
-                          files=files, warnings=warnings, notes=notes, qualifications=qualifications)
+                          files=files, warnings=warnings, notes=notes, qualifications=qualifications,
+                          answers=answers(runs, cells_df), tradeoff_df=trade_df)
     generated = time.time()
     json_path = os.path.join(out_dir, "report.json")
-    tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]
+    tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv", "tradeoff.csv")] + [json_path]
+    if "latex" in formats:
+        from ebedge.report.latex import latex_table
+        tables.append(_write_text(os.path.join(out_dir, "table.tex"), latex_table(table_df)))
+        files.append(tables[-1])
+    if "model-card" in formats:
+        from ebedge.report.modelcard import model_card
+        tables.append(_write_text(os.path.join(out_dir, "model-card.md"), model_card(cells_df, phases_df, runs)))
+        files.append(tables[-1])
     if "codecarbon" in formats:
         from ebedge.report.codecarbon import emissions_frame, write_emissions
         written = write_emissions(emissions_frame(runs, runs_df, phases_df, carbon_intensity_g_per_kwh), out_dir)

@@ -44,6 +44,7 @@ FIGURE_TITLES = {
     "ticket_epoch": "Accuracy and training FLOPs against the ticket epoch (paper Figs. 1 and 5)",
     "methods": "Energy and training FLOPs per method",
     "power": "Power trace, phases shaded",
+    "tradeoff": "Energy, training time and accuracy across power modes (Pareto front dashed)",
 }
 
 
@@ -188,6 +189,21 @@ def _table2(table_df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _tradeoff(trade: pd.DataFrame) -> str:
+    """tradeoff.csv as a table: per model and board state, each method's means and intervals; Pareto marked."""
+    head = ("model", "dataset", "power mode", "method", "p", "n", "energy kJ", "train s", "accuracy %", "Pareto")
+    rows = []
+    for r in trade.to_dict("records"):
+        rows.append('<tr class="{}">{}<td class="num">{}</td><td class="num">{}<span class="tag">{}</span></td>'
+                    '<td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>'.format(
+                        _energy_class(r["energy_label"]),
+                        "".join("<td>{}</td>".format(_e(r[k])) for k in ("model", "dataset", "state", "method", "ratio")),
+                        r["n"], _pm(r["energy_kj_mean"], r["energy_kj_ci95"]), _e(r["energy_label"]),
+                        _pm(r["train_s_mean"], r["train_s_ci95"], "{:.1f}"),
+                        _pm(r["acc_pct_mean"], r["acc_pct_ci95"], "{:.2f}"), "yes" if r["pareto"] else ""))
+    return "<table><tr>{}</tr>{}</table>".format("".join("<th>{}</th>".format(h) for h in head), "".join(rows))
+
+
 def _kv(items) -> str:
     rows = []
     for key, value in items:
@@ -279,11 +295,16 @@ def render(result, out_dir: str, report_files: Sequence[str], generated: Optiona
              "<h1>ebedge report</h1>",
              '<p>{} runs ({} complete, {} not), written {} by ebedge {}. Tables: {}.</p>'.format(
                  len(result.runs), complete, len(result.runs) - complete, _e(when), _e(__version__), links)]
+    if result.answers:  # the answer first: what the runs show, one sentence per comparison
+        parts.append('<ul id="answer">{}</ul>'.format("".join("<li>{}</li>".format(_e(a)) for a in result.answers)))
     if result.warnings:
         parts.append('<ul class="flags">{}</ul>'.format("".join("<li>{}</li>".format(_e(w)) for w in result.warnings)))
     if result.notes:
         parts.append("<ul>{}</ul>".format("".join("<li>{}</li>".format(_e(n)) for n in result.notes)))
-    parts += ['<h2 id="table">Accuracy, energy and FLOPs (paper Table 2 shape)</h2>', _table2(result.table_df),
+    parts += ['<h2 id="table">Accuracy, energy and FLOPs (paper Table 2 shape)</h2>', _table2(result.table_df)]
+    if "state" in result.tradeoff_df and result.tradeoff_df["state"].nunique() > 1:
+        parts += ['<h2 id="tradeoff">Energy, time and accuracy across power modes</h2>', _tradeoff(result.tradeoff_df)]
+    parts += [
               '<h2 id="figures">Figures</h2>', _figures(figures) or '<p class="muted">none drawn</p>',
               '<h2 id="runs">Runs</h2>']
     if result.runs:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ebedge.config import spec
 from ebedge.measure.board_state import BoardState
+from ebedge.config.settings import explicit
 from ebedge.util import stats
 
 
@@ -57,7 +58,7 @@ NOT_RESULT_SETTINGS = tuple(s.name for s in spec.SPEC if s.role != spec.EXPERIME
 def result_settings(settings: dict) -> dict:
     """The settings that determine a run's result, less the prune ratio it was pruned at (the table's
     column); ratios only detected for study stay, as 'prune_ratio_detected'."""
-    out = {k: v for k, v in settings.items() if k not in NOT_RESULT_SETTINGS and k != "prune_ratio"}
+    out = {k: v for k, v in explicit(settings).items() if k not in NOT_RESULT_SETTINGS and k != "prune_ratio"}
     ratios = settings.get("prune_ratio")
     if isinstance(ratios, (list, tuple)) and len(ratios) > 1:
         out["prune_ratio_detected"] = list(ratios[1:])

@@ -19,7 +19,7 @@ import sys
 import time
 
 import ebedge
-from ebedge.measure import accounting, board, calibration
+from ebedge.measure import accounting, board, calibration, powermode
 from ebedge.measure.board_state import changes
 from ebedge.run import resume as resuming, runlock
 from ebedge.util import stats
@@ -171,6 +171,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
     started = rundir.started_mono
     guard = None
     sinks = exporter = None
+    session, owned, switch = None, False, None
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -180,6 +181,19 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         if world.is_main and prometheus is not None:
             from ebedge.integrations.prometheus import PowerExporter
             exporter = PowerExporter(prometheus)
+        target = powermode.target_of(settings)
+        problem = None
+        if not powermode.empty(target) and world.samples_meters:  # one process per board switches it,
+            session, owned = powermode.session_for_run()  # first: the snapshot records the run's mode
+            try:
+                switch = session.apply(target, settings.cooldown_temp_c)
+            except EbedgeError as exc:
+                problem = str(exc)
+        problems = [p for p in world.gather(problem) if p]  # every rank waits for the switch, or fails
+        if problems:
+            raise EbedgeError(problems[0])
+        for message in (switch or {}).get("flags", []):
+            _flag(flags, message)
         snap = board.snapshot()
         if snap.is_jetson and snap.clocks_pinned is False:
             _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
@@ -206,7 +220,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
             "versions": _versions(), "host": socket.gethostname(), "board": snap.to_json(),
             "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
             "calibration": summary["calibration"],
-            "calibration_profiles": calibration.applied(profiles)}
+            "calibration_profiles": calibration.applied(profiles),
+            "power_mode_switch": switch}
         rundir.write_config(config)
         rundir.write_summary(summary)
         rundir.start_heartbeat()
@@ -247,6 +262,9 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
             flags.extend("meter error: %s" % e for e in sampler.stop())
         if guard is not None and guard.throttled_marks:
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
+        if owned:  # a run on its own puts the board back; a suite's session does so at its end
+            for problem in session.restore():
+                _flag(flags, "board not restored: %s" % problem)
         summary["runtime_s"] = runtime_before + time.monotonic() - started
         nodes = (gather_nodes(world, rundir, sampler)
                  if world.size > 1 and summary["status"] == "complete" else [])

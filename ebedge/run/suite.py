@@ -18,6 +18,8 @@ A suite file looks like this::
     draw_ats = [10, 20, 40]             # optional: EB variants draw their ticket at each (others once)
     lr_schedules = ["0:0.01,100:0.001"] # optional, each an --lr-schedule
     lrs = [0.1, 0.5]                    # optional initial learning rates
+    power_modes = ["MAXN", 1]           # optional nvpmodel modes, names or ids (docs/power-modes.md)
+    gpu_max_freqs_hz = [1300500000]     # optional GPU clock caps; cpu_max_freqs_khz = [...] likewise
     repeats = 3                         # an int, default 1
     seeds = [1, 2, 3]                   # optional, one per repeat; default: defaults.seed + repeat
 
@@ -42,10 +44,13 @@ import collections
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 
 from ebedge.errors import EbedgeError
+from ebedge.measure import powermode
 from ebedge.util.eta import Eta
 from ebedge.config.schedules import method_epochs
 from ebedge.config import spec
@@ -58,9 +63,11 @@ else:  # tomli (1.x on Python 3.6) has the same loads() and TOMLDecodeError
 
 TOP_KEYS = ("name", "description", "defaults", "grid", "cells")
 GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "draw_ats", "lr_schedules", "lrs",
-             "repeats", "seeds")
+             "power_modes", "gpu_max_freqs_hz", "cpu_max_freqs_khz", "repeats", "seeds")
 GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio",
-              "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr"}
+              "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr", "power_modes": "power_mode",
+              "gpu_max_freqs_hz": "gpu_max_freq_hz", "cpu_max_freqs_khz": "cpu_max_freq_khz"}
+BOARD_AXES = ("power_modes", "gpu_max_freqs_hz", "cpu_max_freqs_khz")  # outermost in a repeat: fewer switches
 DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # ebedge.methods.DRAWING_METHODS (no torch here)
 CELL_ONLY_KEYS = ("id",)
 
@@ -169,6 +176,12 @@ def _cell_id(settings, tagged=()):
         parts.append("lr%g" % settings.lr)
     if "lr_schedule" in tagged and settings.lr_schedule:
         parts.append("lrs" + settings.lr_schedule.replace(":", "_").replace(",", "+"))
+    if settings.power_mode is not None:
+        parts.append("pm%s" % settings.power_mode)
+    if settings.gpu_max_freq_hz is not None:
+        parts.append("gpu%gMHz" % (settings.gpu_max_freq_hz / 1e6))
+    if settings.cpu_max_freq_khz is not None:
+        parts.append("cpu%gMHz" % (settings.cpu_max_freq_khz / 1e3))
     parts.append("r%d" % settings.repeat)
     return "-".join(parts)
 
@@ -199,22 +212,34 @@ def _grid_cells(where, index, grid, defaults):
     out = []
     for repeat in range(repeats):
         seed = seeds[repeat] if seeds is not None else base_seed + repeat
-        for model in axes["models"]:
-            for dataset in axes["datasets"]:
-                for method in axes["methods"]:
-                    effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
-                    ratios = [None] if effective == "dense" else axes["prune_ratios"]
-                    draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
-                    for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
-                                                             axes["lrs"]):
-                        overrides = {"repeat": repeat, "seed": seed}
-                        for key, value in (("model", model), ("dataset", dataset), ("method", method),
-                                           ("draw_at", draw), ("lr_schedule", schedule), ("lr", lr)):
-                            if value is not None:
-                                overrides[key] = value
-                        if ratio is not None:
-                            overrides["prune_ratio"] = [ratio]
-                        out.append((repeat, overrides))
+        for board_state in _product(*(axes[k] for k in BOARD_AXES)):
+            for overrides in _training_cells(axes, defaults, repeat, seed):
+                for key, value in zip(BOARD_AXES, board_state):
+                    if value is not None:
+                        overrides[GRID_LISTS[key]] = value
+                out.append((repeat, overrides))
+    return out
+
+
+def _training_cells(axes, defaults, repeat, seed):
+    """The overrides of one repeat's cells at one board state, in run order."""
+    out = []
+    for model in axes["models"]:
+        for dataset in axes["datasets"]:
+            for method in axes["methods"]:
+                effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
+                ratios = [None] if effective == "dense" else axes["prune_ratios"]
+                draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
+                for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
+                                                         axes["lrs"]):
+                    overrides = {"repeat": repeat, "seed": seed}
+                    for key, value in (("model", model), ("dataset", dataset), ("method", method),
+                                       ("draw_at", draw), ("lr_schedule", schedule), ("lr", lr)):
+                        if value is not None:
+                            overrides[key] = value
+                    if ratio is not None:
+                        overrides["prune_ratio"] = [ratio]
+                    out.append(overrides)
     return out
 
 
@@ -317,7 +342,34 @@ def run_suite(suite, out_dir, execute, progress=print):
     run directory behind is resumed, so re-running an interrupted suite finishes it. A cell that
     raises EbedgeError is reported as failed and the suite goes on with the next.
     """
-    cells = suite.cells()
+    with powermode.Session() as session, powermode.holding(session), _sigterm_interrupts():
+        return _run_cells(suite.cells(), out_dir, execute, progress)  # the board restored at the end
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM between cells: unwinds like Ctrl-C, so the suite's board session restores the board."""
+
+
+class _sigterm_interrupts(object):
+    """While inside (main thread only), SIGTERM raises _Terminated; a run installs its own meanwhile."""
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise _Terminated("terminated by signal %d" % signum)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
+
+
+def _run_cells(cells, out_dir, execute, progress):
     results = []
     eta = Eta(weights=[cell_epochs(cell.settings) for cell in cells])
     for number, cell in enumerate(cells, 1):

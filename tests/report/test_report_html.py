@@ -291,7 +291,9 @@ def test_ebedge_run_writes_its_report(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     index = os.path.join(out, "report", "index.html")
-    assert done.stdout.strip().splitlines()[-1] == "report: " + os.path.abspath(index)
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2] == "report: " + os.path.abspath(index)
+    assert lines[-1].startswith("vgg16/synthetic: EB Train at p=0.7 used ")  # the answer, last
     table = pd.read_csv(os.path.join(out, "report", "table.csv"))
     assert sorted(table["method"]) == ["dense", "eb"]
     assert set(table["energy_label"]) == {"modelled (model)"}

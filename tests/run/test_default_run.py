@@ -51,7 +51,16 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
     # energy is measured by the best meter found, and says how
     assert eb["energy"]["method"] in ("measured", "modelled")
     assert "(%s, %s)" % (eb["energy"]["method"], eb["energy"]["meter"]) in eb_row
-    assert lines[-1] == "report: " + os.path.abspath(os.path.join(out, "report", "index.html"))
+    assert "report: " + os.path.abspath(os.path.join(out, "report", "index.html")) in lines
+    # the answer, last: EB Train's energy and time as fractions of dense training's, accuracy in points
+    from ebedge.report.answer import train_seconds
+    assert lines[-1].startswith("vgg16/synthetic: EB Train at p=%g used %.2f of dense training's energy and %.2f of "
+                                "its time, at %+.1f points of accuracy (energy %s by %s; 1 vs 1 runs)" % (
+                                    QUICK_SETTINGS["prune_ratio"][0],
+                                    eb["energy"]["kj"]["train_total"] / dense["energy"]["kj"]["train_total"],
+                                    train_seconds(eb) / train_seconds(dense),
+                                    100 * (eb["test_acc"] - dense["test_acc"]), eb["energy"]["method"],
+                                    eb["energy"]["meter"]))
     assert os.path.getsize(os.path.join(out, "report", "index.html")) > 0
 
     # the report of this output: every file and plot, and a table made of these summaries
@@ -73,3 +82,22 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
             summary["energy"]["kj"]["train_total"])
         assert float(row["pflops_mean[p=%s]" % ratio]) == pytest.approx(
             summary["train_flops_total"] / 1e15)
+
+
+@pytest.mark.host  # ends with `ebedge report` (pandas)
+def test_ebedge_run_ends_with_the_answer(tmp_path, monkeypatch, one_thread):
+    """The last line of `ebedge run` is the comparison, from the summaries it just wrote (tiny runs)."""
+    for key, value in (("width", 0.0625), ("limit_train", 128), ("limit_test", 32), ("epochs", 3),
+                       ("batch_size", 32), ("idle_seconds", 0.0), ("meters", ["model"]), ("device", "cpu")):
+        monkeypatch.setitem(QUICK_SETTINGS, key, value)
+    out = str(tmp_path / "default")
+    result = CliRunner().invoke(main, ["run", "--out", out, "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    eb = json.load(open(os.path.join(out, "eb", "summary.json")))
+    dense = json.load(open(os.path.join(out, "dense", "summary.json")))
+    from ebedge.report.answer import train_seconds
+    assert result.output.splitlines()[-1] == (
+        "vgg16/synthetic: EB Train at p=0.7 used %.2f of dense training's energy and %.2f of its time, at %+.1f "
+        "points of accuracy (energy modelled by model; 1 vs 1 runs)." % (
+            eb["energy"]["kj"]["train_total"] / dense["energy"]["kj"]["train_total"],
+            train_seconds(eb) / train_seconds(dense), 100 * (eb["test_acc"] - dense["test_acc"])))
