@@ -194,6 +194,8 @@ def _one_line(summary):
     if energy:
         text += ", train energy %.4g kJ (%s, %s)" % (energy["kj"].get("train_total", 0.0),
                                                     energy["method"], energy["meter"])
+    if summary.get("no_ticket"):
+        text += ", NO TICKET (pruned after the last epoch, not retrained)"
     return text
 
 @click.command()

@@ -126,8 +126,29 @@ def test_no_ticket_is_said_and_the_pruned_network_is_evaluated(tmp_path, one_thr
     assert not _phase_epochs(out, "retrain")
     assert seen and seen[-1][0] == summary["pruned_cfg"]  # the pruned network, not the dense one
     assert summary["test_acc"] == seen[-1][1]
+    # one evaluation of the pruned network: it is the best of its own stage too
+    assert summary["best_test_acc"] == summary["test_acc"] and summary["accuracy_stage"] == "pruned"
     phases = [r["phase"] for r in _rows(out, "phases.csv")]
     assert phases.index("eval", phases.index("prune")) > phases.index("prune")
+    saved = json.load(open(os.path.join(out, "summary.json")))
+    assert [f for f in saved["flags"] if f.startswith("no ticket:")], saved["flags"]
+
+
+def test_best_accuracy_is_the_retrains_and_top5_is_reported(runs):
+    """best_test_acc is the retrain's best epoch (not the search's), test_acc its last epoch."""
+    for name in ("eb-s1", "reinit", "draw3"):
+        path, summary = runs[name]
+        retrain = [float(r["test_acc"]) for r in _phase_epochs(path, "retrain")]
+        search = [float(r["test_acc"]) for r in _phase_epochs(path, "search")]
+        assert summary["accuracy_stage"] == "retrain"
+        assert summary["test_acc"] == pytest.approx(retrain[-1], abs=1e-6)
+        assert summary["best_test_acc"] == pytest.approx(max(retrain), abs=1e-6)
+        if max(search) > max(retrain):  # the search's epochs do not count
+            assert summary["best_test_acc"] < max(search)
+        assert summary["test_acc"] <= summary["test_acc_top5"] <= 1.0
+        assert summary["best_test_acc"] <= summary["best_test_acc_top5"] <= 1.0
+        assert not [f for f in json.load(open(os.path.join(path, "summary.json")))["flags"]
+                    if f.startswith("no ticket:")]
 
 
 def test_milestones_and_gamma_shape_the_schedule(tmp_path, one_thread):
