@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence  # noqa: F401
 import pandas as pd
 
 from ebedge.report.runs import ReportError, Run, find_run_dirs, load_run
-from ebedge.report.tables import cell_stats, phases_frame, pivot_cells, runs_frame
+from ebedge.report.tables import accuracy_columns, cell_stats, phases_frame, pivot_cells, runs_frame
 
 FORMATS = ("codecarbon",)
 
@@ -73,16 +73,20 @@ def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], 
 
 def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bool = False,
                  now: Optional[float] = None, allow_mixed_energy_methods: bool = False,
-                 formats: Sequence[str] = (), carbon_intensity_g_per_kwh: Optional[float] = None) -> ReportResult:
+                 formats: Sequence[str] = (), carbon_intensity_g_per_kwh: Optional[float] = None,
+                 accuracy: str = "final") -> ReportResult:
     """Read every run directory under `paths` and write runs.csv, table.csv, phases.csv, plots/, index.html,
     report.json (and, per `formats`, emissions.csv) to out_dir.
 
     Raises ReportError for a path that is not a directory, an unknown format, or (unless the matching allow_*)
     when a table cell would average, or an improvement would compare, runs at different power modes, or a
     cell would mix measured, modelled and unmeasured energy; nothing is written then. Foreign files and
-    incomplete runs become warnings, never errors. Emissions are filled only from carbon_intensity_g_per_kwh
+    incomplete runs become warnings, never errors. `accuracy`: "final" (each run's last epoch, the default)
+    or "best" (the best epoch of the retrain, as the paper's official code reports); every table says which.
+    Emissions are filled only from carbon_intensity_g_per_kwh
     (g CO2eq/kWh; a negative one is a ReportError before anything is written).
     """
+    accuracy_columns(accuracy)  # a bad choice fails before anything is read or written
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ReportError("unknown report format(s): {}; known: {}".format(", ".join(unknown), ", ".join(FORMATS)))
@@ -98,7 +102,7 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
         by_id[run.run_id] = run
         runs.append(run)
     runs_df = runs_frame(runs)
-    cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods)
+    cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods, accuracy)
     table_df = pivot_cells(cells_df, allow_mixed_power_modes)
     phases_df = phases_frame(runs)
     notes = []
