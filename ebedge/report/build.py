@@ -7,6 +7,8 @@ report runs written by another ebedge version, on any board, and runs that crash
 Outputs of `build_report`:
   runs.csv    one row per run: status, board, power mode, summary numbers, energy with its label, settings
   table.csv   the paper's Table 2 shape: one row per (model, dataset, method), columns per prune ratio
+  draws.csv   Tables 1 and 4 shape, where runs drew tickets at fixed epochs: rows = draw epochs and "final",
+              columns = schedules (lr schedules or initial learning rates)
   phases.csv  energy (gross and net kJ) and seconds per phase, per run, meter and rail
   plots/      mask-distance matrices, the paper's Figs. 1/2, 3 and 5 where the runs are those experiments,
               accuracy and FLOPs against the detector's EB epoch where runs drew it at several epochs,
@@ -24,7 +26,8 @@ from typing import Dict, List, Optional, Sequence  # noqa: F401
 import pandas as pd
 
 from ebedge.report.runs import ReportError, Run, find_run_dirs, load_run
-from ebedge.report.tables import accuracy_columns, cell_stats, phases_frame, pivot_cells, runs_frame
+from ebedge.report.tables import (accuracy_columns, cell_stats, draw_frame, draw_table, phases_frame, pivot_cells,
+                                  runs_frame)
 
 FORMATS = ("codecarbon",)
 
@@ -50,6 +53,7 @@ class ReportResult:
     cells_df: pd.DataFrame
     table_df: pd.DataFrame
     phases_df: pd.DataFrame
+    draws_df: pd.DataFrame
     files: List[str]
     warnings: List[str]
     notes: List[str]
@@ -66,7 +70,7 @@ def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], 
     doc = {"ebedge_version": __version__, "generated_wall": generated,
            "inputs": [os.path.abspath(p) for p in inputs], "warnings": result.warnings, "notes": result.notes,
            "cells": _records(result.cells_df), "table": _records(result.table_df),
-           "runs": _records(result.runs_df), "phases": _records(result.phases_df)}
+           "runs": _records(result.runs_df), "phases": _records(result.phases_df), "draws": _records(result.draws_df)}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True, allow_nan=False)
 
@@ -105,10 +109,12 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods, accuracy)
     table_df = pivot_cells(cells_df, allow_mixed_power_modes)
     phases_df = phases_frame(runs)
+    draws_df = draw_table(draw_frame(runs), accuracy)
     notes = []
     os.makedirs(out_dir, exist_ok=True)
     files = []
-    for name, frame in (("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df)):
+    frames = [("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df)]
+    for name, frame in frames + ([("draws.csv", draws_df)] if not draws_df.empty else []):
         path = os.path.join(out_dir, name)
         frame.to_csv(path, index=False, float_format="%.10g")
         files.append(path)
@@ -129,10 +135,11 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
             warnings.append("run {} is {}: listed in runs.csv, left out of the table".format(run.run_id, run.status))
         warnings += ["run {}: {}".format(run.run_id, n) for n in run.notes]
     result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
-                          files=files, warnings=warnings, notes=notes)
+                          draws_df=draws_df, files=files, warnings=warnings, notes=notes)
     generated = time.time()
     json_path = os.path.join(out_dir, "report.json")
     tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv")] + [json_path]
+    tables += [os.path.join(out_dir, "draws.csv")] if not draws_df.empty else []
     if "codecarbon" in formats:
         from ebedge.report.codecarbon import emissions_frame
         path = os.path.join(out_dir, "emissions.csv")

@@ -212,6 +212,27 @@ def _table2(table_df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _draws(draws_df: pd.DataFrame) -> str:
+    """Tables 1 and 4 as the paper lays them out (ebedge.report.tables.draw_table)."""
+    if draws_df.empty:
+        return ""
+    schedules = [c[len("acc_pct["):-1] for c in draws_df.columns if c.startswith("acc_pct[")]
+    out = ['<h2 id="draws">Tickets drawn at fixed epochs (paper Tables 1 and 4 shape)</h2>',
+           '<p><strong>Accuracy shown: {}.</strong> Rows: the epoch the ticket was drawn at; "final": network '
+           'slimming\'s ticket, drawn after the whole schedule. Columns: the search schedules (lr schedule or '
+           'initial learning rate). Each cell: mean retrain accuracy (%) over n runs.</p>'
+           .format(_e(ACCURACY_TEXT.get(draws_df["accuracy"].iloc[0], ""))),]
+    for (model, dataset, method, ratio), g in draws_df.groupby(["model", "dataset", "method", "ratio"], sort=False):
+        head = "".join("<th>{}</th>".format(_e(s)) for s in schedules)
+        rows = "".join("<tr><th>{}</th>{}</tr>".format(_e(r["drawn_at"]), "".join(
+            "<td>{} <span class=\"muted small\">n={}</span></td>".format(
+                _fmt(r["acc_pct[{}]".format(s)], "{:.2f}"), _e(int(r["n[{}]".format(s)]))) for s in schedules))
+            for r in g.to_dict("records"))
+        out.append('<h3>{} / {}, {} p = {}</h3><table class="t2"><tr><th>drawn at</th>{}</tr>{}</table>'
+                   .format(_e(model), _e(dataset), _e(method), _e(ratio), head, rows))
+    return "\n".join(out)
+
+
 def _kv(items) -> str:
     rows = []
     for key, value in items:
@@ -297,7 +318,7 @@ def render(result, out_dir: str, report_files: Sequence[str], generated: Optiona
     if result.notes:
         parts.append("<ul>{}</ul>".format("".join("<li>{}</li>".format(_e(n)) for n in result.notes)))
     parts += ['<h2 id="table">Accuracy, energy and FLOPs (paper Table 2 shape)</h2>', _table2(result.table_df),
-              '<h2 id="figures">Figures</h2>', _figures(figures) or '<p class="muted">none drawn</p>',
+              _draws(result.draws_df), '<h2 id="figures">Figures</h2>', _figures(figures) or '<p class="muted">none drawn</p>',
               '<h2 id="runs">Runs</h2>']
     if result.runs:
         parts.append("<p>{}</p>".format(" ".join('<a href="#run-{}">{}</a>'.format(_e(_safe(r.run_id)), _e(r.run_id))

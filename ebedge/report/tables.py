@@ -261,6 +261,70 @@ def pivot_cells(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> p
     return pd.DataFrame(rows)
 
 
+def _search_accuracy(run: Run):
+    """The test accuracy after the search's last epoch (where the ticket was drawn), or None."""
+    epochs = _read_csv(run, "epochs.csv", usecols=lambda c: c in ("phase", "test_acc"))
+    if epochs is None or "phase" not in epochs or "test_acc" not in epochs:
+        return None
+    search = pd.to_numeric(epochs[epochs["phase"] == "search"]["test_acc"], errors="coerce").dropna()
+    return float(search.iloc[-1]) if not search.empty else None
+
+
+DRAW_COLUMNS = ["model", "dataset", "method", "ratio", "draw", "schedule", "test_acc", "best_test_acc",
+                "search_acc", "pflops"]
+
+
+def draw_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per complete run of a fixed-draw-epoch experiment: EB variants with `draw_at`
+    (draw = the draw epoch), network slimming (draw = its whole schedule: the paper's "final" ticket)
+    and dense runs (the dashed line). `schedule` tells apart runs of Tables 1 and 4 (lr schedule,
+    initial lr); `search_acc` is the search's test accuracy at the draw (Fig. 1's star marks the best)."""
+    rows = []
+    for run in runs:
+        s = run.summary or {}
+        if not run.complete:
+            continue
+        method = s.get("method")
+        draw = s.get("draw_at")
+        if method == "ns":
+            draw = run.settings.get("epochs")
+        if method != "dense" and draw is None:
+            continue
+        rows.append({"model": s.get("model"), "dataset": s.get("dataset"), "method": method,
+                     "ratio": ratio_label(s.get("prune_ratio")), "draw": draw,
+                     "schedule": run.settings.get("lr_schedule") or "lr {}".format(run.settings.get("lr")),
+                     "test_acc": s.get("test_acc"), "best_test_acc": s.get("best_test_acc"),
+                     "search_acc": _search_accuracy(run) if method != "dense" else None,
+                     "pflops": (s.get("train_flops_total") or 0) / 1e15})
+    return pd.DataFrame(rows, columns=DRAW_COLUMNS)
+
+
+def draw_table(frame: pd.DataFrame, accuracy: str = "final") -> pd.DataFrame:
+    """Tables 1 and 4 as the paper lays them out: per model, dataset, EB method and ratio, one row per
+    draw epoch and a last row "final" (network slimming's ticket, drawn after the whole schedule), one
+    column per schedule (Table 1: lr schedules; Table 4: initial learning rates) holding the mean
+    retrain accuracy in percent (`accuracy`: final or best epoch, said in the column `accuracy`), and
+    n<schedule> the runs averaged. Empty when no run drew its ticket at a fixed epoch."""
+    top1 = accuracy_columns(accuracy)[0]
+    drawn = frame[frame["method"].astype(str).str.startswith("eb")]
+    schedules = list(dict.fromkeys(frame.loc[frame["method"] != "dense", "schedule"]))
+    rows = []
+    for (model, dataset, method, ratio), g in drawn.groupby(["model", "dataset", "method", "ratio"], sort=False):
+        final = frame[(frame["method"] == "ns") & (frame["model"] == model) & (frame["dataset"] == dataset)
+                      & (frame["ratio"] == ratio)]
+        for label, part in [(str(int(d)), p) for d, p in sorted(g.groupby("draw"))] + [("final", final)]:
+            if part.empty:
+                continue
+            row = {"model": model, "dataset": dataset, "method": method, "ratio": ratio, "drawn_at": label,
+                   "accuracy": accuracy}
+            for schedule in schedules:
+                cell = pd.to_numeric(part.loc[part["schedule"] == schedule, top1], errors="coerce").dropna()
+                row["acc_pct[{}]".format(schedule)] = cell.mean() * 100 if len(cell) else float("nan")
+                row["n[{}]".format(schedule)] = len(cell)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _phase_seconds(phases: pd.DataFrame) -> Dict[str, float]:
     """Seconds per phase: whole-phase rows (empty epoch) when present, else the sum of its per-epoch rows."""
     out = {}
