@@ -28,8 +28,11 @@ def _meter_choices():
 @click.option("--epochs", type=int, help="search schedule length [default: 160]")
 @click.option("--retrain-epochs", type=int, help="retrain length [default: remaining epochs]")
 @click.option("--batch-size", type=int, help="mini-batch size [default: 256]")
+@click.option("--retrain-batch-size", type=int, help="the retrain's own mini-batch size [default: --batch-size]")
 @click.option("--lr", type=float, help="initial learning rate [default: 0.1]")
 @click.option("--sparsity", type=float, help="L1 strength on BN scales, the paper's s [default: 1e-4]")
+@click.option("--retrain-sparsity", type=float,
+              help="EB Train's L1 strength while retraining [default: --sparsity]")
 @click.option("--epsilon", type=float, help="Early-Bird mask-distance threshold [default: 0.1]")
 @click.option("--keep-searching", is_flag=True, default=None,
               help="keep training after the ticket is drawn, for study (the ticket drawn at the "

@@ -29,10 +29,12 @@ DEFAULTS = {
     "epochs": 160,
     "retrain_epochs": None,  # None: the remaining epochs of the original schedule
     "batch_size": 256,
+    "retrain_batch_size": None,  # None: batch_size; the official ResNet-18 ImageNet retrain uses 128
     "lr": 0.1,
     "momentum": 0.9,
     "weight_decay": 1e-4,
     "sparsity": 1e-4,
+    "retrain_sparsity": None,  # EB Train's retrain L1 strength; None: sparsity (official CIFAR scripts)
     "epsilon": 0.1,
     "window": 5,
     "keep_searching": False,
@@ -115,12 +117,13 @@ RANGES = {
     "min_coverage": (0.0, 1.0, False, False),
 }
 OPTIONAL_RANGES = {  # None means "not set"
+    "retrain_sparsity": (0.0, None, False, True),
     "meter_interval": (0.0, None, True, True),
     "cooldown_temp_c": (0.0, 150.0, True, True),
 }
 INTEGERS = {"epochs": 1, "batch_size": 1, "window": 1, "seed": 0, "repeat": 0,
             "channel_multiple": 1}
-OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1}
+OPTIONAL_INTEGERS = {"limit_train": 1, "limit_test": 1, "retrain_epochs": 1, "retrain_batch_size": 1}
 FLAGS = ("download", "keep_searching", "include_eval_in_total", "allow",
          "amp", "channels_last", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")

@@ -49,6 +49,7 @@ class MethodContext(object):
         # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
         # global batches of train_loader, the same on every rank
         self.rank_batches = self.world.shard(self.train_loader, settings["seed"])
+        self._loaders = {settings["batch_size"]: (self.train_loader, self.rank_batches)}
         self.n_train = len(self.data.train)
         self.schedule = schedules.schedule_for(settings)
         self.carry = dict(resume["carry"]) if resume else {}
@@ -77,6 +78,17 @@ class MethodContext(object):
         random.setstate(rng["python"])
         if rng.get("loader") is not None and self._loader_generator() is not None:
             self._loader_generator().set_state(rng["loader"])
+
+    def _use_loader_of(self, stage):
+        """Make the training loader the one `stage` trains with: the retrain's own batch size where
+        settings["retrain_batch_size"] sets one (the official ResNet-18 ImageNet retrain), else the run's."""
+        size = (self.settings["retrain_batch_size"] if stage == "retrain" else None) or self.settings["batch_size"]
+        if size not in self._loaders:
+            loader = make_pipeline(self.data, size, self.device, self.settings["data_pipeline"],
+                                   self.settings["workers"], self.settings["seed"],
+                                   channels_last=self.settings["channels_last"])[0]
+            self._loaders[size] = (loader, self.world.shard(loader, self.settings["seed"]))
+        self.train_loader, self.rank_batches = self._loaders[size]
 
     def _loader_generator(self):
         """The generator that shuffles a DataLoader's training set (None: the device-resident
@@ -166,6 +178,7 @@ class MethodContext(object):
         """
         schedule = schedule or self.schedule
         sparsity = self.settings["sparsity"] if sparsity is None else sparsity
+        self._use_loader_of(stage)  # before a resume restores the loader's shuffling state
         optimizer = optimizer or make_optimizer(model, schedule.lr, self.settings["momentum"],
                                                 self.settings["weight_decay"])
         start = first

@@ -146,14 +146,17 @@ def cell_stats(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
 
 
 def _gain_over_dense(cells: pd.DataFrame) -> pd.DataFrame:
-    """acc_gain_pct / acc5_gain_pct: a pruned cell's mean accuracy minus the unpruned model's (the dense
-    cell of the same model, dataset and settings), as Table 3's "Acc. Improv." columns."""
-    dense = cells[cells["method"] == "dense"].set_index(["model", "dataset", "settings"])
+    """acc_gain_pct / acc5_gain_pct: a pruned cell's mean accuracy minus the unpruned model's, as Table 3's
+    "Acc. Improv." columns. The unpruned model is the dense cell of the same model and dataset; where
+    several dense cells differ in settings, the one with the pruned cell's settings."""
+    dense = cells[cells["method"] == "dense"]
     for column, source in (("acc_gain_pct", "acc_pct_mean"), ("acc5_gain_pct", "acc5_pct_mean")):
         values = []
         for _, c in cells.iterrows():
-            where = (c["model"], c["dataset"], c["settings"])
-            values.append(c[source] - dense.loc[where, source] if c["method"] != "dense" and where in dense.index
+            mine = dense[(dense["model"] == c["model"]) & (dense["dataset"] == c["dataset"])]
+            if len(mine) > 1:
+                mine = mine[mine["settings"] == c["settings"]]
+            values.append(c[source] - mine[source].iloc[0] if c["method"] != "dense" and len(mine) == 1
                           else float("nan"))
         cells[column] = values
     return cells

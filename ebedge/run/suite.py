@@ -26,7 +26,9 @@ A suite file looks like this::
     prune_ratio = 0.7
     retrain = "reinit"
 
-`[[grid]]` (an array of grid tables) is accepted too, for tables whose ratios differ per model.
+`[[grid]]` (an array of grid tables) is accepted too, for panels whose ratios, draw epochs or settings
+differ (a figure's panels, a table's models); a grid's `settings` table (keys of DEFAULTS) overrides
+[defaults] for that grid's cells only, e.g. `settings = {retrain_batch_size = 128}`.
 The method "dense" prunes nothing, so it runs once per model/dataset/repeat, not once per ratio.
 
 Cells are ordered repeat-major: every cell of repeat 0 runs before any cell of repeat 1, so a suite
@@ -57,7 +59,7 @@ else:  # tomli (1.x on Python 3.6) has the same loads() and TOMLDecodeError
 
 TOP_KEYS = ("name", "description", "defaults", "grid", "cells")
 GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "draw_ats", "lr_schedules", "lrs",
-             "repeats", "seeds")
+             "repeats", "seeds", "settings")
 GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio",
               "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr"}
 DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # ebedge.methods.DRAWING_METHODS (no torch here)
@@ -177,6 +179,10 @@ def _cell_id(settings, tagged=()):
 def _grid_cells(where, index, grid, defaults):
     """Expand one grid table into a list of (repeat, overrides) in run order."""
     _check_keys(where, "grid", index, grid, GRID_KEYS)
+    fixed = grid.get("settings", {})
+    if not isinstance(fixed, dict):
+        raise where.error("must be a table of settings", "grid", "settings", index)
+    _check_settings(where, "grid", index, fixed)
     axes = {}
     for key, setting in GRID_LISTS.items():
         if key not in grid:
@@ -203,12 +209,13 @@ def _grid_cells(where, index, grid, defaults):
         for model in axes["models"]:
             for dataset in axes["datasets"]:
                 for method in axes["methods"]:
-                    effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
+                    effective = method if method is not None else fixed.get(
+                        "method", defaults.get("method", DEFAULTS["method"]))
                     ratios = [None] if effective == "dense" else axes["prune_ratios"]
                     draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
                     for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
                                                              axes["lrs"]):
-                        overrides = {"repeat": repeat, "seed": seed}
+                        overrides = dict(fixed, repeat=repeat, seed=seed)
                         for key, value in (("model", model), ("dataset", dataset), ("method", method),
                                            ("draw_at", draw), ("lr_schedule", schedule), ("lr", lr)):
                             if value is not None:

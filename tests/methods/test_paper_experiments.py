@@ -212,3 +212,27 @@ def test_thinet_prunes_the_inner_block_layers_of_residual_nets(tmp_path, one_thr
                                                   else "select"].indices)
                 if not c else k for (n, _), k, c in zip(bn_layers(pruned), kept, inside)]
     assert kept == [kept_count(w, 0.5) if c else w for w, c in zip(widths, inside)]
+
+
+def test_the_retrain_trains_with_its_own_batch_size_and_l1_strength(tmp_path, one_thread):
+    """The official ImageNet retrains: ResNet-18 at batch 128, ResNet-50 without the L1 term."""
+    from ebedge.methods import context
+    sizes, strengths = [], []
+    real = context.train_epoch
+
+    def recording(model, batches, *args, **kwargs):
+        sizes.append(len(next(iter(batches))[0]))
+        strengths.append(kwargs["sparsity"])
+        return real(model, batches, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(context, "train_epoch", recording)
+    try:
+        summary = execute(dict(TINY, method="eb", epochs=4, draw_at=2, retrain_batch_size=64, retrain_sparsity=0),
+                          out=str(tmp_path / "run"), quiet=True)
+    finally:
+        patch.undo()
+    assert sizes == [32, 32, 64, 64]  # search at batch_size, retrain at retrain_batch_size
+    assert strengths == [1e-4, 1e-4, 0.0, 0.0]
+    # a training FLOP does not depend on the batch: the retrain's epochs cost the pruned network's
+    assert summary["train_flops_retrain"] == 2 * 3 * summary["forward_flops_pruned"] * 128
