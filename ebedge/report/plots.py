@@ -247,6 +247,7 @@ def _min_max_line(ax, g: pd.DataFrame, column: str, scale: float, label: str, **
 
 def _star_best_search(ax, g: pd.DataFrame, column: str, scale: float):
     """Fig. 1's star: the retrain accuracy of the ticket drawn where the search's accuracy was best."""
+    g = g.reset_index(drop=True)
     search = pd.to_numeric(g["search_acc"], errors="coerce")
     if search.notna().any():
         best = g.loc[search.groupby(g["draw"]).transform("mean").idxmax(), "draw"]
