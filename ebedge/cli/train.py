@@ -7,6 +7,7 @@ import click
 from ebedge.cli.options import load_settings_file, parse_meter_options
 from ebedge.errors import EbedgeError
 from ebedge.config.settings import DATASETS, DEFAULTS, METHODS, MODEL_NAMES, RETRAIN_MODES
+from ebedge.report.summary_table import no_ticket_note
 
 
 def _meter_choices():
@@ -197,9 +198,7 @@ def _one_line(summary):
     if energy:
         text += ", train energy %.4g kJ (%s, %s)" % (energy["kj"].get("train_total", 0.0),
                                                     energy["method"], energy["meter"])
-    if summary.get("no_ticket"):
-        text += ", NO TICKET (pruned after the last epoch, not retrained)"
-    return text
+    return text + no_ticket_note(summary)
 
 @click.command()
 @click.option("--model", default="vgg16", show_default=True, type=click.Choice(MODEL_NAMES),

@@ -48,6 +48,7 @@ import sys
 import time
 
 from ebedge.errors import EbedgeError
+from ebedge.report.summary_table import no_ticket_note
 from ebedge.util.eta import Eta
 from ebedge.config.schedules import method_epochs
 from ebedge.config.settings import DEFAULTS, resolve
@@ -339,12 +340,14 @@ def run_suite(suite, out_dir, execute, progress=print):
         resume = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
         progress("%s: %s" % (label, "resuming" if resume else "running"))
         began = time.monotonic()
+        said = ""
         try:
             summary = execute(dict(cell.settings), out=run_dir, resume=resume)
             status = (summary or {}).get("status") or _status_of(run_dir) or "unknown"
+            said = no_ticket_note(summary or {})
         except EbedgeError as exc:
             status = "failed: %s" % exc
         eta.done(time.monotonic() - began)
-        progress("%s: %s%s" % (label, status, "  (suite %s)" % eta.text() if eta.text() else ""))
+        progress("%s: %s%s%s" % (label, status, said, "  (suite %s)" % eta.text() if eta.text() else ""))
         results.append((cell.cell_id, status))
     return results

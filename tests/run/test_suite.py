@@ -323,3 +323,15 @@ def test_check_names_a_cell_that_cannot_run(tmp_path):
     path.write_text('name = "bad"\n[defaults]\nepochs = 4\n[[cells]]\nmethod = "ns"\ndraw_at = 2\n')
     result = CliRunner().invoke(bench_command, [str(path), "--check"])
     assert result.exit_code != 0 and "FAIL" in result.output and "draw_at" in result.output
+
+
+def test_suite_line_says_when_a_cell_drew_no_ticket(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    lines = []
+
+    def no_ticket(settings, out, resume=False):
+        return {"status": "complete", "no_ticket": settings["method"] == "eb"}
+
+    run_suite(suite, str(tmp_path / "out"), no_ticket, progress=lines.append)
+    done = [line for line in lines if ": complete" in line]
+    assert done and all(("NO TICKET" in line) == ("-eb-" in line) for line in done)
