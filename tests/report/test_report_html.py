@@ -88,6 +88,9 @@ def test_improvement_only_over_baselines_with_the_same_settings(tmp_path):
     assert improv.loc["epochs=40", "energy_x[p=0.5]"] == 4.0 and improv.loc["epochs=40", "energy_vs[p=0.5]"] == "lt"
     assert "epochs=20" not in improv.index  # no competitor ran with 20 epochs
     assert table.loc["epochs=20", "method"] == "eb"
+    page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
+    assert "<th>EB Train Improv.</th>" in page and "&times;4.0 energy vs lt" in page
+    assert "Accuracy shown: final" in page
 
 
 def test_mixed_measured_and_modelled_energy_refused_unless_allowed(tmp_path):
