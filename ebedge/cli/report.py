@@ -42,8 +42,11 @@ def echo_result(result, out_dir):
 @click.option("--carbon-intensity", type=click.FloatRange(min=0), metavar="G_PER_KWH",
               help="Grid carbon intensity in g CO2eq/kWh; fills CodeCarbon's emissions columns (else empty). "
                    "Implies --format codecarbon.")
+@click.option("--accuracy", type=click.Choice(["final", "best"]), default="final", show_default=True,
+              help="Accuracy the tables show: the last epoch's, or the best epoch of the retrain (the paper's "
+                   "official code); every table says which.")
 def report_command(results_dirs, out_dir, allow_mixed_power_modes, allow_mixed_energy_methods, formats,
-                   carbon_intensity):
+                   carbon_intensity, accuracy):
     """Report on run directories: RESULTS_DIRS may be run directories or trees of them (results/, a suite's output)."""
     from ebedge.report import build_report_checked
     if carbon_intensity is not None and "codecarbon" not in formats:
@@ -51,7 +54,7 @@ def report_command(results_dirs, out_dir, allow_mixed_power_modes, allow_mixed_e
     try:
         result = build_report_checked(results_dirs, out_dir, allow_mixed_power_modes=allow_mixed_power_modes,
                                       allow_mixed_energy_methods=allow_mixed_energy_methods, formats=formats,
-                                      carbon_intensity_g_per_kwh=carbon_intensity)
+                                      carbon_intensity_g_per_kwh=carbon_intensity, accuracy=accuracy)
     except (EbedgeError, ValueError) as exc:
         raise click.ClickException(str(exc))
     echo_result(result, out_dir)

@@ -7,6 +7,7 @@ import click
 from ebedge.cli.options import load_settings_file, setting_options, typed_settings
 from ebedge.config.spec import DEFAULTS, METHODS, MODEL_NAMES
 from ebedge.errors import EbedgeError
+from ebedge.report.summary_table import no_ticket_note
 
 
 @click.command()
@@ -136,7 +137,7 @@ def _one_line(summary):
     if energy:
         text += ", train energy %.4g kJ (%s, %s)" % (energy["kj"].get("train_total", 0.0),
                                                     energy["method"], energy["meter"])
-    return text
+    return text + no_ticket_note(summary)
 
 
 @click.command()

@@ -3,7 +3,8 @@
 Paper: slimming training (L1 on BN scales) of the dense network while a detector compares the
 channel masks of consecutive epochs; once the masks stop moving (FIFO of 5, every distance
 <= epsilon) the ticket is drawn, the search stops, the network is physically pruned and
-retrained. We do exactly that; the L1 term stays on while retraining, as in the official scripts.
+retrained. We do exactly that; the L1 term stays on while retraining, as in the official CIFAR
+scripts (settings.retrain_sparsity sets another strength: 0 for the official ResNet-50 retrain).
 
 `eb` is the paper's "EB Train (FF)": the ticket fine-tuned with its inherited weights for the
 remaining epochs of the schedule. `eb-reinit` is the paper's "EB Train (re-init)": the ticket's
@@ -44,8 +45,8 @@ def run(ctx, reinit=None, search_options=None, retrain_setup=None):
     pruned = prune_stage(ctx, ticket, channel_mask(ticket, s.prune_ratio[0]), reinit=reinit)
     ctx.carry.pop("ticket_state", None)
     full = reinit and s.reinit_epochs == "full"
-    trained = retrain_stage(ctx, pruned, searched, epochs=s.epochs if full else None,
-                            **(retrain_setup(pruned) if retrain_setup else {}))
+    options = dict(retrain_setup(pruned) if retrain_setup else {}, sparsity=s.retrain_sparsity)
+    trained = retrain_stage(ctx, pruned, searched, epochs=s.epochs if full else None, **options)
     if trained == 0:  # nothing retrained: the reported accuracy must still be the pruned network's
         eval_stage(ctx, pruned)
     return ctx.result(eb_epoch=search.primary.eb_epoch, eb_epochs=search.eb_epochs(),

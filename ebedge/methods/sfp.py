@@ -11,8 +11,8 @@ zeroed and keep receiving gradients, so they may grow back. Plain training (no B
 equivalence with the pruned network matters only at the end: `prune` removes the filters that are
 weakest after the last epoch, dropping their BN shift as all our pruning does, then an `eval` of
 the pruned network gives the reported `test_acc`. The search trains the dense network, so its
-FLOPs are dense FLOPs. `best_test_acc` is over the search epochs (each evaluated before that
-epoch's zeroing, a soft-pruned network, not the final pruned one). settings.retrain_epochs
+FLOPs are dense FLOPs. `best_test_acc` is the pruned network's single evaluation (the search's
+epochs evaluate a soft-pruned network, not the final one). settings.retrain_epochs
 adds an optional fine-tuning of that many epochs. The Early-Bird detectors still run on the BN
 scales; `eb_epochs` is information only.
 """

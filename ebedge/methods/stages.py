@@ -184,9 +184,9 @@ def eval_stage(ctx, model):
     whose last trained epoch was evaluated before the network was pruned (SFP, and EB when its
     ticket came in the last epoch or never, so that nothing is left to retrain)."""
     with ctx.phase("eval"):
-        accuracy = evaluate(model, ctx.test_loader, ctx.device).accuracy
-    ctx.carry["test_acc"] = accuracy
-    return accuracy
+        test = evaluate(model, ctx.test_loader, ctx.device)
+    ctx.note_accuracy("pruned", test)
+    return test.accuracy
 
 
 def pruned_fields(ctx):

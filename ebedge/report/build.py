@@ -7,6 +7,8 @@ report runs written by another ebedge version, on any board, and runs that crash
 Outputs of `build_report`:
   runs.csv    one row per run: status, board, power mode, summary numbers, energy with its label, settings
   table.csv   the paper's Table 2 shape: one row per (model, dataset, method), columns per prune ratio
+  draws.csv   Tables 1 and 4 shape, where runs drew tickets at fixed epochs: rows = draw epochs and "final",
+              columns = schedules (lr schedules or initial learning rates)
   phases.csv  energy (gross and net kJ) and seconds per phase, per run, meter and rail
   plots/      mask-distance matrices, the paper's Figs. 1/2, 3 and 5 where the runs are those experiments,
               accuracy and FLOPs against the detector's EB epoch where runs drew it at several epochs,
@@ -32,7 +34,8 @@ import pandas as pd
 
 from ebedge.report.runs import ReportError, Run, find_run_dirs, load_run
 from ebedge.report.answer import sentences
-from ebedge.report.tables import cell_stats, phases_frame, pivot_cells, runs_frame
+from ebedge.report.tables import (accuracy_columns, cell_stats, draw_frame, draw_table, phases_frame, pivot_cells,
+                                  runs_frame)
 from ebedge.report.tradeoff import BOARD_SETTINGS, plot_tradeoff, tradeoff_frame
 
 FORMATS = ("codecarbon", "latex", "model-card")
@@ -59,6 +62,7 @@ class ReportResult:
     cells_df: pd.DataFrame
     table_df: pd.DataFrame
     phases_df: pd.DataFrame
+    draws_df: pd.DataFrame
     files: List[str]
     warnings: List[str]
     notes: List[str]
@@ -101,7 +105,7 @@ def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], 
            "inputs": [os.path.abspath(p) for p in inputs], "warnings": result.warnings, "notes": result.notes,
            "answers": result.answers, "tradeoff": _records(result.tradeoff_df),
            "cells": _records(result.cells_df), "table": _records(result.table_df),
-           "runs": _records(result.runs_df), "phases": _records(result.phases_df),
+           "runs": _records(result.runs_df), "phases": _records(result.phases_df), "draws": _records(result.draws_df),
            "qualifications": [dict(q, path=os.path.abspath(p)) for p, q in result.qualifications]}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True, allow_nan=False)
@@ -109,16 +113,20 @@ def write_report_json(result: "ReportResult", path: str, inputs: Sequence[str], 
 
 def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bool = False,
                  now: Optional[float] = None, allow_mixed_energy_methods: bool = False,
-                 formats: Sequence[str] = (), carbon_intensity_g_per_kwh: Optional[float] = None) -> ReportResult:
+                 formats: Sequence[str] = (), carbon_intensity_g_per_kwh: Optional[float] = None,
+                 accuracy: str = "final") -> ReportResult:
     """Read every run directory under `paths` and write runs.csv, table.csv, phases.csv, plots/, index.html,
     report.json (and, per `formats`, emissions.csv) to out_dir.
 
     Raises ReportError for a path that is not a directory, an unknown format, or (unless the matching allow_*)
     when a table cell would average, or an improvement would compare, runs at different power modes, or a
     cell would mix measured, modelled and unmeasured energy; nothing is written then. Foreign files and
-    incomplete runs become warnings, never errors. Emissions are filled only from carbon_intensity_g_per_kwh
+    incomplete runs become warnings, never errors. `accuracy`: "final" (each run's last epoch, the default)
+    or "best" (the best epoch of the retrain, as the paper's official code reports); every table says which.
+    Emissions are filled only from carbon_intensity_g_per_kwh
     (g CO2eq/kWh; a negative one is a ReportError before anything is written).
     """
+    accuracy_columns(accuracy)  # a bad choice fails before anything is read or written
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ReportError("unknown report format(s): {}; known: {}".format(", ".join(unknown), ", ".join(FORMATS)))
@@ -134,15 +142,16 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
         by_id[run.run_id] = run
         runs.append(run)
     runs_df = runs_frame(runs)
-    cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods)
+    cells_df = cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods, accuracy)
     table_df = pivot_cells(cells_df, allow_mixed_power_modes)
     phases_df = phases_frame(runs)
     trade_df = tradeoff_frame(runs_df)
+    draws_df = draw_table(draw_frame(runs), accuracy)
     notes = []
     os.makedirs(out_dir, exist_ok=True)
     files = []
-    for name, frame in (("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df),
-                        ("tradeoff.csv", trade_df)):
+    frames = [("runs.csv", runs_df), ("table.csv", table_df), ("phases.csv", phases_df), ("tradeoff.csv", trade_df)]
+    for name, frame in frames + ([("draws.csv", draws_df)] if not draws_df.empty else []):
         path = os.path.join(out_dir, name)
         frame.to_csv(path, index=False, float_format="%.10g")
         files.append(path)
@@ -167,11 +176,12 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     qualifications, bad = qualification.find(paths, skip=[out_dir])
     warnings += bad
     result = ReportResult(runs=runs, runs_df=runs_df, cells_df=cells_df, table_df=table_df, phases_df=phases_df,
-                          files=files, warnings=warnings, notes=notes, qualifications=qualifications,
+                          draws_df=draws_df, files=files, warnings=warnings, notes=notes, qualifications=qualifications,
                           answers=answers(runs, cells_df), tradeoff_df=trade_df)
     generated = time.time()
     json_path = os.path.join(out_dir, "report.json")
     tables = [os.path.join(out_dir, n) for n in ("table.csv", "runs.csv", "phases.csv", "tradeoff.csv")] + [json_path]
+    tables += [os.path.join(out_dir, "draws.csv")] if not draws_df.empty else []
     if "latex" in formats:
         from ebedge.report.latex import latex_table
         tables.append(_write_text(os.path.join(out_dir, "table.tex"), latex_table(table_df)))

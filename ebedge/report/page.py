@@ -20,6 +20,7 @@ import pandas as pd
 from ebedge import __version__
 from ebedge.report import qualification
 from ebedge.report.runs import RUN_FILES, Run, _ratio_rank
+from ebedge.report.tables import ACCURACY_TEXT, IMPROV
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
@@ -146,19 +147,36 @@ def _cell(row: dict, r: str, energy_label: str) -> str:
         return '<td class="muted">&ndash;</td>'
     kind = _energy_class(energy_label)
     tag = "measured and modelled" if kind == "measured modelled" else kind
-    parts = ['<div class="acc">{} %</div>'.format(_pm(col("acc_pct_mean"), col("acc_pct_ci95"), "{:.2f}")),
+    top5 = col("acc5_pct_mean")
+    parts = ['<div class="acc">{} %{}</div>'.format(
+                 _pm(col("acc_pct_mean"), col("acc_pct_ci95"), "{:.2f}"),
+                 "" if _missing(top5) else ' <span class="small">(top-5 {} %)</span>'.format(_fmt(top5, "{:.2f}"))),
              '<div class="{}">{} kJ<span class="tag">{}</span></div>'.format(
                  kind, _pm(col("energy_kj_mean"), col("energy_kj_ci95")), _e(tag)),
              '<div>{} PFLOPs</div>'.format(_pm(col("pflops_mean"), col("pflops_ci95"))),
              '<div class="muted small">n = {}</div>'.format(_e(int(n)))]
-    if not _missing(col("baseline")):
-        parts.append('<div class="small">&times;{} energy, &times;{} FLOPs vs {}</div>'.format(
-            _fmt(col("energy_x"), "{:.2f}"), _fmt(col("flops_x"), "{:.2f}"), _e(col("baseline"))))
+    if not _missing(col("acc_gain_pct")):
+        parts.append('<div class="small">{:+.2f} vs unpruned</div>'.format(col("acc_gain_pct")))
     flagged = col("n_flagged")
     if not _missing(flagged) and flagged:
         parts.append('<div class="flag" title="{}">&#9873; {} run(s) flagged: {}</div>'.format(
             _e(col("flags")), _e(int(flagged)), _e(col("flags"))))
     return "<td>{}</td>".format("".join(parts))
+
+
+def _improv_cell(row: dict, r: str) -> str:
+    """The paper's "EB Train Improv." cell: accuracy gain over the best competitor, energy and FLOPs
+    of the cheapest competitor over EB Train's (see ebedge.report.tables.improvements)."""
+    def col(metric):
+        return row.get("{}[p={}]".format(metric, r))
+
+    if _missing(col("flops_x")):
+        return '<td class="muted">&ndash;</td>'
+    acc = col("improv_acc_pct")
+    return '<td class="small">{} vs {}<br>&times;{} energy vs {}<br>&times;{} FLOPs vs {}<br>(cost of {})</td>'.format(
+        "&ndash;" if _missing(acc) else "{:+.2f}".format(acc), _e(col("acc_vs")),
+        _fmt(col("energy_x"), "{:.1f}"), _e(col("energy_vs")), _fmt(col("flops_x"), "{:.1f}"), _e(col("flops_vs")),
+        _e(col("cost_of")))
 
 
 def _table2(table_df: pd.DataFrame) -> str:
@@ -176,16 +194,44 @@ def _table2(table_df: pd.DataFrame) -> str:
             rows.append('<tr><th>{}</th>{}{}<td class="small">{}<br>{}<br>{}</td></tr>'.format(
                 _e(row["method"]),
                 '<td class="small">{}</td>'.format(_e(settings) if not _missing(settings) else "") if differ else "",
-                "".join(_cell(row, r, row.get("energy_label", "")) for r in ratios),
+                "".join(_improv_cell(row, r) if row["method"] == IMPROV else _cell(row, r, row.get("energy_label", ""))
+                        for r in ratios),
                 _e(row.get("power_mode")), _e(row.get("energy_label")), _e(row.get("boards") or "")))
         out.append('<h3>{} / {}</h3><table class="t2"><tr><th>method</th>{}{}'
                    '<th>power mode, energy meter, boards</th></tr>{}</table>'
                    .format(_e(model), _e(dataset), "<th>settings</th>" if differ else "", head, "".join(rows)))
+    accuracy = table_df["accuracy"].dropna()
+    out.append('<p><strong>Accuracy shown: {}.</strong></p>'.format(
+        _e(ACCURACY_TEXT.get(accuracy.iloc[0], accuracy.iloc[0]) if not accuracy.empty else "none")))
     out.append('<p class="small muted">Each cell: retrain test accuracy, training energy (search + prune + '
                'retrain, gross, from the meter named at the row\'s end) and training FLOPs, as mean &plusmn; '
                '95% t-interval over the n repeats (the mean alone when n = 1). <em>measured</em>: read from a '
                'power meter; <em>modelled</em>: an estimate. Runs are averaged only when all their result '
-               'settings agree; the settings column names what differs between rows. Flags are in red.</p>')
+               'settings agree; the settings column names what differs between rows. Flags are in red. '
+               '"vs unpruned": the gain over the dense row (Table 3). ' + _e(IMPROV) + ': as the paper, EB Train '
+               '(eb) accuracy minus the most accurate competitor\'s, and the cheapest competitor\'s energy and '
+               'FLOPs over EB Train (LL)\'s (eb-ll; eb where no eb-ll ran).</p>')
+    return "\n".join(out)
+
+
+def _draws(draws_df: pd.DataFrame) -> str:
+    """Tables 1 and 4 as the paper lays them out (ebedge.report.tables.draw_table)."""
+    if draws_df.empty:
+        return ""
+    schedules = [c[len("acc_pct["):-1] for c in draws_df.columns if c.startswith("acc_pct[")]
+    out = ['<h2 id="draws">Tickets drawn at fixed epochs (paper Tables 1 and 4 shape)</h2>',
+           '<p><strong>Accuracy shown: {}.</strong> Rows: the epoch the ticket was drawn at; "final": network '
+           'slimming\'s ticket, drawn after the whole schedule. Columns: the search schedules (lr schedule or '
+           'initial learning rate). Each cell: mean retrain accuracy (%) over n runs.</p>'
+           .format(_e(ACCURACY_TEXT.get(draws_df["accuracy"].iloc[0], ""))),]
+    for (model, dataset, method, ratio), g in draws_df.groupby(["model", "dataset", "method", "ratio"], sort=False):
+        head = "".join("<th>{}</th>".format(_e(s)) for s in schedules)
+        rows = "".join("<tr><th>{}</th>{}</tr>".format(_e(r["drawn_at"]), "".join(
+            "<td>{} <span class=\"muted small\">n={}</span></td>".format(
+                _fmt(r["acc_pct[{}]".format(s)], "{:.2f}"), _e(int(r["n[{}]".format(s)]))) for s in schedules))
+            for r in g.to_dict("records"))
+        out.append('<h3>{} / {}, {} p = {}</h3><table class="t2"><tr><th>drawn at</th>{}</tr>{}</table>'
+                   .format(_e(model), _e(dataset), _e(method), _e(ratio), head, rows))
     return "\n".join(out)
 
 
@@ -301,7 +347,7 @@ def render(result, out_dir: str, report_files: Sequence[str], generated: Optiona
         parts.append('<ul class="flags">{}</ul>'.format("".join("<li>{}</li>".format(_e(w)) for w in result.warnings)))
     if result.notes:
         parts.append("<ul>{}</ul>".format("".join("<li>{}</li>".format(_e(n)) for n in result.notes)))
-    parts += ['<h2 id="table">Accuracy, energy and FLOPs (paper Table 2 shape)</h2>', _table2(result.table_df)]
+    parts += ['<h2 id="table">Accuracy, energy and FLOPs (paper Table 2 shape)</h2>', _table2(result.table_df), _draws(result.draws_df)]
     if "state" in result.tradeoff_df and result.tradeoff_df["state"].nunique() > 1:
         parts += ['<h2 id="tradeoff">Energy, time and accuracy across power modes</h2>', _tradeoff(result.tradeoff_df)]
     parts += [

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ebedge.report.runs import Run, _ratio_rank, _read_csv, ratio_label
-from ebedge.report.tables import cell_stats
+from ebedge.report.tables import cell_stats, draw_frame
 
 def _safe(text) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text))
@@ -238,36 +238,21 @@ def plot_power_trace(run: Run, out_dir: str) -> List[str]:
 
 # ---------------------------------------------------------------- the paper's Figs. 1, 3 and 5
 
-def draw_frame(runs: List[Run]) -> pd.DataFrame:
-    """One row per complete run of a fixed-draw-epoch experiment: EB variants with `draw_at`
-    (x = the draw epoch), network slimming (x = its whole schedule: the paper's "final" ticket)
-    and dense runs (the dashed line). `schedule` tells apart runs of Tables 1 and 4 (lr schedule,
-    initial lr)."""
-    rows = []
-    for run in runs:
-        s = run.summary or {}
-        if not run.complete:
-            continue
-        method = s.get("method")
-        draw = s.get("draw_at")
-        if method == "ns":
-            draw = run.settings.get("epochs")
-        if method != "dense" and draw is None:
-            continue
-        rows.append({"model": s.get("model"), "dataset": s.get("dataset"), "method": method,
-                     "ratio": ratio_label(s.get("prune_ratio")), "draw": draw,
-                     "schedule": run.settings.get("lr_schedule") or "lr {}".format(run.settings.get("lr")),
-                     "test_acc": s.get("test_acc"),
-                     "pflops": (s.get("train_flops_total") or 0) / 1e15})
-    return pd.DataFrame(rows, columns=["model", "dataset", "method", "ratio", "draw", "schedule",
-                                       "test_acc", "pflops"])
-
-
 def _min_max_line(ax, g: pd.DataFrame, column: str, scale: float, label: str, **style):
     st = g.groupby("draw")[column].agg(["mean", "min", "max"]).sort_index()
     x = st.index.values.astype(float)
     ax.errorbar(x, st["mean"] * scale, yerr=[(st["mean"] - st["min"]) * scale, (st["max"] - st["mean"]) * scale],
                 marker="o", capsize=3, label=label, **style)
+
+
+def _star_best_search(ax, g: pd.DataFrame, column: str, scale: float):
+    """Fig. 1's star: the retrain accuracy of the ticket drawn where the search's accuracy was best."""
+    g = g.reset_index(drop=True)
+    search = pd.to_numeric(g["search_acc"], errors="coerce")
+    if search.notna().any():
+        best = g.loc[search.groupby(g["draw"]).transform("mean").idxmax(), "draw"]
+        ax.plot([float(best)], [g.loc[g["draw"] == best, column].mean() * scale], marker="*", markersize=14,
+                color=ax.lines[-1].get_color(), linestyle="none")
 
 
 def _draw_figure(runs: List[Run], out_dir: str, stem: str, column: str, scale: float, ylabel: str,
@@ -285,6 +270,7 @@ def _draw_figure(runs: List[Run], out_dir: str, stem: str, column: str, scale: f
                           & (frame["ratio"] == ratio) & (frame["schedule"] == schedule)]
             if column == "test_acc":  # Fig. 1: the "final" ticket continues the line
                 _min_max_line(ax, pd.concat([line, final]), column, scale, label)
+                _star_best_search(ax, pd.concat([line, final]), column, scale)
             else:  # Fig. 5: EB Train's line against the progressive baseline's cost
                 _min_max_line(ax, line, column, scale, label)
                 if not final.empty:
@@ -304,7 +290,8 @@ def _draw_figure(runs: List[Run], out_dir: str, stem: str, column: str, scale: f
 
 def plot_fig1(runs: List[Run], out_dir: str) -> List[str]:
     """Fig. 1 (and Fig. 2 for eb-lf runs): retrain accuracy against the draw epoch, per (model,
-    dataset), one line per method and p, error bars min/max over repeats, dense accuracy dashed."""
+    dataset), one line per method and p, error bars min/max over repeats, dense accuracy dashed, a
+    star on the ticket drawn at the epoch of best search accuracy."""
     return _draw_figure(runs, out_dir, "fig1", "test_acc", 100.0, "retrain accuracy (%)", True)
 
 

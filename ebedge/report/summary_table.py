@@ -3,6 +3,12 @@
 COLUMNS = ("method", "p", "test acc", "EB epoch", "params", "train PFLOPs", "runtime s", "train energy")
 
 
+def no_ticket_note(summary):
+    """What a one-line summary adds for an EB run that drew no ticket (its accuracy is the pruned,
+    un-retrained network's), else ''."""
+    return ", NO TICKET (pruned after the last epoch, not retrained)" if summary.get("no_ticket") else ""
+
+
 def _energy_cell(summary):
     energy = summary.get("energy")
     if not energy or energy.get("kj", {}).get("train_total") is None:

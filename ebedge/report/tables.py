@@ -29,7 +29,7 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
             "eb_epoch": s.get("eb_epoch"), "ticket_epoch": ticket_epoch(run),
             "eb_epochs": _flat(s.get("eb_epochs")) if s.get("eb_epochs") else None,
         }
-        for key in ("test_acc", "best_test_acc", "dense_test_acc", "params_dense", "params_pruned",
+        for key in ("test_acc", "best_test_acc", "test_acc_top5", "best_test_acc_top5", "dense_test_acc", "params_dense", "params_pruned",
                     "forward_flops_dense", "forward_flops_pruned", "train_flops_search", "train_flops_prune",
                     "train_flops_retrain", "train_flops_total", "runtime_s"):
             row[key] = _num(s.get(key))
@@ -81,21 +81,35 @@ def _check_one(values: List[str], what: str, cell: str, flag: str, allowed: bool
 
 
 CELL_COLUMNS = ["model", "dataset", "method", "settings_key", "settings", "label", "ratio", "n", "acc_pct_mean",
-                "acc_pct_ci95", "energy_kj_mean", "energy_kj_ci95", "pflops_mean", "pflops_ci95", "power_mode",
-                "energy_method", "energy_label", "boards", "n_flagged", "flags", "run_ids"]
+                "acc_pct_ci95", "acc5_pct_mean", "acc5_pct_ci95", "energy_kj_mean", "energy_kj_ci95", "pflops_mean",
+                "pflops_ci95", "power_mode", "energy_method", "energy_label", "boards", "n_flagged", "flags", "run_ids",
+                "accuracy"]
+ACCURACY = {"final": ("test_acc", "test_acc_top5"), "best": ("best_test_acc", "best_test_acc_top5")}
+ACCURACY_TEXT = {"final": "final (the last epoch's test accuracy)",
+                 "best": "best (the best epoch of the retrain, as the official code keeps; of dense training for dense)"}
+IMPROV = "EB Train Improv."  # the table row of the paper's improvements (see `improvements`)
+
+
+def accuracy_columns(accuracy: str):
+    """runs.csv's (top-1, top-5) columns for `accuracy` ('final' or 'best')."""
+    if accuracy not in ACCURACY:
+        raise ReportError("accuracy must be one of {}, got {!r}".format(", ".join(ACCURACY), accuracy))
+    return ACCURACY[accuracy]
 
 
 def cell_stats(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
-               allow_mixed_energy_methods: bool = False) -> pd.DataFrame:
+               allow_mixed_energy_methods: bool = False, accuracy: str = "final") -> pd.DataFrame:
     """Long form of Table 2: one row per (model, dataset, method, result settings, ratio) over the complete runs.
 
     Runs are averaged only when their result settings (settings_key) agree: runs differing in anything but
     seed, repeat, output place or meters are separate rows, and `settings` names what differs between
-    rows. acc_pct = final test accuracy in percent, energy_kj = train_total kJ, pflops = train_flops_total
-    / 1e15; each with mean and ci95 (t-interval half-width; empty for n = 1). Raises ReportError when the
-    runs of one cell ran at different power modes (unless allow_mixed_power_modes) or mix measured,
-    modelled and unmeasured energy (unless allow_mixed_energy_methods).
+    rows. acc_pct / acc5_pct = top-1 / top-5 test accuracy in percent, the final epoch's or, with
+    accuracy="best", the best epoch's (column `accuracy` says which); energy_kj = train_total kJ, pflops =
+    train_flops_total / 1e15; each with mean and ci95 (t-interval half-width; empty for n = 1). Raises
+    ReportError when the runs of one cell ran at different power modes (unless allow_mixed_power_modes) or
+    mix measured, modelled and unmeasured energy (unless allow_mixed_energy_methods).
     """
+    top1, top5 = accuracy_columns(accuracy)
     if runs_df.empty:
         return pd.DataFrame(columns=CELL_COLUMNS)
     done = runs_df[runs_df["complete"].astype(bool)]
@@ -111,99 +125,207 @@ def cell_stats(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
         _check_one(modes, "power modes", cell, "--allow-mixed-power-modes", allow_mixed_power_modes)
         methods = sorted(set(g["energy_method"].astype(str)))
         _check_one(methods, "energy methods", cell, "--allow-mixed-energy-methods", allow_mixed_energy_methods)
-        acc = mean_ci95(g["test_acc"] * 100.0)
+        acc = mean_ci95(g[top1] * 100.0)
+        acc5 = mean_ci95(g[top5] * 100.0) if top5 in g else (float("nan"), float("nan"))
         energy = mean_ci95(g["energy_kj_train_total"])
         pflops = mean_ci95(g["train_pflops_total"])
         flags = sorted({f for f in g["flags"] if isinstance(f, str) and f})
         rows.append([model, dataset, method, key, differ[key],
                      "{} ({})".format(method, differ[key]) if differ[key] else method, ratio, len(g),
-                     acc[0], acc[1], energy[0], energy[1], pflops[0], pflops[1], "+".join(modes), "+".join(methods),
-                     "+".join(sorted(set(g["energy_label"]))),
+                     acc[0], acc[1], acc5[0], acc5[1], energy[0], energy[1], pflops[0], pflops[1], "+".join(modes),
+                     "+".join(methods), "+".join(sorted(set(g["energy_label"]))),
                      "+".join(sorted({str(b) for b in g["board_id"] if b is not None and b == b})),
                      sum(1 for f in g["flags"] if isinstance(f, str) and f), " | ".join(flags),
-                     ";".join(g["run_id"].astype(str))])
+                     ";".join(g["run_id"].astype(str)), accuracy])
     out = pd.DataFrame(rows, columns=CELL_COLUMNS)
+    out = _gain_over_dense(out)
     out["_m"] = out["method"].map(_method_rank)
     out["_r"] = out["ratio"].map(_ratio_rank)
     return (out.sort_values(["model", "dataset", "_m", "settings", "_r"]).drop(columns=["_m", "_r"])
             .reset_index(drop=True))
 
 
-def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
-    """EB Train's gain over the strongest baseline, per EB cell.
+def _gain_over_dense(cells: pd.DataFrame) -> pd.DataFrame:
+    """acc_gain_pct / acc5_gain_pct: a pruned cell's mean accuracy minus the unpruned model's, as Table 3's
+    "Acc. Improv." columns. The unpruned model is the dense cell of the same model and dataset; where
+    several dense cells differ in settings, the one with the pruned cell's settings."""
+    dense = cells[cells["method"] == "dense"]
+    for column, source in (("acc_gain_pct", "acc_pct_mean"), ("acc5_gain_pct", "acc5_pct_mean")):
+        values = []
+        for _, c in cells.iterrows():
+            mine = dense[(dense["model"] == c["model"]) & (dense["dataset"] == c["dataset"])]
+            if len(mine) > 1:
+                mine = mine[mine["settings"] == c["settings"]]
+            values.append(c[source] - mine[source].iloc[0] if c["method"] != "dense" and len(mine) == 1
+                          else float("nan"))
+        cells[column] = values
+    return cells
 
-    For every eb* cell (model, dataset, method, ratio): the baselines are the cells of the other
-    methods, neither eb* nor dense, at the same model, dataset and ratio, whose settings differ from the eb*
-    cell's in nothing the table's rows differ in (cell_stats' `settings`); the strongest baseline is the
-    one with the highest mean retrain accuracy. energy_x = baseline mean energy / eb mean energy and
-    flops_x = baseline mean training FLOPs / eb mean training FLOPs (> 1 means EB Train is cheaper).
-    Comparing cells at different power modes raises ReportError unless allow_mixed_power_modes.
+
+def improvements(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
+    """The paper's "EB Train Improv." row (Table 2), per model, dataset, result settings and ratio.
+
+    Competitors are the cells of the other methods (neither eb* nor dense) at the same model, dataset
+    and ratio whose settings differ from EB Train's in nothing the table's rows differ in. As the paper:
+    improv_acc_pct = EB Train (FF, method `eb`) mean accuracy minus the most accurate competitor's;
+    energy_x and flops_x = the cheapest competitor's mean (energy and FLOPs each on its own) divided by
+    EB Train (LL)'s (`eb-ll`; where no eb-ll ran, `eb`'s, and `cost_of` says so). > 1 means EB Train
+    is cheaper. Comparing cells at different power modes raises ReportError unless allow_mixed_power_modes.
     """
     rows = []
-    for _, eb in cells[cells["method"].map(is_eb_method)].iterrows():
-        peers = cells[(cells["model"] == eb["model"]) & (cells["dataset"] == eb["dataset"])
-                      & (cells["ratio"] == eb["ratio"]) & (cells["settings"] == eb["settings"])
-                      & cells["method"].map(is_baseline_method)]
-        peers = peers[peers["acc_pct_mean"].notna()]
-        if peers.empty:
+    peers_of = cells[cells["method"].map(is_baseline_method) & cells["acc_pct_mean"].notna()]
+    for (model, dataset, settings, ratio), g in cells[cells["method"].map(is_eb_method)].groupby(
+            ["model", "dataset", "settings", "ratio"], sort=False):
+        peers = peers_of[(peers_of["model"] == model) & (peers_of["dataset"] == dataset)
+                         & (peers_of["ratio"] == ratio) & (peers_of["settings"] == settings)]
+        by_method = {m: c.iloc[0] for m, c in g.groupby("method")}
+        if peers.empty or ("eb" not in by_method and "eb-ll" not in by_method):
             continue
+        cost_of = by_method.get("eb-ll", by_method.get("eb"))
+        for eb in (by_method.get("eb"), cost_of):
+            bad = [p for p in peers.itertuples() if eb is not None and p.power_mode != eb["power_mode"]]
+            if bad and not allow_mixed_power_modes:
+                raise ReportError("{}/{} p={}: {} ran at power mode {} but baseline {} at {}; "
+                                  "pass --allow-mixed-power-modes to compare them anyway"
+                                  .format(model, dataset, ratio, eb["method"], eb["power_mode"], bad[0].method,
+                                          bad[0].power_mode))
         best = peers.loc[peers["acc_pct_mean"].idxmax()]
-        if best["power_mode"] != eb["power_mode"] and not allow_mixed_power_modes:
-            raise ReportError("{}/{} p={}: {} ran at power mode {} but baseline {} at {}; "
-                              "pass --allow-mixed-power-modes to compare them anyway"
-                              .format(eb["model"], eb["dataset"], eb["ratio"], eb["method"], eb["power_mode"],
-                                      best["method"], best["power_mode"]))
-        rows.append({"model": eb["model"], "dataset": eb["dataset"], "method": eb["method"],
-                     "settings_key": eb["settings_key"], "ratio": eb["ratio"], "baseline": best["label"],
-                     "energy_x": best["energy_kj_mean"] / eb["energy_kj_mean"],
-                     "flops_x": best["pflops_mean"] / eb["pflops_mean"]})
-    return pd.DataFrame(rows, columns=["model", "dataset", "method", "settings_key", "ratio", "baseline", "energy_x",
-                                       "flops_x"])
+        cheap_e = peers.loc[peers["energy_kj_mean"].idxmin()] if peers["energy_kj_mean"].notna().any() else None
+        cheap_f = peers.loc[peers["pflops_mean"].idxmin()]
+        rows.append({"model": model, "dataset": dataset, "settings": settings, "ratio": ratio,
+                     "improv_acc_pct": (by_method["eb"]["acc_pct_mean"] - best["acc_pct_mean"]
+                                      if "eb" in by_method else float("nan")),
+                     "acc_vs": best["method"],
+                     "energy_x": (cheap_e["energy_kj_mean"] / cost_of["energy_kj_mean"]
+                                  if cheap_e is not None else float("nan")),
+                     "energy_vs": cheap_e["method"] if cheap_e is not None else None,
+                     "flops_x": cheap_f["pflops_mean"] / cost_of["pflops_mean"],
+                     "flops_vs": cheap_f["method"], "cost_of": cost_of["method"]})
+    return pd.DataFrame(rows, columns=IMPROV_COLUMNS)
 
 
-TABLE_METRICS = ("acc_pct_mean", "acc_pct_ci95", "energy_kj_mean", "energy_kj_ci95", "pflops_mean",
-                 "pflops_ci95", "n", "n_flagged", "flags", "baseline", "energy_x", "flops_x")
+IMPROV_COLUMNS = ["model", "dataset", "settings", "ratio", "improv_acc_pct", "acc_vs", "energy_x",
+                  "energy_vs", "flops_x", "flops_vs", "cost_of"]
+IMPROV_METRICS = IMPROV_COLUMNS[4:]
+
+
+TABLE_METRICS = ("acc_pct_mean", "acc_pct_ci95", "acc5_pct_mean", "acc5_pct_ci95", "acc_gain_pct",
+                 "acc5_gain_pct", "energy_kj_mean", "energy_kj_ci95", "pflops_mean", "pflops_ci95", "n", "n_flagged",
+                 "flags")
 TABLE_KEYS = ["model", "dataset", "method", "settings", "settings_key"]
 
 
 def table_frame(runs_df: pd.DataFrame, allow_mixed_power_modes: bool = False,
-                allow_mixed_energy_methods: bool = False) -> pd.DataFrame:
+                allow_mixed_energy_methods: bool = False, accuracy: str = "final") -> pd.DataFrame:
     """The paper's Table 2: one row per (model, dataset, method, result settings), complete runs only.
 
     Columns are '<metric>[p=<ratio>]' for metric in TABLE_METRICS, grouped by metric then ratio;
-    runs without a prune ratio (dense) fill the 'p=-' columns. Metrics: retrain accuracy in percent,
-    energy in kJ (train_total, labelled by the row's energy_label), training PFLOPs, each with mean and
-    ci95 = 95% t-interval half-width over repeats (empty for n = 1), n = runs averaged (0: none); and, on eb*
-    rows, baseline / energy_x / flops_x as defined in `improvements`.
+    runs without a prune ratio (dense) fill the 'p=-' columns. Metrics: top-1 and top-5 accuracy in
+    percent (final or best: column `accuracy`) and their gain over the unpruned model (Table 3), energy
+    in kJ (train_total, labelled by the row's energy_label), training PFLOPs, each with mean and ci95 =
+    95% t-interval half-width over repeats (empty for n = 1), n = runs averaged (0: none). After each
+    model and dataset's rows, one row per settings named IMPROV carries `improvements` (IMPROV_METRICS).
     """
-    return pivot_cells(cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods),
+    return pivot_cells(cell_stats(runs_df, allow_mixed_power_modes, allow_mixed_energy_methods, accuracy),
                        allow_mixed_power_modes)
 
 
 def pivot_cells(cells: pd.DataFrame, allow_mixed_power_modes: bool = False) -> pd.DataFrame:
     """cell_stats' long form in Table 2's shape (see table_frame)."""
     if cells.empty:
-        return pd.DataFrame(columns=TABLE_KEYS + ["power_mode", "energy_label", "boards"])
+        return pd.DataFrame(columns=TABLE_KEYS + ["accuracy", "power_mode", "energy_label", "boards"])
     gains = improvements(cells, allow_mixed_power_modes)
-    cells = cells.merge(gains, on=["model", "dataset", "method", "settings_key", "ratio"], how="left")
     ratios = sorted(cells["ratio"].unique(), key=_ratio_rank)
     rows = []
-    for key, g in cells.groupby(TABLE_KEYS, sort=False):
-        row = dict(zip(TABLE_KEYS, key))
-        row["power_mode"] = "+".join(sorted(set("+".join(g["power_mode"]).split("+"))))
-        row["energy_label"] = "+".join(sorted(set("+".join(g["energy_label"]).split("+"))))
-        row["boards"] = "+".join(sorted(set(b for b in "+".join(g["boards"]).split("+") if b)))
-        by_ratio = {r: c for r, c in g.groupby("ratio")}
-        for metric in TABLE_METRICS:
-            for r in ratios:
-                value = by_ratio[r][metric].iloc[0] if r in by_ratio else (0 if metric == "n" else None)
-                row["{}[p={}]".format(metric, r)] = value
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    # Improvement columns exist only where some eb* cell had a baseline beside it (never for p=-).
-    empty = [c for c in table.columns if c.split("[")[0] in ("baseline", "energy_x", "flops_x")
-             and table[c].isna().all()]
-    return table.drop(columns=empty)
+    for (model, dataset), block in cells.groupby(["model", "dataset"], sort=False):
+        for key, g in block.groupby(TABLE_KEYS, sort=False):
+            row = dict(zip(TABLE_KEYS, key))
+            row["accuracy"] = g["accuracy"].iloc[0]
+            row["power_mode"] = "+".join(sorted(set("+".join(g["power_mode"]).split("+"))))
+            row["energy_label"] = "+".join(sorted(set("+".join(g["energy_label"]).split("+"))))
+            row["boards"] = "+".join(sorted(set(b for b in "+".join(g["boards"]).split("+") if b)))
+            by_ratio = {r: c for r, c in g.groupby("ratio")}
+            for metric in TABLE_METRICS:
+                for r in ratios:
+                    value = by_ratio[r][metric].iloc[0] if r in by_ratio else (0 if metric == "n" else None)
+                    row["{}[p={}]".format(metric, r)] = value
+            rows.append(row)
+        mine = gains[(gains["model"] == model) & (gains["dataset"] == dataset)]
+        for settings, g in mine.groupby("settings", sort=False):
+            row = {"model": model, "dataset": dataset, "method": IMPROV, "settings": settings,
+                   "settings_key": "", "accuracy": block["accuracy"].iloc[0],
+                   "power_mode": "+".join(sorted(set("+".join(block["power_mode"]).split("+")))),
+                   "energy_label": "+".join(sorted(set(block["energy_label"])))}
+            by_ratio = {r: c for r, c in g.groupby("ratio")}
+            for metric in IMPROV_METRICS:
+                for r in ratios:
+                    row["{}[p={}]".format(metric, r)] = by_ratio[r][metric].iloc[0] if r in by_ratio else None
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _search_accuracy(run: Run):
+    """The test accuracy after the search's last epoch (where the ticket was drawn), or None."""
+    epochs = _read_csv(run, "epochs.csv", usecols=lambda c: c in ("phase", "test_acc"))
+    if epochs is None or "phase" not in epochs or "test_acc" not in epochs:
+        return None
+    search = pd.to_numeric(epochs[epochs["phase"] == "search"]["test_acc"], errors="coerce").dropna()
+    return float(search.iloc[-1]) if not search.empty else None
+
+
+DRAW_COLUMNS = ["model", "dataset", "method", "ratio", "draw", "schedule", "test_acc", "best_test_acc",
+                "search_acc", "pflops"]
+
+
+def draw_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per complete run of a fixed-draw-epoch experiment: EB variants with `draw_at`
+    (draw = the draw epoch), network slimming (draw = its whole schedule: the paper's "final" ticket)
+    and dense runs (the dashed line). `schedule` tells apart runs of Tables 1 and 4 (lr schedule,
+    initial lr); `search_acc` is the search's test accuracy at the draw (Fig. 1's star marks the best)."""
+    rows = []
+    for run in runs:
+        s = run.summary or {}
+        if not run.complete:
+            continue
+        method = s.get("method")
+        draw = s.get("draw_at")
+        if method == "ns":
+            draw = run.settings.get("epochs")
+        if method != "dense" and draw is None:
+            continue
+        rows.append({"model": s.get("model"), "dataset": s.get("dataset"), "method": method,
+                     "ratio": ratio_label(s.get("prune_ratio")), "draw": draw,
+                     "schedule": run.settings.get("lr_schedule") or "lr {}".format(run.settings.get("lr")),
+                     "test_acc": s.get("test_acc"), "best_test_acc": s.get("best_test_acc"),
+                     "search_acc": _search_accuracy(run) if method != "dense" else None,
+                     "pflops": (s.get("train_flops_total") or 0) / 1e15})
+    return pd.DataFrame(rows, columns=DRAW_COLUMNS)
+
+
+def draw_table(frame: pd.DataFrame, accuracy: str = "final") -> pd.DataFrame:
+    """Tables 1 and 4 as the paper lays them out: per model, dataset, EB method and ratio, one row per
+    draw epoch and a last row "final" (network slimming's ticket, drawn after the whole schedule), one
+    column per schedule (Table 1: lr schedules; Table 4: initial learning rates) holding the mean
+    retrain accuracy in percent (`accuracy`: final or best epoch, said in the column `accuracy`), and
+    n<schedule> the runs averaged. Empty when no run drew its ticket at a fixed epoch."""
+    top1 = accuracy_columns(accuracy)[0]
+    drawn = frame[frame["method"].astype(str).str.startswith("eb")]
+    schedules = list(dict.fromkeys(frame.loc[frame["method"] != "dense", "schedule"]))
+    rows = []
+    for (model, dataset, method, ratio), g in drawn.groupby(["model", "dataset", "method", "ratio"], sort=False):
+        final = frame[(frame["method"] == "ns") & (frame["model"] == model) & (frame["dataset"] == dataset)
+                      & (frame["ratio"] == ratio)]
+        for label, part in [(str(int(d)), p) for d, p in sorted(g.groupby("draw"))] + [("final", final)]:
+            if part.empty:
+                continue
+            row = {"model": model, "dataset": dataset, "method": method, "ratio": ratio, "drawn_at": label,
+                   "accuracy": accuracy}
+            for schedule in schedules:
+                cell = pd.to_numeric(part.loc[part["schedule"] == schedule, top1], errors="coerce").dropna()
+                row["acc_pct[{}]".format(schedule)] = cell.mean() * 100 if len(cell) else float("nan")
+                row["n[{}]".format(schedule)] = len(cell)
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _phase_seconds(phases: pd.DataFrame) -> Dict[str, float]:

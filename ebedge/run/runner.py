@@ -238,6 +238,8 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings.idle_seconds)
         summary.update(recipe(settings.method)(ctx))
+        if summary.get("no_ticket"):
+            _flag(flags, NO_TICKET_FLAG)
         summary.update(world.summary_fields(summary))
         _idle(ctx, "idle_after", settings.idle_seconds)
         _check_writes(rundir)
@@ -277,6 +279,9 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         world.close()
     return summary
 
+
+NO_TICKET_FLAG = ("no ticket: no Early-Bird ticket within the schedule; the last searched network was "
+                  "pruned and its accuracy is the un-retrained pruned network's")
 
 
 def _flag(flags, message):

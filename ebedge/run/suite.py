@@ -28,7 +28,9 @@ A suite file looks like this::
     prune_ratio = 0.7
     retrain = "reinit"
 
-`[[grid]]` (an array of grid tables) is accepted too, for tables whose ratios differ per model.
+`[[grid]]` (an array of grid tables) is accepted too, for panels whose ratios, draw epochs or settings
+differ (a figure's panels, a table's models); a grid's `settings` table (keys of DEFAULTS) overrides
+[defaults] for that grid's cells only, e.g. `settings = {retrain_batch_size = 128}`.
 The method "dense" prunes nothing, so it runs once per model/dataset/repeat, not once per ratio.
 
 Cells are ordered repeat-major: every cell of repeat 0 runs before any cell of repeat 1, so a suite
@@ -51,6 +53,7 @@ import time
 
 from ebedge.errors import EbedgeError
 from ebedge.measure import powermode
+from ebedge.report.summary_table import no_ticket_note
 from ebedge.util.eta import Eta
 from ebedge.config.schedules import method_epochs
 from ebedge.config import spec
@@ -63,7 +66,7 @@ else:  # tomli (1.x on Python 3.6) has the same loads() and TOMLDecodeError
 
 TOP_KEYS = ("name", "description", "defaults", "grid", "cells")
 GRID_KEYS = ("models", "datasets", "methods", "prune_ratios", "draw_ats", "lr_schedules", "lrs",
-             "power_modes", "gpu_max_freqs_hz", "cpu_max_freqs_khz", "repeats", "seeds")
+             "power_modes", "gpu_max_freqs_hz", "cpu_max_freqs_khz", "repeats", "seeds", "settings")
 GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "prune_ratios": "prune_ratio",
               "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr", "power_modes": "power_mode",
               "gpu_max_freqs_hz": "gpu_max_freq_hz", "cpu_max_freqs_khz": "cpu_max_freq_khz"}
@@ -189,6 +192,10 @@ def _cell_id(settings, tagged=()):
 def _grid_cells(where, index, grid, defaults):
     """Expand one grid table into a list of (repeat, overrides) in run order."""
     _check_keys(where, "grid", index, grid, GRID_KEYS)
+    fixed = grid.get("settings", {})
+    if not isinstance(fixed, dict):
+        raise where.error("must be a table of settings", "grid", "settings", index)
+    _check_settings(where, "grid", index, fixed)
     axes = {}
     for key, setting in GRID_LISTS.items():
         if key not in grid:
@@ -213,7 +220,7 @@ def _grid_cells(where, index, grid, defaults):
     for repeat in range(repeats):
         seed = seeds[repeat] if seeds is not None else base_seed + repeat
         for board_state in _product(*(axes[k] for k in BOARD_AXES)):
-            for overrides in _training_cells(axes, defaults, repeat, seed):
+            for overrides in _training_cells(axes, defaults, fixed, repeat, seed):
                 for key, value in zip(BOARD_AXES, board_state):
                     if value is not None:
                         overrides[GRID_LISTS[key]] = value
@@ -221,18 +228,20 @@ def _grid_cells(where, index, grid, defaults):
     return out
 
 
-def _training_cells(axes, defaults, repeat, seed):
-    """The overrides of one repeat's cells at one board state, in run order."""
+def _training_cells(axes, defaults, fixed, repeat, seed):
+    """The overrides of one repeat's cells at one board state, in run order (`fixed`: the grid's
+    own settings, over the defaults)."""
     out = []
     for model in axes["models"]:
         for dataset in axes["datasets"]:
             for method in axes["methods"]:
-                effective = method if method is not None else defaults.get("method", DEFAULTS["method"])
+                effective = method if method is not None else fixed.get(
+                    "method", defaults.get("method", DEFAULTS["method"]))
                 ratios = [None] if effective == "dense" else axes["prune_ratios"]
                 draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
                 for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
                                                          axes["lrs"]):
-                    overrides = {"repeat": repeat, "seed": seed}
+                    overrides = dict(fixed, repeat=repeat, seed=seed)
                     for key, value in (("model", model), ("dataset", dataset), ("method", method),
                                        ("draw_at", draw), ("lr_schedule", schedule), ("lr", lr)):
                         if value is not None:
@@ -383,12 +392,14 @@ def _run_cells(cells, out_dir, execute, progress):
         resume = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
         progress("%s: %s" % (label, "resuming" if resume else "running"))
         began = time.monotonic()
+        said = ""
         try:
             summary = execute(dict(cell.settings), out=run_dir, resume=resume)
             status = (summary or {}).get("status") or _status_of(run_dir) or "unknown"
+            said = no_ticket_note(summary or {})
         except EbedgeError as exc:
             status = "failed: %s" % exc
         eta.done(time.monotonic() - began)
-        progress("%s: %s%s" % (label, status, "  (suite %s)" % eta.text() if eta.text() else ""))
+        progress("%s: %s%s%s" % (label, status, said, "  (suite %s)" % eta.text() if eta.text() else ""))
         results.append((cell.cell_id, status))
     return results

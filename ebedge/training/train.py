@@ -113,14 +113,24 @@ def add_bn_sparsity_grad(model, strength):
 
 
 class EpochResult(object):
-    def __init__(self, loss, correct, total):
+    """Loss and exact counts of one pass; `correct5` (top-5 hits) only from `evaluate`."""
+
+    def __init__(self, loss, correct, total, correct5=None):
         self.loss = loss
         self.correct = correct
         self.total = total
+        self.correct5 = correct5
 
     @property
     def accuracy(self):
         return self.correct / float(self.total) if self.total else 0.0
+
+    @property
+    def accuracy_top5(self):
+        """Top-5 accuracy (Table 3 reports it); with fewer than 5 classes, top-k over all of them."""
+        if self.correct5 is None:
+            return None
+        return self.correct5 / float(self.total) if self.total else 0.0
 
 
 def train_epoch(model, loader, optimizer, device, sparsity=0.0, after_backward=None,
@@ -164,11 +174,12 @@ def train_epoch(model, loader, optimizer, device, sparsity=0.0, after_backward=N
 
 
 def evaluate(model, loader, device, compute=None):
-    """Exact-count accuracy over the whole loader (not an average of per-batch accuracies)."""
+    """Exact-count top-1 and top-5 accuracy over the whole loader (not an average of per-batch
+    accuracies)."""
     compute = compute or Compute(device, cudnn_benchmark=torch.backends.cudnn.benchmark)
     compute.prepare(model).eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
-    loss_sum, correct, total = 0.0, 0, 0
+    loss_sum, correct, correct5, total = 0.0, 0, 0, 0
     with torch.no_grad():
         for images, labels in loader:
             images, labels = compute.inputs(images), labels.to(device, non_blocking=True)
@@ -176,5 +187,7 @@ def evaluate(model, loader, device, compute=None):
                 output = model(images)
             loss_sum += float(criterion(output.float(), labels).item())
             correct += int((output.argmax(1) == labels).sum().item())
+            top5 = output.topk(min(5, output.size(1)), dim=1)[1]
+            correct5 += int((top5 == labels.unsqueeze(1)).any(dim=1).sum().item())
             total += labels.size(0)
-    return EpochResult(loss_sum / max(total, 1), correct, total)
+    return EpochResult(loss_sum / max(total, 1), correct, total, correct5)

@@ -161,3 +161,11 @@ def test_keep_searching_still_prunes_the_ticket_drawn_at_the_eb_epoch(tmp_path):
     assert per_layer != per_layer_last  # so the check below tells the two tickets apart
     assert [c for c in summary["pruned_cfg"] if c != "M"] == per_layer
     assert len([r for r in epochs if r["phase"] == "retrain"]) == 7 - eb
+
+
+def test_final_line_says_when_no_ticket_was_drawn():
+    from ebedge.cli.train import _one_line
+    base = {"method": "eb", "model": "vgg11", "test_acc": 0.5, "eb_epoch": None, "train_flops_total": 1e15,
+            "runtime_s": 2.0}
+    assert "NO TICKET" in _one_line(dict(base, no_ticket=True))
+    assert "NO TICKET" not in _one_line(dict(base, no_ticket=False, eb_epoch=3))

@@ -126,8 +126,29 @@ def test_no_ticket_is_said_and_the_pruned_network_is_evaluated(tmp_path, one_thr
     assert not _phase_epochs(out, "retrain")
     assert seen and seen[-1][0] == summary["pruned_cfg"]  # the pruned network, not the dense one
     assert summary["test_acc"] == seen[-1][1]
+    # one evaluation of the pruned network: it is the best of its own stage too
+    assert summary["best_test_acc"] == summary["test_acc"] and summary["accuracy_stage"] == "pruned"
     phases = [r["phase"] for r in _rows(out, "phases.csv")]
     assert phases.index("eval", phases.index("prune")) > phases.index("prune")
+    saved = json.load(open(os.path.join(out, "summary.json")))
+    assert [f for f in saved["flags"] if f.startswith("no ticket:")], saved["flags"]
+
+
+def test_best_accuracy_is_the_retrains_and_top5_is_reported(runs):
+    """best_test_acc is the retrain's best epoch (not the search's), test_acc its last epoch."""
+    for name in ("eb-s1", "reinit", "draw3"):
+        path, summary = runs[name]
+        retrain = [float(r["test_acc"]) for r in _phase_epochs(path, "retrain")]
+        search = [float(r["test_acc"]) for r in _phase_epochs(path, "search")]
+        assert summary["accuracy_stage"] == "retrain"
+        assert summary["test_acc"] == pytest.approx(retrain[-1], abs=1e-6)
+        assert summary["best_test_acc"] == pytest.approx(max(retrain), abs=1e-6)
+        if max(search) > max(retrain):  # the search's epochs do not count
+            assert summary["best_test_acc"] < max(search)
+        assert summary["test_acc"] <= summary["test_acc_top5"] <= 1.0
+        assert summary["best_test_acc"] <= summary["best_test_acc_top5"] <= 1.0
+        assert not [f for f in json.load(open(os.path.join(path, "summary.json")))["flags"]
+                    if f.startswith("no ticket:")]
 
 
 def test_milestones_and_gamma_shape_the_schedule(tmp_path, one_thread):
@@ -191,3 +212,27 @@ def test_thinet_prunes_the_inner_block_layers_of_residual_nets(tmp_path, one_thr
                                                   else "select"].indices)
                 if not c else k for (n, _), k, c in zip(bn_layers(pruned), kept, inside)]
     assert kept == [kept_count(w, 0.5) if c else w for w, c in zip(widths, inside)]
+
+
+def test_the_retrain_trains_with_its_own_batch_size_and_l1_strength(tmp_path, one_thread):
+    """The official ImageNet retrains: ResNet-18 at batch 128, ResNet-50 without the L1 term."""
+    from ebedge.methods import context
+    sizes, strengths = [], []
+    real = context.train_epoch
+
+    def recording(model, batches, *args, **kwargs):
+        sizes.append(len(next(iter(batches))[0]))
+        strengths.append(kwargs["sparsity"])
+        return real(model, batches, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(context, "train_epoch", recording)
+    try:
+        summary = execute(dict(TINY, method="eb", epochs=4, draw_at=2, retrain_batch_size=64, retrain_sparsity=0),
+                          out=str(tmp_path / "run"), quiet=True)
+    finally:
+        patch.undo()
+    assert sizes == [32, 32, 64, 64]  # search at batch_size, retrain at retrain_batch_size
+    assert strengths == [1e-4, 1e-4, 0.0, 0.0]
+    # a training FLOP does not depend on the batch: the retrain's epochs cost the pruned network's
+    assert summary["train_flops_retrain"] == 2 * 3 * summary["forward_flops_pruned"] * 128

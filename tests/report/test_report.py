@@ -143,7 +143,8 @@ def test_table_means_intervals_and_improvement(results, tmp_path):
     res = report.build_report([results], out)
     table = pd.read_csv(os.path.join(out, "table.csv"))
     row = {m: r for m, r in zip(table["method"], table.to_dict("records"))}
-    assert list(table["method"]) == ["dense", "lt", "snip", "ns", "eb-reinit", "eb"]  # the paper's order
+    assert list(table["method"]) == ["dense", "lt", "snip", "ns", "eb-reinit", "eb", "EB Train Improv."]
+    assert set(table["accuracy"]) == {"final"}
     for (method, ratio), reps in CELLS.items():
         r, p = row[method], report.ratio_label(ratio)
         accs, kjs, pfs = ([x[k] for x in reps] for k in range(3))
@@ -151,6 +152,9 @@ def test_table_means_intervals_and_improvement(results, tmp_path):
         assert r["acc_pct_mean[p={}]".format(p)] == pytest.approx(100 * statistics.mean(accs))
         assert r["energy_kj_mean[p={}]".format(p)] == pytest.approx(statistics.mean(kjs))
         assert r["pflops_mean[p={}]".format(p)] == pytest.approx(statistics.mean(pfs))
+        if method != "dense":  # Table 3's gain over the unpruned model
+            dense = statistics.mean(x[0] for x in CELLS[("dense", None)])
+            assert r["acc_gain_pct[p={}]".format(p)] == pytest.approx(100 * (statistics.mean(accs) - dense))
         if len(reps) == 1:
             assert math.isnan(r["acc_pct_ci95[p={}]".format(p)])
         else:
@@ -160,17 +164,15 @@ def test_table_means_intervals_and_improvement(results, tmp_path):
     # dense has no prune ratio: only its p=- columns are filled
     assert math.isnan(row["dense"]["acc_pct_mean[p=0.5]"]) and math.isnan(row["eb"]["acc_pct_mean[p=-]"])
     assert row["dense"]["n[p=0.5]"] == 0 and row["eb"]["n[p=-]"] == 0
-    # strongest baseline at p=0.5 is lt (most accurate), although snip and ns are cheaper
-    lt = CELLS[("lt", 0.5)]
-    for method in ("eb", "eb-reinit"):
-        eb = CELLS[(method, 0.5)]
-        assert row[method]["baseline[p=0.5]"] == "lt"
-        assert row[method]["energy_x[p=0.5]"] == pytest.approx(
-            statistics.mean(x[1] for x in lt) / statistics.mean(x[1] for x in eb))
-        assert row[method]["flops_x[p=0.5]"] == pytest.approx(
-            statistics.mean(x[2] for x in lt) / statistics.mean(x[2] for x in eb))
-    assert "energy_x[p=0.3]" not in table and "energy_x[p=-]" not in table  # no baseline at 0.3, dense is none
-    assert math.isnan(row["ns"]["energy_x[p=0.5]"])  # improvements only on eb* rows
+    # the paper's improvement row at p=0.5: eb's accuracy minus the most accurate competitor's (lt),
+    # the cheapest competitor's energy and FLOPs (snip) over EB Train's (no eb-ll ran: eb's)
+    improv, mean = row["EB Train Improv."], lambda cell, k: statistics.mean(x[k] for x in CELLS[cell])
+    assert improv["acc_vs[p=0.5]"] == "lt" and improv["energy_vs[p=0.5]"] == "snip"
+    assert improv["improv_acc_pct[p=0.5]"] == pytest.approx(100 * (mean(("eb", 0.5), 0) - mean(("lt", 0.5), 0)))
+    assert improv["energy_x[p=0.5]"] == pytest.approx(mean(("snip", 0.5), 1) / mean(("eb", 0.5), 1))
+    assert improv["flops_x[p=0.5]"] == pytest.approx(mean(("snip", 0.5), 2) / mean(("eb", 0.5), 2))
+    assert improv["cost_of[p=0.5]"] == "eb"
+    assert math.isnan(improv["energy_x[p=0.3]"])  # no competitor ran at 0.3
     assert set(table["energy_label"]) == {"measured (ina3221)"}
     assert res.table_df.shape[0] == len(table)
 

@@ -85,9 +85,13 @@ def test_improvement_only_over_baselines_with_the_same_settings(tmp_path):
     out = str(tmp_path / "rep")
     report.build_report([root], out)
     table = pd.read_csv(os.path.join(out, "table.csv")).set_index("settings")
-    assert table.loc["epochs=40"].loc[lambda t: t["method"] == "eb", "energy_x[p=0.5]"].tolist() == [4.0]
-    eb20 = table.loc["epochs=20"]
-    assert eb20["method"] == "eb" and pd.isna(eb20["baseline[p=0.5]"]) and pd.isna(eb20["energy_x[p=0.5]"])
+    improv = table[table["method"] == "EB Train Improv."]
+    assert improv.loc["epochs=40", "energy_x[p=0.5]"] == 4.0 and improv.loc["epochs=40", "energy_vs[p=0.5]"] == "lt"
+    assert "epochs=20" not in improv.index  # no competitor ran with 20 epochs
+    assert table.loc["epochs=20", "method"] == "eb"
+    page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
+    assert "<th>EB Train Improv.</th>" in page and "&times;4.0 energy vs lt" in page
+    assert "Accuracy shown: final" in page
 
 
 def test_mixed_measured_and_modelled_energy_refused_unless_allowed(tmp_path):

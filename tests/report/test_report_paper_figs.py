@@ -70,3 +70,39 @@ def test_fig3_has_a_panel_per_ratio_and_no_ticket_is_warned(tmp_path):
     assert any("none drew no Early-Bird ticket" in w for w in res.warnings)
     assert not any("study drew no" in w for w in res.warnings)
     assert np.load(os.path.join(d, "masks.npz"))["ratio_0.5_masks"].shape[0] == 14
+
+
+def test_tables_1_and_4_rows_are_draw_epochs_and_final_columns_are_schedules(tmp_path):
+    from ebedge.report.runs import load_run
+    from ebedge.report.tables import draw_frame, draw_table
+    root = str(tmp_path / "runs")
+    cells = {"0:0.01,100:0.001": {10: 0.90, 20: 0.91, 40: 0.92, None: 0.89},
+             "0:0.1,80:0.01,120:0.001": {10: 0.93, 20: 0.94, 40: 0.95, None: 0.96}}
+    for k, (schedule, accs) in enumerate(cells.items()):
+        for draw, acc in accs.items():
+            method = "ns" if draw is None else "eb"
+            d = write_run(root, "%s%d-%s" % (method, k, draw), method=method, acc=acc, eb_epoch=None)
+            _edit(d, summary={"draw_at": draw, "best_test_acc": acc + 0.02},
+                  settings={"draw_at": draw, "epochs": 160, "lr_schedule": schedule})
+    runs = [load_run(os.path.join(root, name)) for name in sorted(os.listdir(root))]
+    for accuracy, shift in (("final", 0.0), ("best", 2.0)):
+        table = draw_table(draw_frame(runs), accuracy)
+        assert table["drawn_at"].tolist() == ["10", "20", "40", "final"]
+        assert set(table["accuracy"]) == {accuracy}
+        for schedule, accs in cells.items():
+            got = table["acc_pct[%s]" % schedule].tolist()
+            want = [100 * accs[d] + shift for d in (10, 20, 40, None)]
+            assert got == pytest.approx(want)
+            assert table["n[%s]" % schedule].tolist() == [1, 1, 1, 1]
+
+
+def test_fig1_star_is_the_draw_with_the_best_search_accuracy():
+    import pandas as pd
+    ax = plots._figure().add_subplot(111)
+    g = pd.DataFrame({"draw": [10, 10, 20, 40], "test_acc": [0.90, 0.92, 0.93, 0.91],
+                      "search_acc": [0.50, 0.60, 0.70, 0.65]})
+    ax.plot([0], [0])  # the line the star takes its colour from
+    plots._star_best_search(ax, g, "test_acc", 100.0)
+    star = ax.lines[-1]
+    assert star.get_marker() == "*"
+    assert list(star.get_xdata()) == [20.0] and list(star.get_ydata()) == pytest.approx([93.0])

@@ -127,10 +127,53 @@ def test_error_in_second_grid_points_at_its_line(tmp_path):
     assert ":6:" in message and "prune_ratios" in message
 
 
-EXPECTED_CELLS = {"quick.toml": 2, "cifar10-subset-cpu.toml": 3, "paper-table2-cifar10.toml": 50,
+EXPECTED_CELLS = {"quick.toml": 2, "cifar10-subset-cpu.toml": 3, "fig1-subset-cpu.toml": 13,
+                  "paper-table2-cifar10.toml": 50,
                   "paper-table2-cifar100.toml": 50, "paper-table3-imagenet.toml": 13,
-                  "paper-table1.toml": 32, "paper-table4.toml": 32, "paper-fig1.toml": 300,
-                  "paper-fig2.toml": 44, "paper-fig3.toml": 2, "paper-fig5.toml": 96}
+                  "paper-table1.toml": 32, "paper-table4.toml": 32, "paper-fig1.toml": 408,
+                  "paper-fig2.toml": 44, "paper-fig3.toml": 2, "paper-fig5.toml": 136}
+
+
+@pytest.mark.parametrize("name", ["paper-fig1.toml", "paper-fig5.toml"])
+def test_fig1_and_fig5_panels_are_the_papers(name):
+    """VGG16 / CIFAR-100 at p = 0.1/0.3/0.5, the other panels at 0.3/0.5/0.7; draws from epoch 1 to 140."""
+    cells = load_suite(os.path.join(ROOT, "benchmarks", name)).cells()
+    panels = {}
+    for c in cells:
+        s = c.settings
+        if s["method"] == "eb":
+            panel = panels.setdefault((s["model"], s["dataset"]), (set(), set()))
+            panel[0].add(s["prune_ratio"][0])
+            panel[1].add(s["draw_at"])
+    standard = ({0.3, 0.5, 0.7}, {1, 5, 10, 20, 40, 60, 80, 100, 120, 140})
+    assert panels == {("vgg16", "cifar10"): standard, ("vgg16", "cifar100"): ({0.1, 0.3, 0.5}, standard[1]),
+                      ("preresnet101", "cifar10"): standard, ("preresnet101", "cifar100"): standard}
+    assert sum(1 for c in cells if c.settings["method"] == "ns") == 12 * (3 if name == "paper-fig1.toml" else 1)
+
+
+def test_fig3_detects_at_the_papers_four_ratios():
+    cells = load_suite(os.path.join(ROOT, "benchmarks", "paper-fig3.toml")).cells()
+    assert [c.settings["prune_ratio"] for c in cells] == [[0.2, 0.4, 0.6, 0.8]] * 2
+
+
+def test_table3_retrains_as_the_official_scripts():
+    cells = {c.cell_id: c.settings for c in load_suite(os.path.join(ROOT, "benchmarks",
+                                                                      "paper-table3-imagenet.toml")).cells()}
+    for cell_id, s in cells.items():
+        r18_retrain = s["model"] == "resnet18" and s["method"] in ("eb", "ns")
+        assert s["retrain_batch_size"] == (128 if r18_retrain else None), cell_id
+        assert s["retrain_sparsity"] == (0.0 if s["model"] == "resnet50" and s["method"] == "eb" else None), cell_id
+        assert s["batch_size"] == 256
+
+
+def test_a_grids_settings_override_the_defaults_for_its_cells_only(tmp_path):
+    text = ('[defaults]\nepochs = 20\n\n[[grid]]\nmethods = ["eb"]\nsettings = {epochs = 8, lr = 0.5}\n\n'
+            '[[grid]]\nmethods = ["ns"]\n')
+    cells = {c.settings["method"]: c.settings for c in load_suite(write(tmp_path, text)).cells()}
+    assert (cells["eb"]["epochs"], cells["eb"]["lr"]) == (8, 0.5)
+    assert (cells["ns"]["epochs"], cells["ns"]["lr"]) == (20, 0.1)
+    bad = '[[grid]]\nmethods = ["eb"]\nsettings = {epochs = -1}\n'
+    assert "epochs" in error_of(write(tmp_path, bad))
 
 
 def test_table1_searches_under_both_schedules_and_retrains_under_the_standard_one():
@@ -280,3 +323,15 @@ def test_check_names_a_cell_that_cannot_run(tmp_path):
     path.write_text('name = "bad"\n[defaults]\nepochs = 4\n[[cells]]\nmethod = "ns"\ndraw_at = 2\n')
     result = CliRunner().invoke(bench_command, [str(path), "--check"])
     assert result.exit_code != 0 and "FAIL" in result.output and "draw_at" in result.output
+
+
+def test_suite_line_says_when_a_cell_drew_no_ticket(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    lines = []
+
+    def no_ticket(settings, out, resume=False):
+        return {"status": "complete", "no_ticket": settings["method"] == "eb"}
+
+    run_suite(suite, str(tmp_path / "out"), no_ticket, progress=lines.append)
+    done = [line for line in lines if ": complete" in line]
+    assert done and all(("NO TICKET" in line) == ("-eb-" in line) for line in done)
