@@ -3,16 +3,18 @@ of every meter `auto` picks before jtop, and an instant prune phase is a note, n
 import pytest
 
 import meters
-from ebedge.defaults import QUICK_SETTINGS
 from ebedge.measure.accounting import MIN_PERIODS_PER_WINDOW
+from ebedge.run.quick import QUICK_SUITE
 from ebedge.run.runner import _short_windows
+from ebedge.run.suite import load_suite
 
 
 @pytest.mark.parametrize("name", ["ina3221", "tegrastats", "nvml", "rapl", "model"])
 def test_default_idle_windows_hold_20_periods_of_every_meter_auto_may_pick(name):
     # jtop (trust 70) is picked only where tegrastats (80) is missing; its period is its service's
     period = meters.base.get(name).default_interval_s
-    assert MIN_PERIODS_PER_WINDOW * period <= QUICK_SETTINGS["idle_seconds"]
+    for cell in load_suite(QUICK_SUITE).cells():
+        assert MIN_PERIODS_PER_WINDOW * period <= cell.settings.idle_seconds
 
 
 class _Meter(object):

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from ebedge.remote.loopback import (LoopbackBoard, keygen, sshd_available, sshd_missing,  # noqa: F401
-                                    write_ssh_config)
+from ebedge.remote.loopback import (LoopbackBoard, free_port, keygen, sshd_available,  # noqa: F401
+                                    sshd_missing, write_ssh_config)
 
 needs_sshd = pytest.mark.skipif(not sshd_available(), reason=sshd_missing())
 
