@@ -165,6 +165,9 @@ class Meter(object):
       trust         order in `detect()`: higher is preferred
       max_power_w   the most any reading of this meter can physically be; above it (or below 0)
                     a sample is flagged `overrange` and ebedge.measure.energy leaves it out
+      holds_readings  True where the source updates on its own clock and a faster poll reads the
+                    same value again (on-board sensors, tegrastats, jtop): only such a stream is
+                    integrated as held; a meter that measures at each request never is
     Instance attributes: `total_rails`, the rails that formed the `total` rail, once known;
     `sensor_interval_s`, how often the source itself updates where it says so (None: unknown);
     `stale_readings`, readings flagged `stale` (the source answered with a frozen value).
@@ -180,6 +183,7 @@ class Meter(object):
     trust = 0
     default_interval_s = 0.1
     max_power_w = 100000.0  # 100 kW: no meter ebedge drives can read more; drivers set their own
+    holds_readings = False
     MAX_BACKOFF_S = 2.0
 
     def __init__(self, interval_s=None):
@@ -361,6 +365,15 @@ def register(cls):
 def names():
     _load_builtin_drivers()
     return sorted(_REGISTRY)
+
+
+def may_hold(name):
+    """Whether the meter called `name` (a recording's `name@where` too) can return a held reading;
+    False for a name no driver has."""
+    try:
+        return bool(get(str(name).split("@")[0]).holds_readings)
+    except MeterError:
+        return False
 
 
 def get(name):

@@ -162,6 +162,7 @@ class Ina3221Meter(Meter):
     """
 
     name = "ina3221"
+    holds_readings = True
     trust = 90
     default_interval_s = 0.1
     max_power_w = 1000.0  # far above any Jetson's input (INA3221: 26 V bus, 163.8 mV shunt range)

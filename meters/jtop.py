@@ -142,6 +142,7 @@ class JtopMeter(Meter):
     """Polls `jetson.power` every interval (jtop's own service interval may be slower)."""
 
     name = "jtop"
+    holds_readings = True
     trust = 70
     default_interval_s = 0.5
     max_power_w = 1000.0  # the same INA3221 sensors as the ina3221 meter

@@ -286,6 +286,7 @@ class TegrastatsMeter(Meter):
     """
 
     name = "tegrastats"
+    holds_readings = True
     trust = 80
     default_interval_s = 0.1
     max_power_w = 1000.0  # the same INA3221 sensors as the ina3221 meter

@@ -33,7 +33,7 @@ bisections plus its two edge intervals, whatever its length.
 import bisect
 import math
 
-from meters.base import GAP, NAN, OVERRANGE, STALE, plausible
+from meters.base import GAP, NAN, OVERRANGE, STALE, may_hold, plausible
 
 HELD_MIN_UPDATES = 10  # fewer distinct readings say nothing of how the sensor updates
 SLOW_RATE_HZ = 1.0  # energy_1hz_j: the same window as a 1 Hz meter would have seen it
@@ -83,7 +83,9 @@ class _Series(object):
     A held stream (polled faster than its sensor updates, so readings repeat) is integrated as
     what it is: each new value is the sensor's figure for the interval since its previous
     update, a step back in time from the poll that first saw it, not a fresh sample at every
-    poll. A stream is held when most of its values were read at least twice in a row (the
+    poll. A stream is held when its meter's source can hold a reading (`holds_readings`: an
+    on-board sensor, tegrastats, jtop; never a meter that measures at each request, whose
+    repeats are a steady load) and most of its values were read at least twice in a row (the
     median run of equal readings is 2 or more, over HELD_MIN_UPDATES distinct readings at
     least); a steady stretch among changing readings is not."""
 
@@ -109,7 +111,8 @@ class _Series(object):
         changed = [i for i, (_, p, _) in enumerate(pts) if i == 0 or p != pts[i - 1][1]]
         self.updates = [pts[i][0] for i in changed]  # readings that differ from the one before
         runs = sorted(b - a for a, b in zip(changed, changed[1:] + [len(pts)]))
-        self.held = len(runs) >= HELD_MIN_UPDATES and runs[len(runs) // 2] >= 2
+        self.held = (len(runs) >= HELD_MIN_UPDATES and runs[len(runs) // 2] >= 2
+                     and may_hold(rows[0][2].meter))
         if self.held:  # a gap in polling becomes a flagged break between update points
             period = _median([b - a for a, b in zip(self.updates, self.updates[1:]) if b > a])
             pts = _update_points(pts, changed, self.gap_s, period)

@@ -20,6 +20,7 @@ import time
 
 from ebedge.errors import EbedgeError
 from ebedge.measure import board
+from ebedge.measure.board_state import FREQ_TOLERANCE
 
 BOARD_ROOT = "/"  # where the board's /etc, /sys and /var live (tests point it at a fake tree)
 SUDO = ("sudo", "-n")
@@ -270,7 +271,7 @@ class Session(object):
 def _within_limits(state):
     """Every online CPU and the GPU run at or below their (new) maximum."""
     clocks = [c for c in state.cpus.values() if c.get("online", True)] + ([state.gpu] if state.gpu else [])
-    return all(c.get("cur") is None or c.get("max") is None or c["cur"] * board.FREQ_TOLERANCE <= c["max"]
+    return all(c.get("cur") is None or c.get("max") is None or c["cur"] * FREQ_TOLERANCE <= c["max"]
                for c in clocks)
 
 

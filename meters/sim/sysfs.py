@@ -9,7 +9,7 @@ other rail is a fixed fraction of P(t). So the truth for the `total` rail is
 
 Values are rewritten by `write(t)` (a given sim time) or by a background thread or process
 (`start()`), in place and at fixed width so that a reader never sees half a number. In the
-background the last digit alternates by one unit (one LSB of noise, as a real ADC's), so a
+background the last digit moves by one unit up or down (one LSB of noise, as a real ADC's), so a
 steady load never reads as a frozen sensor, and `stop()` freezes the values as a hung sensor
 does. With `update_interval_ms` the tree updates only at multiples of that interval after its
 start, each time to the average power over the interval just ended (as the INA3221 reports the
@@ -20,6 +20,7 @@ takes a rail's value file away for a while, as a driver that fails its reads doe
 import math
 import multiprocessing
 import os
+import random
 import tempfile
 import threading
 import time
@@ -220,9 +221,9 @@ class FakeIna3221Tree(object):
         return end + self.update_s
 
     def _loop(self, period):
-        lsb = 1
+        signs = random.Random(0)  # seeded: a run of the simulator is repeatable
         while not self._stop.is_set():
-            lsb = -lsb
+            lsb = signs.choice((-1, 1))  # not alternating: a poll at half the write rate would alias
             next_t = self.show(time.monotonic() - self.t0, lsb)
             self._stop.wait(period if self.update_s is None
                             else next_t - (time.monotonic() - self.t0))

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from ebedge.measure.board_state import BoardState
 from ebedge.measure import calibration
 from ebedge.run.runner import execute
 from meters.sim.profile import PowerProfile
@@ -85,7 +86,7 @@ def test_a_run_records_raw_and_calibrated_energy_and_names_the_profile(
         tmp_path, fake_tx2, monkeypatch, one_thread):
     cfg = tmp_path / "cfg"
     monkeypatch.setenv("EBEDGE_CONFIG_DIR", str(cfg))
-    here = {"model": None, "hostname": socket.gethostname(), "l4t": None, "nvpmodel": None}
+    here = BoardState(hostname=socket.gethostname())  # this machine, as the run's snapshot sees it
     ident = calibration.identity(here)
     calibration.save(_profile(ident, gain=1.25, offset_w=0.5), str(cfg / "calibration"))
     tx2 = fake_tx2(PowerProfile([(5.0, 5.0, 1.0), (9.0, 9.0, 1.0)]))
