@@ -20,7 +20,7 @@ The setting draw_at = E draws the ticket after exactly E epochs whatever the det
 is reported. A search that ends without a ticket (or with one in its last epoch) prunes the last
 network; it is evaluated as pruned, and the summary says `eb_epoch: null`, `no_ticket: true`.
 """
-from ebedge.methods.stages import (Search, eval_stage, prune_stage, pruned_fields,
+from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
                                    retrain_stage)
 from ebedge.prune.masks import channel_mask
 

@@ -26,7 +26,7 @@ import torch
 
 from ebedge.prune import weight_masks
 from ebedge.methods.ns import full_search_result
-from ebedge.methods.stages import Search, prune_stage, retrain_stage
+from ebedge.training.stages import Search, prune_stage, retrain_stage
 from ebedge.prune.masks import channel_mask
 
 INITIAL_FILE = os.path.join("checkpoints", "initial.pt")

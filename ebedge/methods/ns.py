@@ -12,7 +12,7 @@ The search still runs the Early-Bird detectors, so `eb_epochs` says where EB Tra
 drawn its ticket (information only); `eb_epoch` is None and `ticket_epoch` is the epoch the
 pruned network really comes from, the end of the schedule.
 """
-from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_stage
+from ebedge.training.stages import Search, prune_stage, pruned_fields, retrain_stage
 from ebedge.prune.masks import channel_mask
 
 

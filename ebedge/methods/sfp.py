@@ -19,7 +19,7 @@ scales; `eb_epochs` is information only.
 import torch
 
 from ebedge.prune.filters import channel_scores, channel_weights, kept_count, per_layer_mask
-from ebedge.methods.stages import (Search, eval_stage, prune_stage, pruned_fields,
+from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
                                    retrain_stage)
 
 

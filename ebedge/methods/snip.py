@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ebedge.training import flops
 from ebedge.prune import weight_masks
 from ebedge.prune.filters import channel_scores, global_mask
-from ebedge.methods.stages import prune_stage, pruned_fields, retrain_stage
+from ebedge.training.stages import prune_stage, pruned_fields, retrain_stage
 
 
 def run(ctx):

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ebedge.prune.filters import kept_count
-from ebedge.methods.stages import Search, prune_stage, pruned_fields, retrain_stage
+from ebedge.training.stages import Search, prune_stage, pruned_fields, retrain_stage
 from ebedge.models.preresnet import PreResNet
 from ebedge.models.vgg import VGG
 from ebedge.prune.masks import bn_layers

@@ -12,7 +12,7 @@ above the threshold and the mask is all False). Feeding it at epoch 0, as the of
 cannot fire: its distance to a real mask is about 1 - ratio, so it only blocks checks while in the FIFO.
 
 Several prune ratios are searched side by side (the official run uses 0.3, 0.5, 0.7) with one
-detector per ratio (ebedge.methods.stages.Search).
+detector per ratio (ebedge.training.stages.Search).
 """
 from collections import deque
 

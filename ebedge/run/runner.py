@@ -27,7 +27,7 @@ from ebedge.training import lowp
 from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method, recipe
-from ebedge.methods.context import MethodContext
+from ebedge.run.context import MethodContext
 from ebedge.config.formats import IDLE_PHASES, LOST
 from ebedge.run.rundir import (RunDir, completed, disk_full, load_checkpoint, read_json,
                                read_phase_rows, write_json_atomic)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ebedge.cli import main
-from ebedge.methods.stages import mask_overhead_flops
+from ebedge.training.stages import mask_overhead_flops
 from ebedge.models import default_cfg
 
 TINY = ["--model", "vgg11", "--width", "0.0625", "--limit-train", "128", "--limit-test", "64",

@@ -53,7 +53,7 @@ def _build_users(settings):
     import torch
     from ebedge import models
     from ebedge.config.schedules import retrain_schedule_for, schedule_for
-    from ebedge.methods.stages import detectors_for
+    from ebedge.training.stages import detectors_for
     from ebedge.prune.masks import channel_mask
     from ebedge.prune.physical import prune_model
     from ebedge.prune.rounding import round_kept_channels

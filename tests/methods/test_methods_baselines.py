@@ -11,7 +11,7 @@ import torch
 from conftest import load_checkpoint
 from ebedge.training import flops
 from ebedge.methods import lt
-from ebedge.methods.context import MethodContext
+from ebedge.run.context import MethodContext
 from ebedge.prune.filters import kept_count
 from ebedge.methods.sfp import zero_weakest_filters
 from ebedge.methods.thinet import greedy_removal

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ebedge.errors import EbedgeError
-from ebedge.methods import stages
+from ebedge.training import stages
 from ebedge.run.runner import execute
 from ebedge.config.settings import resolve
 
@@ -216,7 +216,7 @@ def test_thinet_prunes_the_inner_block_layers_of_residual_nets(tmp_path, one_thr
 
 def test_the_retrain_trains_with_its_own_batch_size_and_l1_strength(tmp_path, one_thread):
     """The official ImageNet retrains: ResNet-18 at batch 128, ResNet-50 without the L1 term."""
-    from ebedge.methods import context
+    from ebedge.run import context
     sizes, strengths = [], []
     real = context.train_epoch
 
