@@ -16,9 +16,7 @@ epochs evaluate a soft-pruned network, not the final one). settings.retrain_epoc
 adds an optional fine-tuning of that many epochs. The Early-Bird detectors still run on the BN
 scales; `eb_epochs` is information only.
 """
-import torch
-
-from ebedge.prune.filters import channel_scores, channel_weights, kept_count, per_layer_mask
+from ebedge.prune.filters import channel_scores, per_layer_mask, zero_weakest_filters
 from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
                                    retrain_stage)
 
@@ -36,15 +34,3 @@ def run(ctx):
         eval_stage(ctx, pruned)
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **pruned_fields(ctx))
-
-
-def zero_weakest_filters(model, ratio):
-    """In every prunable conv, zero the weights of the filters outside the top `kept_count` by L2
-    norm. Nothing else is touched, so their gradients stay alive and they can recover."""
-    with torch.no_grad():
-        for bn_name, weight, role, _ in channel_weights(model):
-            if role != "produces":
-                continue
-            norms = weight.reshape(weight.size(0), -1).norm(dim=1)
-            weakest = torch.argsort(norms)[:weight.size(0) - kept_count(weight.size(0), ratio)]
-            weight[weakest] = 0.0

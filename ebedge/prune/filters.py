@@ -104,3 +104,15 @@ def global_mask(scores, ratio):
     keep = np.zeros(flat.size, dtype=bool)
     keep[np.argsort(-flat, kind="stable")[:flat.size - int(flat.size * ratio)]] = True
     return keep
+
+
+def zero_weakest_filters(model, ratio):
+    """In every prunable conv, zero the weights of the filters outside the top `kept_count` by L2
+    norm. Nothing else is touched, so their gradients stay alive and they can recover."""
+    with torch.no_grad():
+        for bn_name, weight, role, _ in channel_weights(model):
+            if role != "produces":
+                continue
+            norms = weight.reshape(weight.size(0), -1).norm(dim=1)
+            weakest = torch.argsort(norms)[:weight.size(0) - kept_count(weight.size(0), ratio)]
+            weight[weakest] = 0.0

@@ -13,7 +13,7 @@ from ebedge.training import flops
 from ebedge import models
 from ebedge.errors import EbedgeError
 from ebedge.methods import check as check_method
-from ebedge.methods import thinet
+from ebedge.prune import thinet
 from ebedge.prune import weight_masks
 from ebedge.prune.filters import channel_scores, global_mask, kept_count, per_layer_mask
 from ebedge.prune.masks import bn_layers

@@ -13,8 +13,8 @@ from ebedge.training import flops
 from ebedge.methods import lt
 from ebedge.run.context import MethodContext
 from ebedge.prune.filters import kept_count
-from ebedge.methods.sfp import zero_weakest_filters
-from ebedge.methods.thinet import greedy_removal
+from ebedge.prune.filters import zero_weakest_filters
+from ebedge.prune.thinet import greedy_removal
 from ebedge.models import build_model, default_cfg
 from ebedge.run.runner import execute
 

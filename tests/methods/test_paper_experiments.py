@@ -192,7 +192,7 @@ def test_draw_at_is_refused_for_methods_that_draw_no_ticket(tmp_path):
 @pytest.mark.parametrize("model", ["preresnet101", "resnet50"])
 def test_thinet_prunes_the_inner_block_layers_of_residual_nets(tmp_path, one_thread, model):
     from ebedge.prune.filters import kept_count
-    from ebedge.methods.thinet import consumers
+    from ebedge.prune.thinet import consumers
     from ebedge.models import build_model
     from ebedge.prune.masks import bn_layers
     width = 0.125 if model == "preresnet101" else 0.0625
