@@ -5,7 +5,8 @@ import os
 import click
 
 from ebedge.cli.options import load_settings_file, setting_options, typed_settings
-from ebedge.config.spec import DEFAULTS, METHODS, MODEL_NAMES
+from ebedge.config import catalog
+from ebedge.config.spec import DEFAULTS, MODEL_NAMES
 from ebedge.errors import EbedgeError
 from ebedge.report.summary_table import no_ticket_note
 
@@ -151,7 +152,7 @@ def _one_line(summary):
 @click.option("--prune-ratio", type=float, help="count the network pruned at p by a uniform mask")
 @click.option("--width", default=1.0, show_default=True, type=float, help="channel multiplier")
 @click.option("--method", help="total training FLOPs of this method's schedule (" +
-              ", ".join(METHODS) + ")")
+              ", ".join(catalog.method_names()) + ")")
 @click.option("--eb-epoch", type=int, help="with --method: epochs searched before the ticket")
 @click.option("--pruned-fraction", type=float,
               help="with --method: the pruned network's forward FLOPs / the dense one's "

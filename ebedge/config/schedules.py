@@ -8,6 +8,7 @@ schedule is `lr`, multiplied by `lr_gamma` at each of `milestones`, whose defaul
 per dataset: 50% and 75% of the epochs on CIFAR (80, 120 of 160), one and two thirds on ImageNet
 (30, 60 of 90, the official ResNet scripts).
 """
+from ebedge.config import catalog
 from ebedge.errors import EbedgeError
 
 IMAGENET_MODELS = ("resnet18", "resnet50")
@@ -132,34 +133,14 @@ def retrain_schedule_for(settings, epochs=None):
     return schedule_for(settings, epochs)
 
 
-# Each method's schedule as (dense epochs, pruned epochs, structure) in terms of N (epochs) and E
-# (EB epoch): the cost structure the paper's Table 2 prices (LT and SNIP keep the dense shape:
-# unstructured). Training FLOPs (ebedge.training.flops) and a suite's time left (ebedge.run.suite) use it.
-_METHOD_EPOCHS = {
-    "dense": lambda n, e: (n, 0, "N dense"),
-    "sfp": lambda n, e: (n, 0, "N dense (soft pruning keeps the dense shape)"),
-    "lt": lambda n, e: (2 * n, 0, "2N dense (train, rewind, retrain unstructured)"),
-    "snip": lambda n, e: (n, 0, "N dense (unstructured; one scoring mini-batch not counted)"),
-    "ns": lambda n, e: (n, n, "N dense + N pruned"),
-    "thinet": lambda n, e: (n, n, "N dense + N pruned"),
-    "lt-structured": lambda n, e: (n, n, "N dense + N pruned"),
-    "snip-channel": lambda n, e: (0, n, "N pruned (one scoring mini-batch not counted)"),
-    "eb": lambda n, e: (e, n - e, "E dense + (N - E) pruned"),
-    "eb-lf": lambda n, e: (e, n - e, "E dense + (N - E) pruned (FP32-equivalent)"),
-    "eb-ll": lambda n, e: (e, n - e, "E dense + (N - E) pruned (FP32-equivalent)"),
-    "eb-reinit": lambda n, e: (e, n, "E dense + N pruned (re-init retrains the full schedule)"),
-}
-METHODS_NEEDING_EB_EPOCH = ("eb", "eb-lf", "eb-ll", "eb-reinit")
-
-
 def method_epochs(method, epochs, eb_epoch=None):
-    """(dense epochs, pruned epochs, structure) of `method` over an `epochs`-long schedule.
+    """(dense epochs, pruned epochs, structure) of `method` over an `epochs`-long schedule: the
+    cost structure the paper's Table 2 prices, as the method registered it (ebedge.config.catalog).
+    Training FLOPs (ebedge.training.flops) and a suite's time left (ebedge.run.suite) use it.
 
-    Raises ValueError for a method without a known structure, or an EB method without an EB epoch
-    in 1..epochs."""
-    if method not in _METHOD_EPOCHS:
+    Raises ValueError for an unknown method, or an EB method without an EB epoch in 1..epochs."""
+    chosen = catalog.known(method)
+    if chosen is None:
         raise ValueError("no cost structure for method %r; known: %s"
-                         % (method, ", ".join(sorted(_METHOD_EPOCHS))))
-    if method in METHODS_NEEDING_EB_EPOCH and (eb_epoch is None or not 1 <= eb_epoch <= epochs):
-        raise ValueError("method %s needs --eb-epoch between 1 and %d" % (method, epochs))
-    return _METHOD_EPOCHS[method](epochs, eb_epoch)
+                         % (method, ", ".join(sorted(catalog.method_names()))))
+    return chosen.epochs(epochs, eb_epoch)

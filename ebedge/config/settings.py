@@ -11,7 +11,7 @@ import hashlib
 import json
 
 from ebedge.config import spec
-from ebedge.config.spec import DATASETS, DEFAULTS, METHODS, MODEL_NAMES  # noqa: F401 (API)
+from ebedge.config.spec import DATASETS, DEFAULTS, MODEL_NAMES  # noqa: F401 (API)
 from ebedge.errors import EbedgeError
 
 DATA_PIPELINES = spec.BY_NAME["data_pipeline"].choices

@@ -14,13 +14,11 @@ experiment share a report row); `observation` ones say where data lives or how t
 import math
 import re
 
-from ebedge.config import schedules
+from ebedge.config import catalog, schedules
 from ebedge.errors import EbedgeError
 
 MODEL_NAMES = ("vgg11", "vgg16", "preresnet101", "preresnet164", "resnet18", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
-METHODS = ("dense", "eb", "eb-reinit", "eb-lf", "eb-ll", "ns", "lt", "snip", "thinet", "sfp",
-           "lt-structured", "snip-channel")
 
 EXPERIMENT, REPLICATE, OBSERVATION = "experiment", "replicate", "observation"
 DEVICE, HOST = "device", "host"
@@ -49,16 +47,23 @@ class Setting(object):
     below (ratios, milestones, lr_schedule, workers, meters, meter_options); `low`/`high` bound
     numbers (None: unbounded; `low_open`/`high_open` exclude the end); `optional` allows None
     ("not set"); `option` is the `ebedge train` flag (None: settable by --settings and suites only);
-    `default_text` shows a None default's meaning."""
+    `default_text` shows a None default's meaning; `choices` may be a callable returning them."""
 
     def __init__(self, name, kind, default, help, low=None, high=None, low_open=False,
                  high_open=False, choices=(), optional=False, side=DEVICE, role=EXPERIMENT,
                  option="", default_text=None):
         self.name, self.kind, self.default, self.help = name, kind, default, help
         self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
-        self.choices, self.optional, self.side, self.role = tuple(choices), optional, side, role
+        self._choices = choices if callable(choices) else tuple(choices)
+        self.optional, self.side, self.role = optional, side, role
         self.option = "--" + name.replace("_", "-") if option == "" else option
         self.default_text = default_text
+
+    @property
+    def choices(self):
+        """The allowed values; a callable (the catalog's method names) is asked each time, so a
+        method registered after import is a valid choice."""
+        return tuple(self._choices()) if callable(self._choices) else self._choices
 
     @property
     def hashed(self):
@@ -188,7 +193,7 @@ _KINDS = {"power_mode": _power_mode, "int": _int, "float": _float, "bool": _bool
 
 S = Setting
 SPEC = (
-    S("method", "choice", "eb", "EB Train variant or baseline to run", choices=METHODS),
+    S("method", "choice", "eb", "EB Train variant or baseline to run", choices=catalog.method_names),
     S("model", "choice", "vgg16", "network to train", choices=MODEL_NAMES),
     S("dataset", "choice", "synthetic",
       "synthetic ships with ebedge; imagefolder is any class-per-folder tree", choices=DATASETS),

@@ -20,14 +20,17 @@ The setting draw_at = E draws the ticket after exactly E epochs whatever the det
 is reported. A search that ends without a ticket (or with one in its last epoch) prunes the last
 network; it is evaluated as pruned, and the summary says `eb_epoch: null`, `no_ticket: true`.
 """
-from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
-                                   retrain_stage)
-from ebedge.prune.masks import channel_mask
+from ebedge.config.catalog import method
 
 
+@method("eb", "EB Train", lambda n, e: (e, n - e, "E dense + (N - E) pruned"),
+        draws_ticket=True, order=90)
 def run(ctx, reinit=None, search_options=None, retrain_setup=None):
     """EB Train; `search_options` go to Search, `retrain_setup(pruned) -> retrain loop options`
     lets a variant (low precision) adapt the pruned model and its training loop."""
+    from ebedge.prune.masks import channel_mask
+    from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
+                                        retrain_stage)
     s = ctx.settings
     if reinit is None:
         reinit = s.retrain == "reinit"
@@ -56,5 +59,8 @@ def run(ctx, reinit=None, search_options=None, retrain_setup=None):
                       retrain_epochs_run=trained, **pruned_fields(ctx))
 
 
+@method("eb-reinit", "EB Train (re-init)",
+        lambda n, e: (e, n, "E dense + N pruned (re-init retrains the full schedule)"),
+        draws_ticket=True, order=80)
 def run_reinit(ctx):
     return run(ctx, reinit=True)

@@ -22,17 +22,18 @@ The initial weights live in `checkpoints/initial.pt`, so a resumed run rewinds t
 import copy
 import os
 
-import torch
-
-from ebedge.prune import weight_masks
+from ebedge.config.catalog import method
 from ebedge.methods.ns import full_search_result
-from ebedge.training.stages import Search, prune_stage, retrain_stage
-from ebedge.prune.masks import channel_mask
 
 INITIAL_FILE = os.path.join("checkpoints", "initial.pt")
 
 
+@method("lt", "lottery ticket", lambda n, e: (2 * n, 0, "2N dense (train, rewind, retrain unstructured)"),
+        mask_kind="weights", order=10)
 def run(ctx):
+    import torch
+    from ebedge.prune import weight_masks
+    from ebedge.training.stages import Search, retrain_stage
     initial = initial_model(ctx)
     search = Search(ctx, stop_on_ticket=False, sparsity=0.0)
     trained = search.run(model=copy.deepcopy(initial))
@@ -49,7 +50,11 @@ def run(ctx):
                               kept_weights=int(kept.sum()), total_weights=int(kept.size))
 
 
+@method("lt-structured", "structured lottery ticket", lambda n, e: (n, n, "N dense + N pruned"),
+        order=60)
 def run_structured(ctx):
+    from ebedge.prune.masks import channel_mask
+    from ebedge.training.stages import Search, prune_stage, retrain_stage
     initial = initial_model(ctx)
     search = Search(ctx, stop_on_ticket=False)
     trained = search.run(model=copy.deepcopy(initial))
@@ -61,6 +66,7 @@ def run_structured(ctx):
 
 def initial_model(ctx):
     """The dense network as initialised: saved by the first run, loaded by a resumed one."""
+    import torch
     path = ctx.rundir.file(INITIAL_FILE)
     model = ctx.build_model()
     if os.path.exists(path):

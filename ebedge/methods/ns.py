@@ -12,11 +12,13 @@ The search still runs the Early-Bird detectors, so `eb_epochs` says where EB Tra
 drawn its ticket (information only); `eb_epoch` is None and `ticket_epoch` is the epoch the
 pruned network really comes from, the end of the schedule.
 """
-from ebedge.training.stages import Search, prune_stage, pruned_fields, retrain_stage
-from ebedge.prune.masks import channel_mask
+from ebedge.config.catalog import method
 
 
+@method("ns", "network slimming", lambda n, e: (n, n, "N dense + N pruned"), order=30)
 def run(ctx):
+    from ebedge.prune.masks import channel_mask
+    from ebedge.training.stages import Search, prune_stage, retrain_stage
     search = Search(ctx, stop_on_ticket=False)
     trained = search.run()
     pruned = prune_stage(ctx, trained, channel_mask(trained, ctx.settings.prune_ratio[0]))
@@ -26,6 +28,7 @@ def run(ctx):
 
 def full_search_result(ctx, search, **fields):
     """Summary of a recipe whose search ran the whole schedule (NS, LT)."""
+    from ebedge.training.stages import pruned_fields
     epochs = ctx.settings.epochs
     return ctx.result(eb_epoch=None, eb_epochs=search.eb_epochs(), ticket_epoch=epochs,
                       searched_epochs=epochs, **dict(pruned_fields(ctx), **fields))

@@ -16,12 +16,15 @@ epochs evaluate a soft-pruned network, not the final one). settings.retrain_epoc
 adds an optional fine-tuning of that many epochs. The Early-Bird detectors still run on the BN
 scales; `eb_epochs` is information only.
 """
-from ebedge.prune.filters import channel_scores, per_layer_mask, zero_weakest_filters
-from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
-                                   retrain_stage)
+from ebedge.config.catalog import method
 
 
+@method("sfp", "SFP", lambda n, e: (n, 0, "N dense (soft pruning keeps the dense shape)"),
+        mask_kind="per-layer filters", order=50)
 def run(ctx):
+    from ebedge.prune.filters import channel_scores, per_layer_mask, zero_weakest_filters
+    from ebedge.training.stages import (Search, eval_stage, prune_stage, pruned_fields,
+                                        retrain_stage)
     ratio = ctx.settings.prune_ratio[0]
     search = Search(ctx, stop_on_ticket=False, sparsity=0.0,
                     on_epoch_end=lambda epoch, model: zero_weakest_filters(model, ratio))

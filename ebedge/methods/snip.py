@@ -16,15 +16,14 @@ held at zero after every step and no BN L1 term, as the original. FLOPs are dens
 channel over the filter that produces it (methods/filters.py for the residual nets), one global
 ranking, the top (1 - p) of channels kept, the network pruned physically and trained smaller.
 """
-import torch.nn.functional as F
-
-from ebedge.training import flops
-from ebedge.prune import weight_masks
-from ebedge.prune.filters import channel_scores, global_mask
-from ebedge.training.stages import prune_stage, pruned_fields, retrain_stage
+from ebedge.config.catalog import method
 
 
+@method("snip", "SNIP", lambda n, e: (n, 0, "N dense (unstructured; one scoring mini-batch not counted)"),
+        mask_kind="weights", order=20)
 def run(ctx):
+    from ebedge.prune import weight_masks
+    from ebedge.training.stages import pruned_fields, retrain_stage
     model = score_stage(ctx, unstructured=True)
     kept = weight_masks.unpack(ctx.carry["snip_mask"])
     model = weight_masks.mask_stage(ctx, model, kept)
@@ -35,7 +34,12 @@ def run(ctx):
                       **pruned_fields(ctx))
 
 
+@method("snip-channel", "channel SNIP",
+        lambda n, e: (0, n, "N pruned (one scoring mini-batch not counted)"),
+        mask_kind="global filters", order=70)
 def run_channel(ctx):
+    from ebedge.prune import weight_masks
+    from ebedge.training.stages import prune_stage, pruned_fields, retrain_stage
     model = score_stage(ctx, unstructured=False)
     model = prune_stage(ctx, model, weight_masks.unpack(ctx.carry["snip_mask"]))
     retrain_stage(ctx, model, epochs=ctx.settings.epochs, sparsity=0.0)
@@ -45,6 +49,10 @@ def run_channel(ctx):
 
 def score_stage(ctx, unstructured):
     """Connection sensitivity of a fresh network on one mini-batch -> keep mask in ctx.carry."""
+    import torch.nn.functional as F
+    from ebedge.prune import weight_masks
+    from ebedge.prune.filters import channel_scores, global_mask
+    from ebedge.training import flops
     if ctx.is_finished("search"):
         return ctx.restored_model()
     model = ctx.build_model()

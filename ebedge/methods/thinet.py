@@ -21,11 +21,14 @@ Deliberate differences: all layers are selected in one pass over the unpruned ne
 activations, no least-squares rescaling and no per-layer fine-tuning (the final fine-tuning
 recovers what those would).
 """
-from ebedge.prune.thinet import select_channels
-from ebedge.training.stages import Search, prune_stage, pruned_fields, retrain_stage
+from ebedge.config.catalog import method
 
 
+@method("thinet", "ThiNet", lambda n, e: (n, n, "N dense + N pruned"),
+        mask_kind="in-block layers", order=40)
 def run(ctx):
+    from ebedge.prune.thinet import select_channels
+    from ebedge.training.stages import Search, prune_stage, pruned_fields, retrain_stage
     search = Search(ctx, stop_on_ticket=False, sparsity=0.0)
     trained = search.run()
     mask = None if ctx.is_finished("prune") else select_channels(ctx, trained)

@@ -12,7 +12,7 @@ import torch
 from ebedge.training import flops
 from ebedge import models
 from ebedge.errors import EbedgeError
-from ebedge.methods import check as check_method
+from ebedge.config import catalog
 from ebedge.prune import thinet
 from ebedge.prune import weight_masks
 from ebedge.prune.filters import channel_scores, global_mask, kept_count, per_layer_mask
@@ -20,18 +20,16 @@ from ebedge.prune.masks import bn_layers
 from ebedge.prune.physical import prune_model
 
 CLASSES = {"cifar10": 10, "cifar100": 100, "synthetic": 10}
-MASK_KINDS = {"dense": "dense", "lt": "weights", "snip": "weights", "sfp": "per-layer filters",
-              "snip-channel": "global filters", "thinet": "in-block layers"}  # others: BN scales
 _checked = {}  # (model, classes, mask kind, ratio, width) -> description: a shape is checked once
 
 
-def _mask(model, settings):
-    method, ratio = settings.method, settings.prune_ratio[0]
-    if method in ("sfp",):
+def _mask(model, kind, ratio):
+    """A what-if mask of `kind` (ebedge.config.catalog.MASK_KINDS) at `ratio`."""
+    if kind == "per-layer filters":
         return per_layer_mask(channel_scores(model, lambda w: w * w), ratio)
-    if method == "snip-channel":
+    if kind == "global filters":
         return global_mask(channel_scores(model, torch.abs), ratio)
-    if method == "thinet":
+    if kind == "in-block layers":
         parts = []
         for (_, bn), consumer in zip(bn_layers(model), thinet.consumers(model)):
             keep = np.ones(bn.num_features, dtype=bool)
@@ -45,29 +43,30 @@ def _mask(model, settings):
 def check_cell(settings):
     """Raise EbedgeError naming the problem if the cell cannot run; else a one-line description
     of the dense and pruned shapes."""
-    check_method(settings)
+    catalog.check(settings)
     name = settings.model
     classes = CLASSES.get(settings.dataset, 1000 if name in ("resnet18", "resnet50") else 10)
-    key = (name, classes, MASK_KINDS.get(settings.method, "bn scales"),
-           settings.prune_ratio[0], settings.width, settings.resnet_prune_scope)
+    kind = catalog.get(settings.method).mask_kind
+    key = (name, classes, kind, settings.prune_ratio[0], settings.width,
+           settings.resnet_prune_scope)
     if key not in _checked:
-        _checked[key] = _check_shapes(settings, name, classes)
+        _checked[key] = _check_shapes(settings, name, classes, kind)
     return _checked[key]
 
 
-def _check_shapes(settings, name, classes):
+def _check_shapes(settings, name, classes, kind):
     try:
         model = models.build_model(name, classes, width=settings.width,
                                    prune_scope=settings.resnet_prune_scope)
         size = models.input_size(name)
         dense = flops.forward_flops(model, size)
-        if settings.method == "dense":
+        if kind == "dense":
             return "dense %.4g GFLOPs/image" % (dense / 1e9)
-        if settings.method in ("lt", "snip"):
+        if kind == "weights":
             weight_masks.split(model, weight_masks.global_keep_mask(
                 weight_masks.score_weights(model, torch.abs), settings.prune_ratio[0]))
             return "dense shape kept (unstructured) %.4g GFLOPs/image" % (dense / 1e9)
-        pruned, report = prune_model(model, _mask(model, settings))
+        pruned, report = prune_model(model, _mask(model, kind, settings.prune_ratio[0]))
         pruned_flops = flops.forward_flops(pruned, size)
     except (ValueError, RuntimeError, KeyError, IndexError, AttributeError) as exc:
         raise EbedgeError("%s on %s cannot be pruned: %s: %s"

@@ -14,19 +14,17 @@ Plain Python (no pandas): `ebedge run` prints these on a board too.
 import collections
 import math
 
+from ebedge.config import catalog
 from ebedge.util import stats
 
 TRAIN_PHASES = ("search", "prune", "retrain")
-NAMES = {"dense": "dense training", "eb": "EB Train", "eb-reinit": "EB Train (re-init)",
-         "eb-lf": "EB Train (8-bit, LF)", "eb-ll": "EB Train (8-bit, LL)", "ns": "network slimming",
-         "lt": "lottery ticket", "snip": "SNIP", "thinet": "ThiNet", "sfp": "SFP",
-         "lt-structured": "structured lottery ticket", "snip-channel": "channel SNIP"}
 
 Side = collections.namedtuple("Side", "method ratio energy time acc label")
 
 
 def _name(method):
-    return NAMES.get(method, method)
+    known = catalog.known(method)
+    return known.label if known is not None else method
 
 
 def train_seconds(summary):

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ebedge.config import spec
+from ebedge.config import catalog, spec
 from ebedge.measure.board_state import BoardState
 from ebedge.config.settings import explicit
 from ebedge.util import stats
@@ -29,7 +29,6 @@ REPORT_MARKERS = ("runs.csv", "table.csv")
 QUALIFICATION_MARKER = "qualification.json"
 ENERGY_PHASES = ("idle_before", "search", "prune", "retrain", "eval", "idle_after", "train_total")
 # Paper order (Table 2): dense reference, the baselines, then the EB Train variants.
-METHOD_ORDER = ("dense", "lt", "snip", "ns", "thinet", "sfp", "lt-structured", "snip-channel", "eb-reinit", "eb", "eb-lf", "eb-ll")
 NO_RATIO = "-"
 
 def t_quantile_975(df: int) -> float:
@@ -83,7 +82,9 @@ def ratio_label(prune_ratio) -> str:
 
 
 def is_eb_method(method) -> bool:
-    return str(method).startswith("eb")
+    """An EB Train variant: a method that draws an Early-Bird ticket (ebedge.config.catalog)."""
+    known = catalog.known(method)
+    return known is not None and known.draws_ticket
 
 
 def is_baseline_method(method) -> bool:
@@ -274,9 +275,10 @@ def ticket_epoch(run: Run):
 
 
 
-def _method_rank(method) -> Tuple[int, str]:
-    m = str(method)
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+def _method_rank(method) -> Tuple[float, str]:
+    """The catalog's report order (the paper's: baselines first); methods not installed here last."""
+    known = catalog.known(method)
+    return (known.order if known is not None else float("inf"), str(method))
 
 
 def _ratio_rank(label: str) -> float:

@@ -26,7 +26,7 @@ from ebedge.util import stats
 from ebedge.training import lowp
 from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
 from ebedge.errors import EbedgeError
-from ebedge.methods import check as check_method, recipe
+from ebedge.config import catalog
 from ebedge.run.context import MethodContext
 from ebedge.config.formats import IDLE_PHASES, LOST
 from ebedge.run.rundir import (RunDir, completed, disk_full, load_checkpoint, read_json,
@@ -146,7 +146,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
                    if is_main_process() else None)
     else:
         settings = resolve(settings)
-        check_method(settings)
+        catalog.check(settings)
         out = out or default_out(settings)
         if is_main_process():  # under torchrun, rank 0 owns the run directory
             _prepare_dir(out, False, overwrite)
@@ -237,7 +237,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         rundir.write_config(dict(config, compute=ctx.describe()))  # as the pipeline resolved it
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings.idle_seconds)
-        summary.update(recipe(settings.method)(ctx))
+        summary.update(catalog.get(settings.method).run(ctx))
         if summary.get("no_ticket"):
             _flag(flags, NO_TICKET_FLAG)
         summary.update(world.summary_fields(summary))

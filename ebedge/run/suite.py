@@ -56,7 +56,7 @@ from ebedge.measure import powermode
 from ebedge.report.summary_table import no_ticket_note
 from ebedge.util.eta import Eta
 from ebedge.config.schedules import method_epochs
-from ebedge.config import spec
+from ebedge.config import catalog, spec
 from ebedge.config.settings import DEFAULTS, resolve
 
 if sys.version_info >= (3, 11):
@@ -71,7 +71,6 @@ GRID_LISTS = {"models": "model", "datasets": "dataset", "methods": "method", "pr
               "draw_ats": "draw_at", "lr_schedules": "lr_schedule", "lrs": "lr", "power_modes": "power_mode",
               "gpu_max_freqs_hz": "gpu_max_freq_hz", "cpu_max_freqs_khz": "cpu_max_freq_khz"}
 BOARD_AXES = ("power_modes", "gpu_max_freqs_hz", "cpu_max_freqs_khz")  # outermost in a repeat: fewer switches
-DRAWING_METHODS = ("eb", "eb-reinit", "eb-lf", "eb-ll")  # ebedge.methods.DRAWING_METHODS (no torch here)
 CELL_ONLY_KEYS = ("id",)
 
 Cell = collections.namedtuple("Cell", "cell_id settings")
@@ -238,7 +237,7 @@ def _training_cells(axes, defaults, fixed, repeat, seed):
                 effective = method if method is not None else fixed.get(
                     "method", defaults.get("method", DEFAULTS["method"]))
                 ratios = [None] if effective == "dense" else axes["prune_ratios"]
-                draws = axes["draw_ats"] if effective in DRAWING_METHODS else [None]
+                draws = axes["draw_ats"] if _draws_ticket(effective) else [None]
                 for ratio, draw, schedule, lr in _product(ratios, draws, axes["lr_schedules"],
                                                          axes["lrs"]):
                     overrides = dict(fixed, repeat=repeat, seed=seed)
@@ -250,6 +249,12 @@ def _training_cells(axes, defaults, fixed, repeat, seed):
                         overrides["prune_ratio"] = [ratio]
                     out.append(overrides)
     return out
+
+
+def _draws_ticket(method):
+    """Whether `method` takes the draw_ats axis (an unknown name is refused later, by resolve)."""
+    chosen = catalog.known(method)
+    return chosen is not None and chosen.draws_ticket
 
 
 def _product(*axes):

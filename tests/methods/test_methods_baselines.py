@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conftest import load_checkpoint
-from ebedge.training import flops
+from ebedge.training import flops, stages
+from ebedge.prune import weight_masks
 from ebedge.methods import lt
 from ebedge.run.context import MethodContext
 from ebedge.prune.filters import kept_count
@@ -35,8 +36,8 @@ def runs(tmp_path_factory, one_thread):
     LT's magnitude scores are captured, and every epoch records its stage's BN L1 strength."""
     root = tmp_path_factory.mktemp("baselines")
     captured, sparsity = {}, []
-    real_retrain = lt.retrain_stage
-    real_scores = lt.weight_masks.score_weights
+    real_retrain = stages.retrain_stage
+    real_scores = weight_masks.score_weights
     real_train_one = MethodContext._train_one
 
     def capturing_retrain(ctx, model, *args, **kwargs):
@@ -53,8 +54,8 @@ def runs(tmp_path_factory, one_thread):
         return real_train_one(self, stage, epoch, last, model, optimizer, s, *rest)
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(lt, "retrain_stage", capturing_retrain)
-    patch.setattr(lt.weight_masks, "score_weights", capturing_scores)
+    patch.setattr(stages, "retrain_stage", capturing_retrain)  # every method's; LT's is kept
+    patch.setattr(weight_masks, "score_weights", capturing_scores)
     patch.setattr(MethodContext, "_train_one", recording_train_one)
     out = {}
     try:

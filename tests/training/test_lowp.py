@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ebedge.training import lowp
 from ebedge.errors import EbedgeError
-from ebedge.methods.eb_lowp import compare_tickets
+from ebedge.prune.tickets import compare_tickets
 from ebedge.prune.masks import mask_distance
 from ebedge.run.rundir import RunDir
 from ebedge.training.train import train_epoch
