@@ -83,7 +83,7 @@ def _exports(log_to, prometheus_port, nproc):
 
 
 def _repeat(settings, out, repeats, overwrite, quiet, exports):
-    from ebedge.run.runner import execute_repeats
+    from ebedge.run.repeats import execute_repeats
     summaries, statistics = execute_repeats(settings, out, repeats, overwrite=overwrite,
                                             quiet=quiet, **exports)
     for summary in summaries:

@@ -19,23 +19,19 @@ import sys
 import time
 
 import ebedge
-from ebedge.measure import accounting, board, calibration, powermode
+from ebedge.measure import board, calibration, powermode
 from ebedge.measure.board_state import changes
 from ebedge.run import resume as resuming, runlock
-from ebedge.util import stats
-from ebedge.training import lowp
-from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process, node_energy
+from ebedge.run.finish import add_flag, finish
+from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process
 from ebedge.errors import EbedgeError
 from ebedge.config import catalog
 from ebedge.run.context import MethodContext
-from ebedge.config.formats import IDLE_PHASES, LOST
+from ebedge.config.formats import IDLE_PHASES
 from ebedge.run.rundir import (RunDir, completed, disk_full, load_checkpoint, read_json,
-                               read_phase_rows, write_json_atomic)
+                               read_phase_rows)
 from ebedge.measure.sampling import MeterSampler
 from ebedge.config.settings import config_hash, resolve
-from meters.base import TOTAL
-
-NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
 
 
 class Interrupted(Exception):
@@ -193,12 +189,12 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         if problems:
             raise EbedgeError(problems[0])
         for message in (switch or {}).get("flags", []):
-            _flag(flags, message)
+            add_flag(flags, message)
         snap = board.snapshot()
         if snap.is_jetson and snap.clocks_pinned is False:
-            _flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
+            add_flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
         if not rundir.boot_id:
-            _flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
+            add_flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
                          "be detected")
         if settings.cooldown_temp_c is not None:
             reached, hottest = board.cooldown(settings.cooldown_temp_c, timeout_s=1800)
@@ -213,7 +209,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         profiles, cal_warnings = calibration.lookup(calibration.identity(snap),
                                                     [m.name for m in sampler.meters])
         for message in cal_warnings:
-            _flag(flags, message)
+            add_flag(flags, message)
         summary["calibration"] = calibration.describe(profiles)
         config = {
             "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
@@ -239,7 +235,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
             _idle(ctx, "idle_before", settings.idle_seconds)
         summary.update(catalog.get(settings.method).run(ctx))
         if summary.get("no_ticket"):
-            _flag(flags, NO_TICKET_FLAG)
+            add_flag(flags, NO_TICKET_FLAG)
         summary.update(world.summary_fields(summary))
         _idle(ctx, "idle_after", settings.idle_seconds)
         _check_writes(rundir)
@@ -266,14 +262,14 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
             flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
         if owned:  # a run on its own puts the board back; a suite's session does so at its end
             for problem in session.restore():
-                _flag(flags, "board not restored: %s" % problem)
+                add_flag(flags, "board not restored: %s" % problem)
         summary["runtime_s"] = runtime_before + time.monotonic() - started
         nodes = (gather_nodes(world, rundir, sampler)
                  if world.size > 1 and summary["status"] == "complete" else [])
         if exporter is not None:
             exporter.close()
         if world.is_main:
-            _finish(rundir, settings, summary, sampler, nodes, sinks)
+            finish(rundir, settings, summary, sampler, nodes, sinks)
         else:
             rundir.close()
         world.close()
@@ -282,11 +278,6 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
 
 NO_TICKET_FLAG = ("no ticket: no Early-Bird ticket within the schedule; the last searched network was "
                   "pruned and its accuracy is the un-retrained pruned network's")
-
-
-def _flag(flags, message):
-    if message not in flags:
-        flags.append(message)
 
 
 def _has_idle(rundir):
@@ -303,176 +294,3 @@ def _check_writes(rundir):
 
 def _raise_interrupted(signum, frame):
     raise Interrupted("terminated by signal %d" % signum)
-
-
-def _finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
-    """energy.csv and the final summary, from what the files hold (also after an interruption),
-    and the same figures to the trackers in `sinks`.
-
-    A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
-    `failed: disk full (...)` instead of `running`."""
-    flags = summary["flags"]
-    if os.path.exists(rundir.file("config.json")):
-        try:
-            rundir.close()
-            rows = _energy_summary(rundir, settings, summary, sampler, nodes)
-            if sinks is not None:
-                _send(sinks, rows, summary)
-        except (OSError, EbedgeError) as exc:
-            full = disk_full(exc) or (exc if isinstance(exc, EbedgeError) else None)
-            if full is None:
-                raise
-            if summary["status"] in ("running", "complete"):
-                summary["status"] = "failed: %s" % full
-            _flag(flags, "energy.csv not written: %s" % full)
-        rundir.write_summary(summary)
-    if sinks is not None:
-        sinks.close()
-    rundir.close()
-    if rundir.write_error is not None and summary["status"] == "complete":
-        summary["status"] = "failed: %s" % rundir.write_error
-        rundir.write_summary(summary)
-
-
-def _energy_summary(rundir, settings, summary, sampler, nodes=()):
-    phases = accounting.read_phases(rundir.file("phases.csv"))
-    samples = accounting.read_samples(rundir.file("samples.csv"), by_boot=True)
-    rows = accounting.energy_rows(rundir.run_id, phases, samples,
-                                  include_eval=settings.include_eval_in_total,
-                                  calibration=_applied_calibration(rundir))
-    names = [m.name for m in sampler.meters] if sampler is not None else []
-    rows += node_energy(rundir, nodes, rows, names, settings.include_eval_in_total)
-    accounting.write_energy_csv(rundir.file("energy.csv"), rows)
-    summary["phase_seconds"] = _phase_seconds(phases)
-    summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
-    if not settings.meters:
-        _flag(summary["flags"], NO_ENERGY_NOTE)
-    if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
-        summary["modelled_energy"] = lowp.modelled_energy(summary)
-    # derived from the files: recomputed each time, so an earlier process's view goes away
-    summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
-    short, summary["notes"] = _short_windows(rows, sampler)
-    for message in ([resuming.lost_flag(phases)] + short
-                    + _coverage_flags(rows, settings.min_coverage)
-                    + _idle_flags(rows, phases)):
-        if message is None:
-            continue
-        _flag(summary["flags"], message)
-    return rows
-
-
-def _send(sinks, rows, summary):
-    """Each phase's energy on the headline meter (its total rail and every rail), then the
-    summary; a tracker that failed is named in the flags."""
-    from ebedge.integrations.trackers import WindowRecord
-    headline = summary.get("energy") or {}
-    meter, rail = headline.get("meter"), headline.get("rail")
-    for r in rows:
-        if r["meter"] == meter and r["rail"] == rail:
-            rails = dict((x["rail"], x["energy_j"]) for x in rows
-                         if x["meter"] == meter and x["phase"] == r["phase"])
-            sinks.window(WindowRecord(r["phase"], r["duration_s"], meter, r["method"],
-                                      r["energy_j"], r["avg_power_w"], r["net_energy_j"], rails,
-                                      [f for f in (r["flags"] or "").split("|") if f]))
-    sinks.summary(summary)
-    for message in sinks.flags:
-        _flag(summary["flags"], message)
-
-
-def _applied_calibration(rundir):
-    """config.json's `calibration_profiles` (None where the file or the key is missing)."""
-    path = rundir.file("config.json")
-    return read_json(path).get("calibration_profiles") if os.path.exists(path) else None
-
-
-def _derived(flag):
-    """True for the flags _energy_summary computes from the files."""
-    return flag.startswith(("low coverage: ", "idle power missing ", "lost work: ")) or (
-        flag.startswith("warning: ") and " periods of " in flag)
-
-
-def _phase_seconds(phases):
-    """Seconds per phase name from the rows energy.csv integrates (`lost` among them)."""
-    out = {}
-    for name, _, a, b, _ in phases:
-        out[name] = out.get(name, 0.0) + (b - a)
-    return out
-
-
-def _coverage_flags(rows, min_coverage):
-    """A meter's total that saw less than `min_coverage` of a phase (gaps, read errors)."""
-    return ["low coverage: %s covered %.1f%% of %s (below %.0f%%; see energy.csv covered_frac)"
-            % (r["meter"], 100 * r["covered_frac"], r["phase"], 100 * min_coverage)
-            for r in rows if r["rail"] == TOTAL and r["duration_s"] > 0
-            and r["covered_frac"] < min_coverage]
-
-
-def _idle_flags(rows, phases):
-    """Net energy that could not be computed because a boot had no idle window of its own."""
-    if not any(name in IDLE_PHASES for name, _, _, _, _ in phases):
-        return []
-    return ["idle power missing for part of %s (%s): no idle window on its boot; net energy "
-            "left empty" % (r["phase"], r["meter"])
-            for r in rows if r["rail"] == TOTAL and r["net_energy_j"] is None
-            and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
-
-
-# Phases that take a moment by nature: a short window there is expected, a note, not a warning.
-INSTANT_PHASES = {"prune": "pruning takes a moment"}
-
-
-def _short_windows(rows, sampler):
-    """(warnings, notes) where a phase window holds fewer than 20 sample periods (its energy is
-    coarse): a note for a phase that is short by nature, a warning for any other."""
-    if sampler is None:
-        return [], []
-    periods = {m.name: m.interval_s for m in sampler.meters}
-    warnings, notes = [], []
-    for row in rows:
-        if row["rail"] == "total" and row["phase"] not in ("train_total", "run_total"):
-            warning = accounting.short_window_warning(row["phase"], row["duration_s"],
-                                                      row["meter"], periods.get(row["meter"]))
-            if warning and row["phase"] in INSTANT_PHASES:
-                notes.append("note: %s: expected, %s; its energy is coarse (compare energy_1hz_j)"
-                             % (warning[len("warning: "):], INSTANT_PHASES[row["phase"]]))
-            elif warning:
-                warnings.append(warning)
-    return warnings, notes
-
-
-REPEAT_METRICS = (("test_acc", lambda s: s.get("test_acc")),
-                  ("train_energy_kj", lambda s: ((s.get("energy") or {}).get("kj") or {})
-                   .get("train_total")),
-                  ("runtime_s", lambda s: s.get("runtime_s")),
-                  ("train_flops_total", lambda s: s.get("train_flops_total")),
-                  ("eb_epoch", lambda s: s.get("eb_epoch")))
-
-
-def execute_repeats(settings, out, repeats, overwrite=False, quiet=False, log_to=None,
-                    prometheus=None):
-    """Run `settings` `repeats` times into out/r<i> (seed + i); returns (summaries, statistics).
-
-    Statistics are mean, sample std and 95% interval half-width (t-distribution) per metric,
-    also written to out/repeats.json. A repeat that already completed is read, not rerun.
-    """
-    if repeats < 1:
-        raise EbedgeError("--repeats must be at least 1, got %d" % repeats)
-    base = resolve(settings)
-    summaries = []
-    for i in range(repeats):
-        run_out = os.path.join(out, "r%d" % i)
-        if completed(run_out) and not overwrite:
-            summaries.append(read_json(os.path.join(run_out, "summary.json")))
-            continue
-        summaries.append(execute(base.replace(seed=base.seed + i, repeat=i), out=run_out,
-                                 overwrite=overwrite, quiet=quiet, log_to=log_to,
-                                 prometheus=prometheus))
-    statistics = {}
-    for name, get in REPEAT_METRICS:
-        values = [get(s) for s in summaries if get(s) is not None]
-        if values:
-            mean, std, half = stats.mean_std_ci95(values)
-            statistics[name] = {"n": len(values), "mean": mean, "std": std, "ci95": half}
-    write_json_atomic(os.path.join(out, "repeats.json"),
-                      {"settings": base, "repeats": repeats, "statistics": statistics})
-    return summaries, statistics

@@ -3,7 +3,7 @@ named in summary.json flags, from energy.csv's covered_frac."""
 import pytest
 
 from ebedge.run.rundir import RunDir
-from ebedge.run.runner import _energy_summary
+from ebedge.run.finish import _energy_summary
 from ebedge.config.settings import resolve
 from meters.base import Sample
 

@@ -5,7 +5,7 @@ import pytest
 import meters
 from ebedge.measure.accounting import MIN_PERIODS_PER_WINDOW
 from ebedge.run.quick import QUICK_SUITE
-from ebedge.run.runner import _short_windows
+from ebedge.run.finish import _short_windows
 from ebedge.run.suite import load_suite
 
 
