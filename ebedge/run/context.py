@@ -29,23 +29,36 @@ from meters.base import now as _now
 
 
 class MethodContext(object):
-    def __init__(self, settings, rundir, resume=None, quiet=False, on_mark=None, world=None):
+    """The parts a method recipe runs on. `open` loads the data and builds the pipelines; the
+    constructor only assembles what it is given (no I/O), so the runner opens the context before
+    it writes config.json, once, with the pipeline as it was resolved."""
+
+    @classmethod
+    def open(cls, settings, rundir, resume=None, quiet=False, on_mark=None, world=None):
+        """Seed, load the dataset, build the loaders; `resume`: the last checkpoint dict."""
+        world = world or World()  # the other training processes (DDP), if any
+        device = world.device or pick_device(settings.device)
+        seed_everything(settings.seed)
+        data = load_dataset(settings.dataset, settings.data_dir, settings.download,
+                            seed=settings.seed, limit_train=settings.limit_train,
+                            limit_test=settings.limit_test)
+        compute = Compute(device, settings.amp, settings.channels_last, settings.cudnn_benchmark)
+        pipeline = make_pipeline(data, settings.batch_size, device, settings.data_pipeline,
+                                 settings.workers, settings.seed,
+                                 channels_last=settings.channels_last)
+        return cls(settings, rundir, world, device, data, compute, pipeline, resume=resume,
+                   quiet=quiet, on_mark=on_mark)
+
+    def __init__(self, settings, rundir, world, device, data, compute, pipeline, resume=None,
+                 quiet=False, on_mark=None):
+        """`pipeline`: make_pipeline's (train loader, test loader, description)."""
         self.settings = settings
         self.rundir = rundir
         self.resume = resume  # the last checkpoint dict when resuming, else None
         self.quiet = quiet
         self.on_mark = on_mark  # called at every phase edge (e.g. the runner's guards)
-        self.world = world or World()  # the other training processes (DDP), if any
-        self.device = self.world.device or pick_device(settings.device)
-        seed_everything(settings.seed)
-        self.data = load_dataset(settings.dataset, settings.data_dir, settings.download,
-                                 seed=settings.seed, limit_train=settings.limit_train,
-                                 limit_test=settings.limit_test)
-        self.compute = Compute(self.device, settings.amp, settings.channels_last,
-                               settings.cudnn_benchmark)
-        self.train_loader, self.test_loader, self.pipeline = make_pipeline(
-            self.data, settings.batch_size, self.device, settings.data_pipeline,
-            settings.workers, settings.seed, channels_last=settings.channels_last)
+        self.world, self.device, self.data, self.compute = world, device, data, compute
+        self.train_loader, self.test_loader, self.pipeline = pipeline
         # what this rank trains on; methods that score on a batch (SNIP, ThiNet) read the whole
         # global batches of train_loader, the same on every rank
         self.rank_batches = self.world.shard(self.train_loader, settings.seed)

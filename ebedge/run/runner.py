@@ -10,6 +10,7 @@ that boot's own idle power first. `log_to` sends each phase's energy and the sum
 numbers to trackers once energy.csv is written; `prometheus` serves the live power and energy of
 every rail while the run samples (ebedge.integrations).
 """
+import collections
 import os
 import platform
 import shutil
@@ -133,41 +134,60 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
     ADDR:PORT to serve live power on. Neither changes the experiment (nor its config hash).
     Raises EbedgeError for bad input, before anything runs where it can.
     """
-    if resume:
-        if out is None:
-            raise EbedgeError("--resume needs the run directory")
-        _prepare_dir(out, True, False)
-        settings, checkpoint, previous = _resume_state(out)
-        settled = (resuming.settle(out, checkpoint, previous.get("status"))
-                   if is_main_process() else None)
-    else:
-        settings = resolve(settings)
-        catalog.check(settings)
-        out = out or default_out(settings)
-        if is_main_process():  # under torchrun, rank 0 owns the run directory
-            _prepare_dir(out, False, overwrite)
-        checkpoint, previous, settled = None, {}, None
+    start = _resume_start(out) if resume else _fresh_start(settings, out, overwrite)
+    return _run(start, quiet, log_to, prometheus)
+
+
+# What a run starts from: resolved settings, its directory, the checkpoint and summary a resume
+# found (None and {} for a fresh run) and what settling the lost work said (ebedge.run.resume).
+_Start = collections.namedtuple("_Start", "settings out checkpoint previous settled")
+
+
+def _fresh_start(settings, out, overwrite):
+    """A new run: settings resolved and checked, its directory made ready (rank 0 owns it)."""
+    settings = resolve(settings)
+    catalog.check(settings)
+    out = out or default_out(settings)
+    if is_main_process():  # under torchrun, rank 0 owns the run directory
+        _prepare_dir(out, False, overwrite)
+    return _Start(settings, out, None, {}, None)
+
+
+def _resume_start(out):
+    """An unfinished run: its settings and last checkpoint; work done after that is relabelled
+    `lost` before anything runs."""
+    if out is None:
+        raise EbedgeError("--resume needs the run directory")
+    _prepare_dir(out, True, False)
+    settings, checkpoint, previous = _resume_state(out)
+    settled = (resuming.settle(out, checkpoint, previous.get("status"))
+               if is_main_process() else None)
+    return _Start(settings, out, checkpoint, previous, settled)
+
+
+def _run(start, quiet, log_to, prometheus):
+    """The run: the board set and checked, the meters on, the method between two idle windows;
+    whatever happens, the files end with a status and the board is put back."""
+    settings = start.settings
     world = World.from_env(settings.device)
-    out = world.gather(out)[0]
+    out = world.gather(start.out)[0]
     run_id = os.path.basename(os.path.normpath(out))
     rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
     if world.is_main:
         runlock.hold_run_dir(out)  # held until the run ends (released by runlock.guarded)
-    flags = list(previous.get("flags", []))
-    if settled is not None:
-        flags.extend(settled.flags)
-    runtime_before = float(previous.get("runtime_s") or 0.0) + (
-        settled.killed_runtime_s if settled is not None else 0.0)
-    sampler = None
+    flags = list(start.previous.get("flags", []))
+    if start.settled is not None:
+        flags.extend(start.settled.flags)
+    runtime_before = float(start.previous.get("runtime_s") or 0.0) + (
+        start.settled.killed_runtime_s if start.settled is not None else 0.0)
     summary = {"status": "running", "method": settings.method, "model": settings.model,
                "dataset": settings.dataset,
                "prune_ratio": (None if settings.method == "dense" else settings.prune_ratio[0]),
                "seed": settings.seed, "repeat": settings.repeat, "flags": flags,
                "runtime_s": runtime_before}
     started = rundir.started_mono
-    guard = None
-    sinks = exporter = None
-    session, owned, switch = None, False, None
+    sampler = guard = sinks = exporter = None
+    session, owned = None, False
     old_term = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -177,30 +197,13 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         if world.is_main and prometheus is not None:
             from ebedge.integrations.prometheus import PowerExporter
             exporter = PowerExporter(prometheus)
-        target = powermode.target_of(settings)
-        problem = None
-        if not powermode.empty(target) and world.samples_meters:  # one process per board switches it,
-            session, owned = powermode.session_for_run()  # first: the snapshot records the run's mode
-            try:
-                switch = session.apply(target, settings.cooldown_temp_c)
-            except EbedgeError as exc:
-                problem = str(exc)
+        session, owned, switch, problem = _switch_power_mode(settings, world)
         problems = [p for p in world.gather(problem) if p]  # every rank waits for the switch, or fails
         if problems:
             raise EbedgeError(problems[0])
         for message in (switch or {}).get("flags", []):
             add_flag(flags, message)
-        snap = board.snapshot()
-        if snap.is_jetson and snap.clocks_pinned is False:
-            add_flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
-        if not rundir.boot_id:
-            add_flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
-                         "be detected")
-        if settings.cooldown_temp_c is not None:
-            reached, hottest = board.cooldown(settings.cooldown_temp_c, timeout_s=1800)
-            if not reached:
-                flags.append("warning: cooldown to %g C not reached (%.1f C)"
-                             % (settings.cooldown_temp_c, hottest))
+        snap = _check_board(settings, rundir, flags)
         sampler = MeterSampler(settings.meters if world.samples_meters else [],  # one per node
                                (exporter.tee(rundir.log_samples) if exporter
                                 else rundir.log_samples), settings.meter_options,
@@ -211,26 +214,24 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
         for message in cal_warnings:
             add_flag(flags, message)
         summary["calibration"] = calibration.describe(profiles)
-        config = {
-            "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
-            "versions": _versions(), "host": socket.gethostname(), "board": snap.to_json(),
-            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
-            "calibration": summary["calibration"],
-            "calibration_profiles": calibration.applied(profiles),
-            "power_mode_switch": switch}
-        rundir.write_config(config)
-        rundir.write_summary(summary)
-        rundir.start_heartbeat()
-        sampler.start()
         guard = _Guard(settings, flags)
 
         def on_mark(phase, epoch):
             _check_writes(rundir)
             guard(phase, epoch)
 
-        ctx = MethodContext(settings, rundir, resume=checkpoint, quiet=quiet or not world.is_main,
-                            on_mark=on_mark, world=world)
-        rundir.write_config(dict(config, compute=ctx.describe()))  # as the pipeline resolved it
+        ctx = MethodContext.open(settings, rundir, resume=start.checkpoint,
+                                 quiet=quiet or not world.is_main, on_mark=on_mark, world=world)
+        rundir.write_config({
+            "run_id": run_id, "config_hash": config_hash(settings), "settings": settings,
+            "versions": _versions(), "host": socket.gethostname(), "board": snap.to_json(),
+            "meters": sampler.describe(), "argv": sys.argv, "distributed": world.describe(),
+            "calibration": summary["calibration"],
+            "calibration_profiles": calibration.applied(profiles),
+            "power_mode_switch": switch, "compute": ctx.describe()})
+        rundir.write_summary(summary)
+        rundir.start_heartbeat()
+        sampler.start()
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings.idle_seconds)
         summary.update(catalog.get(settings.method).run(ctx))
@@ -274,6 +275,42 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
             rundir.close()
         world.close()
     return summary
+
+
+def _switch_power_mode(settings, world):
+    """(session, owned, switch record, problem): the board put in the run's power mode and
+    clocks, where the settings ask for them, by one process per board, first of all (the
+    snapshot then records the run's mode). A refusal is returned as `problem`, so that every
+    rank hears it."""
+    target = powermode.target_of(settings)
+    if powermode.empty(target) or not world.samples_meters:
+        return None, False, None, None
+    session, owned = powermode.session_for_run()
+    try:
+        return session, owned, session.apply(target, settings.cooldown_temp_c), None
+    except EbedgeError as exc:
+        return session, owned, None, str(exc)
+    except BaseException:  # interrupted mid-switch: put back what was changed
+        if owned:
+            session.restore()
+        raise
+
+
+def _check_board(settings, rundir, flags):
+    """The board's state (BoardState) with what may skew the run flagged: clocks not pinned, no
+    boot id, and a cooldown target (waited for) not reached."""
+    snap = board.snapshot()
+    if snap.is_jetson and snap.clocks_pinned is False:
+        add_flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
+    if not rundir.boot_id:
+        add_flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
+                        "be detected")
+    if settings.cooldown_temp_c is not None:
+        reached, hottest = board.cooldown(settings.cooldown_temp_c, timeout_s=1800)
+        if not reached:
+            flags.append("warning: cooldown to %g C not reached (%.1f C)"
+                         % (settings.cooldown_temp_c, hottest))
+    return snap
 
 
 NO_TICKET_FLAG = ("no ticket: no Early-Bird ticket within the schedule; the last searched network was "
