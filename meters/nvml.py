@@ -4,8 +4,14 @@ Power is `nvmlDeviceGetPowerUsage` (mW); where the GPU keeps an energy counter (
 `nvmlDeviceGetTotalEnergyConsumption`, mJ since the driver loaded) it goes into `meter_energy_j`,
 relative to when the meter opened. Rails are `gpu0`, `gpu1`...; `total` is their sum: separate
 boards, so adding them double counts nothing. NVML states +/-5% of the reading for its power.
+
+Readings that stay unchanged for longer than base.STALE_PERIODS updates (at least
+base.STALE_MIN_S) come from a driver that stopped updating: flagged `stale`, a gap. The update
+period is UPDATE_WITH_COUNTER_S where every GPU keeps an energy counter (it advances while the
+GPU draws any power), else UPDATE_POWER_ONLY_S: some GPUs refresh their power figure about once
+a second, and an idle one may repeat it.
 """
-from meters.base import TOTAL, Meter, MeterError, Sample, now, register
+from meters.base import TOTAL, Freshness, Meter, MeterError, Sample, now, register
 
 
 def _import_pynvml():
@@ -14,6 +20,10 @@ def _import_pynvml():
     except ImportError:
         raise MeterError("nvml: pynvml not installed (pip install nvidia-ml-py)")
     return pynvml
+
+
+UPDATE_WITH_COUNTER_S = 0.1
+UPDATE_POWER_ONLY_S = 1.0
 
 
 @register
@@ -71,6 +81,8 @@ class NvmlMeter(Meter):
         self._nvml = nvml
         self._gpus = gpus
         self.total_rails = [rail for rail, _, _ in gpus]
+        counters = all(e0 is not None for _, _, e0 in gpus)
+        self._fresh = Freshness(UPDATE_WITH_COUNTER_S if counters else UPDATE_POWER_ONLY_S)
 
     @staticmethod
     def _energy_mj(nvml, handle):
@@ -90,9 +102,11 @@ class NvmlMeter(Meter):
         total_w = 0.0
         total_j = 0.0
         have_energy = True
+        readings = []
         for rail, handle, e0 in self._gpus:
             watts = self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
             e = self._energy_mj(self._nvml, handle) if e0 is not None else None
+            readings.append((watts, e))
             joules = (e - e0) / 1000.0 if e is not None else None
             out.append(Sample(t_mono, t_wall, self.name, rail, watts, meter_energy_j=joules))
             total_w += watts
@@ -102,4 +116,6 @@ class NvmlMeter(Meter):
                 total_j += joules
         out.append(Sample(t_mono, t_wall, self.name, TOTAL, total_w,
                           meter_energy_j=total_j if have_energy else None))
+        if self._fresh.stale(tuple(readings), t_mono):
+            self._stale(out)
         return out

@@ -6,13 +6,18 @@ at the end of it; the unwrapped counter goes into `meter_energy_j`, so the repor
 meter's own energy beside the trapezoid. Total = the package zones plus their DRAM subzones
 (DRAM is outside the package domain), or `psys` (the whole platform) where the CPU offers it.
 Since Linux 5.10 `energy_uj` is readable by root only (CVE-2020-8694).
+
+The counters update about every millisecond (RAPL_UPDATE_S) and a running CPU never uses no
+energy at all, so counters that all stay unchanged for longer than base.STALE_PERIODS updates
+(at least base.STALE_MIN_S) come from a frozen source: flagged `stale`, a gap, not 0 W.
 """
 import glob
 import os
 
-from meters.base import TOTAL, Meter, MeterError, Sample, now, register
+from meters.base import TOTAL, Freshness, Meter, MeterError, Sample, now, register
 
 _ZONE_GLOB = "sys/class/powercap/intel-rapl:*"
+RAPL_UPDATE_S = 0.001  # the counters' update period (Intel SDM: about 976 microseconds)
 
 
 class Zone(object):
@@ -106,6 +111,7 @@ class RaplMeter(Meter):
         except (IOError, OSError, ValueError) as exc:
             raise MeterError("rapl: cannot read counters: %s (root only since Linux 5.10)" % exc)
         self._last_t = now()[0]
+        self._fresh = Freshness(RAPL_UPDATE_S)
         self.total_rails = total_rails([z.rail for z in self.zones])
 
     def read(self):
@@ -125,4 +131,6 @@ class RaplMeter(Meter):
         if self.total_rails:
             out.append(Sample(t_mono, t_wall, self.name, TOTAL, total_w if dt > 0 else None,
                               meter_energy_j=total_j))
+        if self._fresh.stale(tuple(raws), t_mono):
+            self._stale(out)
         return out

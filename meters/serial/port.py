@@ -18,7 +18,7 @@ try:
 except ImportError:  # not a POSIX host
     _TTY_ERRORS = ()
 
-from meters.base import GAP, RESYNC, TOTAL, Meter, MeterError, now
+from meters.base import GAP, RESYNC, TOTAL, Freshness, Meter, MeterError, now
 
 
 class SerialPort(object):
@@ -89,6 +89,12 @@ def _open_failure(path, exc):
     return "cannot open serial port %s: %s" % (path, text)
 
 
+def _measured(sample):
+    """What a reading measured: a meter that keeps answering with all of it unchanged (its own
+    energy counter too, where it has one) has stopped measuring."""
+    return (sample.power_w, sample.voltage_v, sample.current_a, sample.meter_energy_j)
+
+
 class SerialMeter(Meter):
     """Base of the serial drivers: a driver over a `SerialPort`.
 
@@ -99,6 +105,11 @@ class SerialMeter(Meter):
       begin() / end()    start / stop the meter's streaming or integrator (after identify)
       acquire()          [(record, t_mono, t_wall), ...] read now
       to_sample(record, t_mono, t_wall)   a Sample, or None for a record that is not a reading
+
+    A meter that keeps answering with everything it measured unchanged (power, volts, amps and
+    its own energy counter, which a live meter advances even at a steady load) for longer than
+    base.STALE_PERIODS intervals, and at least base.STALE_MIN_S, has stopped measuring: those
+    readings are flagged `stale`, a gap.
     """
 
     baudrate = 9600
@@ -141,6 +152,7 @@ class SerialMeter(Meter):
 
     def _connect(self):
         self.port.open()
+        self._fresh = Freshness(self.interval_s)  # a new connection starts fresh
         try:
             self._framer = self.make_framer()
             self.identity = self.identify()
@@ -254,6 +266,8 @@ class SerialMeter(Meter):
                     resync = False
                 sample.flags = sample.flags + tuple(f for f in extra if f not in sample.flags)
                 last_sample_t = t_mono
+                if self._fresh.stale(_measured(sample), t_mono):
+                    self._stale([sample])
                 out.append(sample)
             if out:
                 self._emit(out)

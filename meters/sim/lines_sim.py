@@ -4,7 +4,9 @@ After each plug the "MCU" boots for `boot_s` (silence), prints a banner and a `#
 one line per `interval_s` on its own clock: the reference format `ms,V,A,W*XX` (see
 meters/serial/lines.py) or, with `style="text"`, Adafruit-example text such as
 `Bus Voltage: 5.00 V | Current: 400.00 mA | Power: 2000.00 mW`. Faults: `truncate_frac` of lines
-are cut short (as when the port opens mid-line), `drop_frac` are not printed at all.
+are cut short (as when the port opens mid-line), `drop_frac` are not printed at all. Watts carry
+one digit of noise, alternating in sign from line to line (zero on average), as a real sensor's
+do, so a steady load never reads as a frozen one.
 """
 import math
 
@@ -56,7 +58,8 @@ class LinesSimulator(PtySimulator):
         self.send(line)
 
     def line(self, t):
-        watts = self.profile.power(t)
+        measured = self.measured_at(t)
+        watts = self.profile.power(measured) + (-1) ** int(measured / self.interval_s) * 1e-5
         amps = watts / self.volts
         if self.style == "text":
             text = "Bus Voltage: %.2f V | Current: %.2f mA | Power: %.2f mW" % (

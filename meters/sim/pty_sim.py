@@ -6,7 +6,9 @@ same link at a fresh pty. Power comes from a `PowerProfile` at sim time t = time
 so `energy_between()` is the exact truth for any stretch of host time.
 
 Faults: `dribble` (each write split into small pieces with pauses), `garbage` (bytes sent before
-the first reply or record after every plug), `drop_frac` (records or replies silently lost).
+the first reply or record after every plug), `drop_frac` (records or replies silently lost),
+`freeze()` (the device keeps answering, but with what it measured at that moment, until
+`thaw()`: a hung sensor behind a live link; simulators that measure through `measured_at`).
 """
 import fcntl
 import os
@@ -38,6 +40,7 @@ class PtySimulator(object):
         self.garbage = garbage
         self.drop_frac = float(drop_frac)
         self.rng = random.Random(seed)
+        self.frozen_at = None
         self.t0 = None
         self.dropped = 0
         self._dir = tempfile.mkdtemp(prefix="ebedge-sim-")
@@ -78,6 +81,16 @@ class PtySimulator(object):
     def now(self):
         """Sim time: seconds since start()."""
         return time.monotonic() - self.t0
+
+    def freeze(self):
+        self.frozen_at = self.now()
+
+    def thaw(self):
+        self.frozen_at = None
+
+    def measured_at(self, t):
+        """The sim time whose values the device reports at `t` (its last one while frozen)."""
+        return t if self.frozen_at is None else min(t, self.frozen_at)
 
     def energy_between(self, t0_mono, t1_mono):
         """Exact joules the simulated device used between two host monotonic times."""

@@ -25,6 +25,7 @@ class UMSimulator(PtySimulator):
         self._group = 0
         self._cleared_at = [0.0] * 10
         self._threshold = 0
+        self._frames = 0
 
     def on_input(self, data):
         for byte in bytearray(data):
@@ -39,9 +40,14 @@ class UMSimulator(PtySimulator):
                 self._threshold = byte - 0xB0
 
     def frame(self, t):
+        """One status frame; its current carries one digit of noise, alternating in sign from
+        frame to frame, so a steady load never reads as a frozen meter (watts stay exact)."""
         model_id, v_mul, i_mul = MODELS[self.model]
+        t = self.measured_at(t)
         watts = self.profile.power(t)
-        amps = watts / self.volts
+        if self.frozen_at is None:  # a frozen meter repeats its last frame, noise and all
+            self._frames += 1
+        amps = watts / self.volts + (-1) ** self._frames / float(i_mul)
         groups = []
         for since in self._cleared_at:
             joules = self.profile.energy(since, t)

@@ -1,7 +1,6 @@
 """RAPL (fake powercap tree), NVML (fake pynvml) and the modelled estimate."""
 import sys
 import time
-import types
 
 import pytest
 
@@ -9,29 +8,8 @@ import meters
 from ebedge.measure import energy
 from meters import model as model_meter
 from meters import rapl as rapl_meter
-
-
-class Clock(object):
-    """Stands in for meters.base.now() so that power = delta / dt is exact."""
-
-    def __init__(self, t=100.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t, 1e9 + self.t
-
-
-def zone(root, name, dir_name, uj, max_uj=2 ** 32):
-    d = root / "sys" / "class" / "powercap" / dir_name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "name").write_text(name + "\n")
-    (d / "energy_uj").write_text("%d\n" % uj)
-    (d / "max_energy_range_uj").write_text("%d\n" % max_uj)
-    return d
-
-
-def set_uj(d, uj):
-    (d / "energy_uj").write_text("%d\n" % uj)
+from support.desktop_fakes import Clock, fake_pynvml, set_uj
+from support.desktop_fakes import rapl_zone as zone
 
 
 def test_rapl_power_from_counter_deltas_with_wraparound(tmp_path, monkeypatch):
@@ -88,29 +66,6 @@ def test_rapl_prefers_psys(tmp_path):
 def test_rapl_without_zones(tmp_path):
     with pytest.raises(meters.MeterError, match="rapl: no zones"):
         meters.create("rapl", root=str(tmp_path)).open()
-
-
-class NotSupported(Exception):
-    pass
-
-
-def fake_pynvml(powers_mw, energies_mj):
-    mod = types.ModuleType("pynvml")
-    state = {"init": 0}
-
-    def energy(h):
-        if energies_mj[h] is None:
-            raise NotSupported("Not Supported")
-        return energies_mj[h]
-
-    mod.nvmlInit = lambda: state.__setitem__("init", state["init"] + 1)
-    mod.nvmlShutdown = lambda: state.__setitem__("init", state["init"] - 1)
-    mod.nvmlDeviceGetCount = lambda: len(powers_mw)
-    mod.nvmlDeviceGetHandleByIndex = lambda i: i
-    mod.nvmlDeviceGetPowerUsage = lambda h: powers_mw[h]
-    mod.nvmlDeviceGetTotalEnergyConsumption = energy
-    mod.state = state
-    return mod
 
 
 def test_nvml_power_and_energy_counter(monkeypatch):

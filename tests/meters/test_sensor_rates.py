@@ -2,6 +2,7 @@
 and a sensor that stops updating while still answering flagged `stale`, a gap."""
 import os
 import random
+import sys
 import time
 
 import pytest
@@ -10,11 +11,14 @@ from click.testing import CliRunner
 import meters
 from ebedge.cli.meters import meters_group
 from ebedge.measure import energy
-from meters import base, ina3221
+from meters import base, ina3221, nvml, rapl
 from meters.base import TOTAL
 from meters.sim import tegrastats as sim_tegrastats
 from meters.sim.profile import PowerProfile
+from meters.sim.lines_sim import LinesSimulator
 from meters.sim.sysfs import FakeIna3221Tree
+from meters.sim.um_sim import UMSimulator
+from support.desktop_fakes import Clock, fake_pynvml, rapl_zone, set_uj
 
 
 def poll(monkeypatch, tree, meter, until_s, every_s=0.01, frozen=None, seed=1, update_s=0.05):
@@ -116,3 +120,76 @@ def test_simulate_states_its_update_interval(tmp_path):
         "simulate", "tegrastats", "--update-interval-ms", "50"])
     assert res.exit_code != 0 and "update_interval_ms" in res.output
     assert os.path.isdir(root)
+
+
+@pytest.mark.parametrize("make_sim,driver,interval_s", [
+    (lambda p: LinesSimulator(p, interval_s=0.02), "lines", 0.02),
+    (lambda p: UMSimulator(p), "um", 0.5),  # it answers twice a second at most
+])
+def test_a_frozen_serial_meter_is_flagged_stale_and_a_steady_one_is_not(monkeypatch, make_sim,
+                                                                       driver, interval_s):
+    monkeypatch.setattr(base, "STALE_MIN_S", 0.5)
+    monkeypatch.setattr(base, "STALE_PERIODS", 2)  # short, so that a steady load is a real test
+    limit = max(2 * interval_s, 0.5)
+    with make_sim(PowerProfile([(3.0, 3.0, 60.0)])) as sim:  # one steady load throughout
+        meter = meters.create(driver, port=sim.path, interval_s=interval_s)
+        with meter:
+            time.sleep(limit + 1.0)  # steady for longer than the limit: still measuring
+            sim.freeze()
+            frozen = time.monotonic()
+            time.sleep(limit + 0.8)
+            sim.thaw()
+            thawed = time.monotonic()
+            time.sleep(1.2)
+        samples = meter.samples()
+    stale = [s.t_mono for s in samples if base.STALE in s.flags]
+    # unchanged since the last reading before the freeze (up to one interval before it)
+    assert stale and min(stale) > frozen - interval_s + limit - 0.1
+    assert max(stale) < thawed + interval_s + 0.1
+    assert meter.stale_readings == len(stale)
+    assert any(s.t_mono > thawed + 0.3 for s in samples)
+    assert not any(base.STALE in s.flags for s in samples if s.t_mono > thawed + 0.3)
+
+
+def test_frozen_rapl_counters_are_stale_not_zero_watts(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(rapl, "now", clock)
+    pkg = rapl_zone(tmp_path, "package-0", "intel-rapl:0", 0)
+    meter = meters.create("rapl", root=str(tmp_path))
+    meter.open()
+    uj, stale = 0, []
+    for k in range(1, 61):  # 10 Hz: counting until 1.0 s, frozen until 5.0 s, counting again
+        clock.t += 0.1
+        if not 10 < k <= 50:
+            uj += 500000  # 5 W
+        set_uj(pkg, uj)
+        total, = [s for s in meter.read() if s.rail == TOTAL]
+        if base.STALE in total.flags:
+            stale.append(k)
+    # unchanged since the reading at 1.0 s for longer than max(20 updates, STALE_MIN_S = 2 s)
+    assert stale and stale[0] in (30, 31) and stale == list(range(stale[0], 51))
+    assert meter.stale_readings == 2 * len(stale)  # the package rail and the total
+
+
+def test_a_frozen_nvml_driver_is_stale_and_a_steady_gpu_without_a_counter_is_not(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(nvml, "now", clock)
+    powers, energies = [150000], [1000000]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(powers, energies))
+    meter = meters.create("nvml")
+    meter.open()
+    stale = []
+    for k in range(1, 41):  # 10 Hz; the driver stops updating after 0.5 s
+        clock.t += 0.1
+        if k <= 5:
+            energies[0] += 15000
+        if any(base.STALE in s.flags for s in meter.read()):
+            stale.append(k)
+    # the energy counter advances while the GPU draws power: 2 s unchanged is a frozen driver
+    assert stale and stale[0] in (25, 26) and stale == list(range(stale[0], 41))
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([50000], [None]))
+    steady = meters.create("nvml")
+    steady.open()
+    for k in range(100):  # 10 s of one power figure: within 20 of its ~1 s updates
+        clock.t += 0.1
+        assert not any(base.STALE in s.flags for s in steady.read())
