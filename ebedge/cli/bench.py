@@ -34,7 +34,7 @@ def _describe(settings):
 
 
 def _check_cells(loaded, cells):
-    from ebedge.prune.shapes import check_cell
+    from ebedge.run.precheck import check_cell
     failed = []
     for cell in cells:
         try:

@@ -78,7 +78,7 @@ def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, p
         raise click.UsageError("give either --duration S or -- COMMAND ...")
     exporter = None
     if prometheus_port is not None:
-        from ebedge.integrations.prometheus import PowerExporter
+        from ebedge.export.prometheus import PowerExporter
         exporter = PowerExporter(prometheus_port)
         click.echo("prometheus: http://%s:%d/metrics" % (exporter.host, exporter.port), err=True)
     try:

@@ -73,8 +73,8 @@ def _exports(log_to, prometheus_port, nproc):
         return {}
     if nproc > 1:
         raise EbedgeError("--log-to and --prometheus-port work with one process (not --nproc)")
-    from ebedge.integrations.prometheus import parse_address
-    from ebedge.integrations.trackers import parse_spec
+    from ebedge.export.prometheus import parse_address
+    from ebedge.export.trackers import parse_spec
     for spec in log_to:
         parse_spec(spec)
     if prometheus_port is not None:

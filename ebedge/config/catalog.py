@@ -11,7 +11,7 @@ import pkgutil
 
 from ebedge.errors import EbedgeError
 
-# What a method prunes, for the pre-run shape check (ebedge.prune.shapes): the global BN-scale
+# What a method prunes, for the pre-run shape check (ebedge.run.precheck): the global BN-scale
 # channel mask, nothing, unstructured weights, the same share of filters in every layer, one
 # global ranking of filters, or ThiNet's in-block layers.
 MASK_KINDS = ("bn scales", "dense", "weights", "per-layer filters", "global filters",

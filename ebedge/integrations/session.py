@@ -3,7 +3,7 @@
 (atexit), so what was measured so far is written to `log_dir` and the trackers."""
 import atexit
 
-from ebedge.integrations.trackers import WindowRecord
+from ebedge.export.trackers import WindowRecord
 
 
 class EnergySession(object):

@@ -14,7 +14,7 @@ import os
 
 from ebedge.measure import calibration as calibrated, energy
 from ebedge.config.formats import ENERGY_COLUMNS, IDLE_PHASES, TRAIN_PHASES
-from ebedge.run.rundir import csv_bytes, write_atomic
+from ebedge.util.safeio import csv_bytes, write_atomic
 from meters.base import TOTAL, Sample
 
 MIN_PERIODS_PER_WINDOW = 20  # a window shorter than this many sample periods has coarse energy

@@ -16,7 +16,7 @@ import re
 import time
 
 from ebedge.errors import EbedgeError
-from ebedge.run.rundir import write_json_atomic
+from ebedge.util.safeio import write_json_atomic
 
 UNCALIBRATED = "uncalibrated"
 ENV_DIR = "EBEDGE_CONFIG_DIR"

@@ -15,7 +15,7 @@ first read (after waiting, then, for a sample past its end) or by `close()`. Wit
 and energy.csv (computed from those files, as the runner does), config.json and summary.json are
 written at `close()`, so `ebedge report DIR` reads the directory like a run's. With `log_to`
 (`tensorboard:DIR`, `mlflow:URI`, `wandb:PROJECT` or Sink objects, see
-ebedge.integrations.trackers) every window, once computed, and the closing summary also go to
+ebedge.export.trackers) every window, once computed, and the closing summary also go to
 those trackers. Where CUDA is in use, queued GPU work is finished at both edges of a window
 (`sync_cuda`), so it is charged to the window that issued it.
 Device side: Python 3.6, no torch import (trackers are imported only when asked for).
@@ -34,7 +34,7 @@ from ebedge.errors import EbedgeError
 from ebedge.measure.devicesync import sync_cuda
 from ebedge.measure.recording import SampleWriter
 from ebedge.config.formats import PHASE_COLUMNS
-from ebedge.run.rundir import CsvLog, write_json_atomic
+from ebedge.util.safeio import CsvLog, write_json_atomic
 from ebedge.measure.sampling import MeterSampler
 from meters.base import MEASURED, TOTAL, now
 
@@ -185,7 +185,7 @@ class Monitor(object):
         self._log = None
         try:
             if log_to:
-                from ebedge.integrations.trackers import Sinks, WindowRecord
+                from ebedge.export.trackers import Sinks, WindowRecord
                 self._sinks = Sinks(log_to, self.run_id)
                 self._record = WindowRecord.of
             self._log = _LogDir(log_dir, self.run_id) if log_dir else None

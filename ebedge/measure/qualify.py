@@ -26,7 +26,7 @@ from ebedge.measure import loads
 from ebedge.measure.accounting import short_window_warning
 from ebedge.measure.recording import SampleWriter, write_energy
 from ebedge.measure.sampling import MeterSampler
-from ebedge.run.rundir import write_json_atomic
+from ebedge.util.safeio import write_json_atomic
 from ebedge.util import stats
 from meters.base import TOTAL
 

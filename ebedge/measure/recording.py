@@ -12,7 +12,7 @@ import time
 from ebedge.measure import energy
 from ebedge.measure.accounting import write_energy_csv
 from ebedge.config.formats import PHASE_COLUMNS, SAMPLE_COLUMNS
-from ebedge.run.rundir import CsvLog
+from ebedge.util.safeio import CsvLog
 from meters.base import TOTAL, MeterError, now
 
 

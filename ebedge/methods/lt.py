@@ -33,7 +33,7 @@ INITIAL_FILE = os.path.join("checkpoints", "initial.pt")
 def run(ctx):
     import torch
     from ebedge.prune import weight_masks
-    from ebedge.training.stages import Search, retrain_stage
+    from ebedge.training.stages import Search, mask_stage, retrain_stage
     initial = initial_model(ctx)
     search = Search(ctx, stop_on_ticket=False, sparsity=0.0)
     trained = search.run(model=copy.deepcopy(initial))
@@ -43,7 +43,7 @@ def run(ctx):
                 weight_masks.score_weights(trained, torch.abs), ctx.settings.prune_ratio[0])
         ctx.carry["lt_mask"] = weight_masks.pack(keep)
     kept = weight_masks.unpack(ctx.carry["lt_mask"])
-    rewound = weight_masks.mask_stage(ctx, initial, kept)
+    rewound = mask_stage(ctx, initial, kept)
     retrain_stage(ctx, rewound, epochs=ctx.settings.epochs, sparsity=0.0,
                   after_step=weight_masks.holder(rewound, kept))
     return full_search_result(ctx, search, retrain="rewind", unstructured=True,

@@ -23,10 +23,10 @@ from ebedge.config.catalog import method
         mask_kind="weights", order=20)
 def run(ctx):
     from ebedge.prune import weight_masks
-    from ebedge.training.stages import pruned_fields, retrain_stage
+    from ebedge.training.stages import mask_stage, pruned_fields, retrain_stage
     model = score_stage(ctx, unstructured=True)
     kept = weight_masks.unpack(ctx.carry["snip_mask"])
-    model = weight_masks.mask_stage(ctx, model, kept)
+    model = mask_stage(ctx, model, kept)
     retrain_stage(ctx, model, epochs=ctx.settings.epochs, sparsity=0.0,
                   after_step=weight_masks.holder(model, kept))
     return ctx.result(eb_epoch=None, eb_epochs={}, searched_epochs=0, unstructured=True,

@@ -56,21 +56,3 @@ def pack(keep):
 def unpack(packed):
     bits, size = packed
     return np.unpackbits(np.asarray(bits, dtype=np.uint8))[:size].astype(bool)
-
-
-def mask_stage(ctx, model, keep, **fields):
-    """Stage `prune` of an unstructured method: zero the removed weights of `model` (dense shape
-    kept); `fields` are recorded beside the usual pruning facts."""
-    from ebedge.training import flops
-    from ebedge.prune.masks import bn_layers
-    if ctx.is_finished("prune"):
-        return ctx.restored_model()
-    with ctx.phase("prune"):
-        apply(model, split(model, keep))
-    channels = sum(bn.num_features for _, bn in bn_layers(model))
-    ctx.carry["prune"] = dict({"cfg": model.cfg, "kept_channels": channels,
-                               "total_channels": channels, "guarded_layers": [],
-                               "params_pruned": flops.count_params(model),
-                               "forward_flops_pruned": ctx.forward_flops(model)}, **fields)
-    ctx.finish_stage("prune", model)
-    return model

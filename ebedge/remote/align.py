@@ -24,12 +24,13 @@ import csv
 import math
 import os
 
+from ebedge.config.flags import Flag, add, restore, store, without
 from ebedge.measure import accounting
 from ebedge.util import safeio
 from ebedge.errors import EbedgeError
 from ebedge.remote import tree
 from ebedge.remote.clock import FLAG, ClockModel
-from ebedge.run.rundir import CsvLog, read_json
+from ebedge.util.safeio import CsvLog, read_json
 from ebedge.measure.sampling import MeterSampler
 from meters.base import SAMPLE_COLUMNS, TOTAL, Sample
 
@@ -182,12 +183,13 @@ def merge_laptop(local_dir, host_alias=None):
         clock_doc = read_json(clock_path)
         model = _clock_model(clock_doc)
         shift = _board_wall_minus_mono(phases_path)
-        flags = summary.setdefault("flags", [])
-        flags[:] = [f for f in flags if not str(f).startswith(CLOCK_UNKNOWN_FLAG)]
+        flags = without(restore(summary), ("clock_unknown",))
         if model is None:
-            flags.append("%s: the board's clock offset was never measured as a finite number; "
-                         "the laptop meter is not aligned to this run" % CLOCK_UNKNOWN_FLAG)
-        elif shift is not None:
+            flags.append(Flag("clock_unknown", "%s: the board's clock offset was never measured "
+                              "as a finite number; the laptop meter is not aligned to this run"
+                              % CLOCK_UNKNOWN_FLAG))
+        store(summary, flags)
+        if model is not None and shift is not None:
             mapped = []
             for s in accounting.read_samples(laptop_csv):
                 wall = model.board_wall(s.t_mono)
@@ -200,9 +202,10 @@ def merge_laptop(local_dir, host_alias=None):
                 config.setdefault("meters", []).append(facts)
             safeio.write_json(config_path, config)
             summary = _energy(local_dir, config, summary, run_id)
-            flags = summary.setdefault("flags", [])
-            if model.bound_s > config["clock"]["bound_limit_s"] and FLAG not in flags:
-                flags.append(FLAG)
+            if model.bound_s > config["clock"]["bound_limit_s"]:
+                flags = restore(summary)
+                add(flags, Flag("clock_bound", FLAG, value=model.bound_s))
+                store(summary, flags)
     if summary:
         safeio.write_json(summary_path, summary)
     return summary
@@ -223,7 +226,7 @@ def _energy(local_dir, config, summary, run_id):
             totals.setdefault(r["meter"], {})[r["phase"]] = r
     laptop = sorted(m for m in totals if m.endswith(SUFFIX))
     board = sorted(m for m in totals if not m.endswith(SUFFIX))
-    flags = [f for f in summary.get("flags") or [] if not f.startswith(COVERAGE_FLAG)]
+    flags = without(restore(summary), ("laptop_coverage",))
     if laptop and board:
         compare = compare_meters(totals[board[0]], totals[laptop[0]])
         summary["energy_compare"] = {"board_meter": board[0], "laptop_meter": laptop[0],
@@ -231,9 +234,10 @@ def _energy(local_dir, config, summary, run_id):
         partial = ["%s %.0f%%" % (p, 100 * c["laptop_covered_frac"])
                    for p, c in sorted(compare.items()) if c["laptop_covered_frac"] < COVERAGE_MIN]
         if partial:
-            flags.append("%s: %s covered under %.0f%% of %s; those ratios are null"
-                         % (COVERAGE_FLAG, laptop[0], 100 * COVERAGE_MIN, ", ".join(partial)))
-    summary["flags"] = flags
+            flags.append(Flag("laptop_coverage", "%s: %s covered under %.0f%% of %s; those ratios "
+                              "are null" % (COVERAGE_FLAG, laptop[0], 100 * COVERAGE_MIN,
+                                            ", ".join(partial)), meter=laptop[0]))
+    store(summary, flags)
     if laptop and not summary.get("energy"):
         summary["energy"] = accounting.headline(rows, laptop, summary.get("train_flops_total"))
     return summary

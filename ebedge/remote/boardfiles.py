@@ -9,6 +9,7 @@ comparison) are dropped when the board sends them, with a warning.
 import math
 import os
 
+from ebedge.config.flags import Flag, restore, store
 from ebedge.errors import EbedgeError
 from ebedge.remote import bounded
 from ebedge.util import safeio
@@ -44,9 +45,9 @@ def check(stage, run_id, what):
         path, summary, changed = docs["summary.json"]
         refused = _refuse_numbers(summary)
         if refused:
-            flags = summary.get("flags")
-            summary["flags"] = flags = list(flags) if isinstance(flags, list) else []
-            flags.extend("%s: summary.json %s" % (FLAG, r) for r in refused)
+            flags = restore(summary)
+            flags.extend(Flag("board_value_refused", "%s: summary.json %s" % (FLAG, r)) for r in refused)
+            store(summary, flags)
             notes.extend("refused summary.json %s" % r for r in refused)
         docs["summary.json"] = (path, summary, changed or bool(refused))
     config = docs.get("config.json")

@@ -22,6 +22,12 @@ TRAIN_PHASES = ("search", "prune", "retrain")
 Side = collections.namedtuple("Side", "method ratio energy time acc label")
 
 
+def _draws_ticket(method):
+    """An EB Train variant (compared with each baseline at its ratio)."""
+    known = catalog.known(method)
+    return known is not None and known.draws_ticket
+
+
 def _name(method):
     known = catalog.known(method)
     return known.label if known is not None else method
@@ -138,8 +144,8 @@ def sentences(summaries, group_of=None):
         for side in sides:
             if side.method == "dense":
                 continue
-            others = dense + ([b for b in sides if str(side.method).startswith("eb") and b.ratio == side.ratio
-                               and b.method != "dense" and not str(b.method).startswith("eb")])
+            others = dense + ([b for b in sides if _draws_ticket(side.method) and b.ratio == side.ratio
+                               and b.method != "dense" and not _draws_ticket(b.method)])
             for other in others:
                 text = sentence(side, other)
                 if text:

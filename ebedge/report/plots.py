@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ebedge.report.runs import Run, _ratio_rank, _read_csv, ratio_label
+from ebedge.report.runs import Run, _ratio_rank, _read_csv, is_eb_method, ratio_label
 from ebedge.report.tables import cell_stats, draw_frame
 
 def _safe(text) -> str:
@@ -258,7 +258,7 @@ def _star_best_search(ax, g: pd.DataFrame, column: str, scale: float):
 def _draw_figure(runs: List[Run], out_dir: str, stem: str, column: str, scale: float, ylabel: str,
                  dashed_dense: bool) -> List[str]:
     frame = draw_frame(runs)
-    drawn = frame[frame["method"].astype(str).str.startswith("eb")]
+    drawn = frame[frame["method"].map(is_eb_method).astype(bool)]
     paths = []
     for (model, dataset), g in drawn.groupby(["model", "dataset"]):
         fig = _figure(6.4, 4.4)

@@ -309,7 +309,7 @@ def draw_table(frame: pd.DataFrame, accuracy: str = "final") -> pd.DataFrame:
     retrain accuracy in percent (`accuracy`: final or best epoch, said in the column `accuracy`), and
     n<schedule> the runs averaged. Empty when no run drew its ticket at a fixed epoch."""
     top1 = accuracy_columns(accuracy)[0]
-    drawn = frame[frame["method"].astype(str).str.startswith("eb")]
+    drawn = frame[frame["method"].map(is_eb_method).astype(bool)]
     schedules = list(dict.fromkeys(frame.loc[frame["method"] != "dense", "schedule"]))
     rows = []
     for (model, dataset, method, ratio), g in drawn.groupby(["model", "dataset", "method", "ratio"], sort=False):

@@ -3,22 +3,17 @@ files hold (also after an interruption or a crash), with the flags derived from 
 same figures to the trackers."""
 import os
 
+from ebedge.config.flags import DERIVED, Flag, add, without
 from ebedge.config.formats import IDLE_PHASES, LOST
 from ebedge.errors import EbedgeError
 from ebedge.measure import accounting
 from ebedge.run import resume as resuming
 from ebedge.run.rundir import disk_full, read_json
 from ebedge.training import lowp
-from ebedge.training.distributed import node_energy
+from ebedge.run.nodes import node_energy
 from meters.base import TOTAL
 
 NO_ENERGY_NOTE = "no energy measured: meters set to none (--meter none)"
-
-
-def add_flag(flags, message):
-    """Append `message` unless it is there already."""
-    if message not in flags:
-        flags.append(message)
 
 
 def finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
@@ -40,7 +35,7 @@ def finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
                 raise
             if summary["status"] in ("running", "complete"):
                 summary["status"] = "failed: %s" % full
-            add_flag(flags, "energy.csv not written: %s" % full)
+            add(flags, Flag("energy_not_written", "energy.csv not written: %s" % full))
         rundir.write_summary(summary)
     if sinks is not None:
         sinks.close()
@@ -62,25 +57,25 @@ def _energy_summary(rundir, settings, summary, sampler, nodes=()):
     summary["phase_seconds"] = _phase_seconds(phases)
     summary["energy"] = accounting.headline(rows, names, summary.get("train_flops_total"))
     if not settings.meters:
-        add_flag(summary["flags"], NO_ENERGY_NOTE)
+        add(summary["flags"], Flag("no_energy", NO_ENERGY_NOTE))
     if summary.get("lowp_bits"):  # eb-lf / eb-ll: the 8-bit estimate, labelled modelled
         summary["modelled_energy"] = lowp.modelled_energy(summary)
     # derived from the files: recomputed each time, so an earlier process's view goes away
-    summary["flags"][:] = [f for f in summary["flags"] if not _derived(f)]
+    summary["flags"][:] = without(summary["flags"], DERIVED)
     short, summary["notes"] = _short_windows(rows, sampler)
     for message in ([resuming.lost_flag(phases)] + short
                     + _coverage_flags(rows, settings.min_coverage)
                     + _idle_flags(rows, phases)):
         if message is None:
             continue
-        add_flag(summary["flags"], message)
+        add(summary["flags"], message)
     return rows
 
 
 def _send(sinks, rows, summary):
     """Each phase's energy on the headline meter (its total rail and every rail), then the
     summary; a tracker that failed is named in the flags."""
-    from ebedge.integrations.trackers import WindowRecord
+    from ebedge.export.trackers import WindowRecord
     headline = summary.get("energy") or {}
     meter, rail = headline.get("meter"), headline.get("rail")
     for r in rows:
@@ -92,19 +87,13 @@ def _send(sinks, rows, summary):
                                       [f for f in (r["flags"] or "").split("|") if f]))
     sinks.summary(summary)
     for message in sinks.flags:
-        add_flag(summary["flags"], message)
+        add(summary["flags"], Flag("tracker_dropped", message))
 
 
 def _applied_calibration(rundir):
     """config.json's `calibration_profiles` (None where the file or the key is missing)."""
     path = rundir.file("config.json")
     return read_json(path).get("calibration_profiles") if os.path.exists(path) else None
-
-
-def _derived(flag):
-    """True for the flags _energy_summary computes from the files."""
-    return flag.startswith(("low coverage: ", "idle power missing ", "lost work: ")) or (
-        flag.startswith("warning: ") and " periods of " in flag)
 
 
 def _phase_seconds(phases):
@@ -117,8 +106,10 @@ def _phase_seconds(phases):
 
 def _coverage_flags(rows, min_coverage):
     """A meter's total that saw less than `min_coverage` of a phase (gaps, read errors)."""
-    return ["low coverage: %s covered %.1f%% of %s (below %.0f%%; see energy.csv covered_frac)"
-            % (r["meter"], 100 * r["covered_frac"], r["phase"], 100 * min_coverage)
+    return [Flag("low_coverage", "low coverage: %s covered %.1f%% of %s (below %.0f%%; see "
+                 "energy.csv covered_frac)" % (r["meter"], 100 * r["covered_frac"], r["phase"],
+                                               100 * min_coverage),
+                 phase=r["phase"], meter=r["meter"], value=r["covered_frac"])
             for r in rows if r["rail"] == TOTAL and r["duration_s"] > 0
             and r["covered_frac"] < min_coverage]
 
@@ -127,8 +118,9 @@ def _idle_flags(rows, phases):
     """Net energy that could not be computed because a boot had no idle window of its own."""
     if not any(name in IDLE_PHASES for name, _, _, _, _ in phases):
         return []
-    return ["idle power missing for part of %s (%s): no idle window on its boot; net energy "
-            "left empty" % (r["phase"], r["meter"])
+    return [Flag("idle_missing", "idle power missing for part of %s (%s): no idle window on its "
+                 "boot; net energy left empty" % (r["phase"], r["meter"]),
+                 phase=r["phase"], meter=r["meter"])
             for r in rows if r["rail"] == TOTAL and r["net_energy_j"] is None
             and r["phase"] != LOST and r["duration_s"] > 0 and r["covered_frac"] > 0]
 
@@ -152,5 +144,6 @@ def _short_windows(rows, sampler):
                 notes.append("note: %s: expected, %s; its energy is coarse (compare energy_1hz_j)"
                              % (warning[len("warning: "):], INSTANT_PHASES[row["phase"]]))
             elif warning:
-                warnings.append(warning)
+                warnings.append(Flag("short_window", warning, phase=row["phase"],
+                                     meter=row["meter"], value=row["duration_s"]))
     return warnings, notes

@@ -10,8 +10,10 @@ import csv
 import io
 import os
 
+from ebedge.config.flags import Flag
 from ebedge.config.formats import EPOCH_COLUMNS, IDLE_PHASES, LOST, PHASE_COLUMNS
-from ebedge.run.rundir import csv_bytes, read_heartbeat, read_phase_rows, write_atomic
+from ebedge.run.rundir import read_heartbeat, read_phase_rows
+from ebedge.util.safeio import csv_bytes, write_atomic
 
 SAMPLE_TAIL_BYTES = 1 << 16  # the killed process's last samples are at the end of samples.csv
 
@@ -23,10 +25,11 @@ def lost_flag(phases):
     if not lost:
         return None
     epochs = sorted({str(p[1]) for p in lost if p[1] not in ("", None)}, key=int)
-    return ("lost work: %.2f s (%d phase row(s)%s) done before the run stopped and redone after "
-            "the resume; reported as phase `lost`, not in train_total"
-            % (sum(p[3] - p[2] for p in lost), len(lost),
-               (", epoch(s) " + ",".join(epochs)) if epochs else ""))
+    seconds = sum(p[3] - p[2] for p in lost)
+    return Flag("lost_work", "lost work: %.2f s (%d phase row(s)%s) done before the run stopped "
+                "and redone after the resume; reported as phase `lost`, not in train_total"
+                % (seconds, len(lost), (", epoch(s) " + ",".join(epochs)) if epochs else ""),
+                phase=LOST, value=seconds)
 
 
 class Settlement(object):
@@ -97,7 +100,7 @@ def settle(run_path, checkpoint, previous_status):
             rows.append(tail)
             lost.append(tail)
         if flag:
-            flags.append(flag)
+            flags.append(Flag("resume", flag))
     if lost:
         write_atomic(phases_path, lambda f: f.write(csv_bytes(PHASE_COLUMNS, rows)))
     _relabel_lost_epochs(os.path.join(run_path, "epochs.csv"), checkpoint)

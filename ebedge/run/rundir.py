@@ -6,7 +6,6 @@ renamed, and a temporary file is removed when its write fails (a full disk keeps
 checkpoint). Every phase row and sample carries the boot id, because monotonic time is per boot.
 """
 import csv
-import errno
 import glob
 import inspect
 import io
@@ -17,28 +16,17 @@ import time
 
 import numpy as np
 
+from ebedge.config.flags import store
 from ebedge.config.formats import EPOCH_COLUMNS, PHASE_COLUMNS, SAMPLE_COLUMNS
-from ebedge.util import safeio
+from ebedge.util.safeio import (CsvLog, DiskFull, blank, disk_full, json_default, read_json,
+                                write_atomic, write_json_atomic)
 from ebedge.errors import EbedgeError
 
 HEARTBEAT_PERIOD_S = 2.0
 BOOT_ID_ENV = "EBEDGE_BOOT_ID_PATH"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 # what a process killed while writing leaves behind (safeio's `<name>.<random>.tmp`)
 TEMPORARY_FILES = ("checkpoints/*.tmp", "*.tmp")
-
-
-class DiskFull(EbedgeError):
-    """A write failed for lack of space (or a file-size limit); the message says which file."""
-
-
-def disk_full(exc, path=None):
-    """`exc` as a DiskFull when it is an out-of-space OSError, else None."""
-    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-        return DiskFull("disk full (%s: %s)" % (path or exc.filename or "write",
-                                                os.strerror(exc.errno)))
-    return None
 
 
 def boot_id():
@@ -50,100 +38,6 @@ def boot_id():
             return f.read().strip()
     except (OSError, UnicodeDecodeError):
         return ""
-
-
-def write_atomic(path, write):
-    """Write through `write(file)` to a fresh temporary file (O_EXCL|O_NOFOLLOW, see safeio), fsync,
-    rename over `path`; on any failure the temporary file is removed and `path` keeps its last good
-    content, and a full disk becomes DiskFull naming the file."""
-    try:
-        with safeio.atomic_write(path, "wb") as f:
-            write(f)
-    except BaseException as exc:
-        full = disk_full(exc, path)
-        if full is not None:
-            raise full
-        raise
-
-
-def write_json_atomic(path, data):
-    blob = json.dumps(data, indent=2, sort_keys=True, default=_json_default).encode("utf-8")
-    write_atomic(path, lambda f: f.write(blob))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError("not JSON serialisable: %r" % (value,))
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _repair(path, columns):
-    """Make an existing CSV appendable: drop a last row cut short by a crash or a full disk
-    (no newline at its end), and widen an older header that lacks newer columns."""
-    with open(path, "rb") as f:
-        data = f.read()
-    cut = data.rfind(b"\n") + 1
-    if cut < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-    with open(path, newline="") as f:
-        header = next(csv.reader(f), None)
-    if header and list(header) != list(columns) and list(columns[:len(header)]) == header:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        write_atomic(path, lambda out: out.write(csv_bytes(columns, rows)))
-
-
-def csv_bytes(columns, dict_rows):
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(columns)
-    writer.writerows([_blank(r.get(c)) for c in columns] for r in dict_rows)
-    return text.getvalue().encode("utf-8")
-
-
-class CsvLog(object):
-    """An append-only CSV file with a header, flushed after every write."""
-
-    def __init__(self, path, columns):
-        self.path = path
-        self.columns = columns
-        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
-        if not fresh:
-            _repair(path, columns)
-        self._file = open(path, "a", newline="")
-        self._writer = csv.writer(self._file)
-        self._lock = threading.Lock()
-        self._last_sync = 0.0
-        if fresh:
-            self._writer.writerow(columns)
-            self._file.flush()
-
-    def write(self, rows):
-        with self._lock:
-            self._writer.writerows(rows)
-            self._file.flush()
-            if time.monotonic() - self._last_sync > 1.0:
-                os.fsync(self._file.fileno())
-                self._last_sync = time.monotonic()
-
-    def close(self):
-        with self._lock:
-            if not self._file.closed:
-                try:
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-                finally:
-                    self._file.close()
-
-
-def _blank(value):
-    return "" if value is None else value
 
 
 class RunDir(object):
@@ -178,11 +72,12 @@ class RunDir(object):
         """Atomically; on a full disk, where even the small temporary file finds no room, the
         old summary is overwritten in place (its blocks are freed first), so the final status
         is still recorded."""
-        summary = dict(summary, run_id=self.run_id, heartbeat_wall=time.time())
+        summary = store(dict(summary, run_id=self.run_id, heartbeat_wall=time.time()),
+                        summary.get("flags") or [])  # the flags' sentences and records
         try:
             write_json_atomic(self.file("summary.json"), summary)
         except DiskFull:
-            blob = json.dumps(summary, indent=2, sort_keys=True, default=_json_default)
+            blob = json.dumps(summary, indent=2, sort_keys=True, default=json_default)
             with open(self.file("summary.json"), "r+") as f:
                 f.truncate(0)
                 f.write(blob)
@@ -195,12 +90,12 @@ class RunDir(object):
 
     def log_phase(self, phase, epoch, start, end):
         """`start`/`end` are (monotonic, wall) pairs."""
-        self.phases.write([(self.run_id, phase, _blank(epoch), "%.6f" % start[0],
+        self.phases.write([(self.run_id, phase, blank(epoch), "%.6f" % start[0],
                             "%.6f" % end[0], "%.6f" % start[1], "%.6f" % end[1], self.boot_id)])
         self.phase_rows += 1
 
     def log_epoch(self, row):
-        self.epochs.write([[self.run_id] + [_blank(row.get(c)) for c in EPOCH_COLUMNS[1:]]])
+        self.epochs.write([[self.run_id] + [blank(row.get(c)) for c in EPOCH_COLUMNS[1:]]])
         self.epoch_rows += 1
 
     def log_samples(self, samples):
@@ -208,7 +103,7 @@ class RunDir(object):
         run `failed: disk full`) instead of killing the thread with a traceback."""
         if samples and self.write_error is None:
             try:
-                self.samples.write([(self.run_id,) + tuple(_blank(v) for v in s.as_row())
+                self.samples.write([(self.run_id,) + tuple(blank(v) for v in s.as_row())
                                     + (self.boot_id,) for s in samples])
             except OSError as exc:
                 self.write_error = disk_full(exc, self.samples.path) or exc

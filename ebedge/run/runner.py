@@ -23,8 +23,10 @@ import ebedge
 from ebedge.measure import board, calibration, powermode
 from ebedge.measure.board_state import changes
 from ebedge.run import resume as resuming, runlock
-from ebedge.run.finish import add_flag, finish
-from ebedge.training.distributed import ShadowRunDir, World, gather_nodes, is_main_process
+from ebedge.config.flags import Flag, add, restore, store
+from ebedge.run.finish import finish
+from ebedge.run.nodes import ShadowRunDir, gather_nodes
+from ebedge.training.distributed import World, is_main_process
 from ebedge.errors import EbedgeError
 from ebedge.config import catalog
 from ebedge.run.context import MethodContext
@@ -89,8 +91,7 @@ class _Guard(object):
             message = "power mode or clocks changed mid-run (%s): %s" % (phase, "; ".join(diff))
             if not self.allow:
                 raise EbedgeError(message + "; pass --allow to record instead of refusing")
-            if message not in self.flags:
-                self.flags.append(message)
+            add(self.flags, Flag("board_changed", message, phase=phase))
             self.initial = snap.comparable()
 
 
@@ -119,8 +120,8 @@ def _resume_state(out):
     except (OSError, ValueError, UnicodeDecodeError):
         previous = None
     if not isinstance(previous, dict):
-        previous = {"flags": ["summary.json was missing or unreadable at resume; runtime before "
-                              "it is not counted"]}
+        previous = store({}, [Flag("resume", "summary.json was missing or unreadable at resume; "
+                                             "runtime before it is not counted")])
     return settings, load_checkpoint(out), previous
 
 
@@ -130,7 +131,7 @@ def execute(settings, out=None, resume=False, overwrite=False, quiet=False, log_
     """Run `settings` (overrides of ebedge.config.settings.DEFAULTS) into `out`; returns the summary.
 
     With `resume`, settings come from `out/config.json` and the run continues from its last
-    checkpoint. `log_to`: tracker specs (ebedge.integrations.trackers); `prometheus`: PORT or
+    checkpoint. `log_to`: tracker specs (ebedge.export.trackers); `prometheus`: PORT or
     ADDR:PORT to serve live power on. Neither changes the experiment (nor its config hash).
     Raises EbedgeError for bad input, before anything runs where it can.
     """
@@ -175,7 +176,7 @@ def _run(start, quiet, log_to, prometheus):
     rundir = RunDir(out, run_id) if world.is_main else ShadowRunDir(out, run_id)
     if world.is_main:
         runlock.hold_run_dir(out)  # held until the run ends (released by runlock.guarded)
-    flags = list(start.previous.get("flags", []))
+    flags = restore(start.previous)
     if start.settled is not None:
         flags.extend(start.settled.flags)
     runtime_before = float(start.previous.get("runtime_s") or 0.0) + (
@@ -192,17 +193,17 @@ def _run(start, quiet, log_to, prometheus):
     try:
         signal.signal(signal.SIGTERM, _raise_interrupted)
         if world.is_main and log_to:
-            from ebedge.integrations.trackers import Sinks
+            from ebedge.export.trackers import Sinks
             sinks = Sinks(log_to, run_id)
         if world.is_main and prometheus is not None:
-            from ebedge.integrations.prometheus import PowerExporter
+            from ebedge.export.prometheus import PowerExporter
             exporter = PowerExporter(prometheus)
         session, owned, switch, problem = _switch_power_mode(settings, world)
         problems = [p for p in world.gather(problem) if p]  # every rank waits for the switch, or fails
         if problems:
             raise EbedgeError(problems[0])
         for message in (switch or {}).get("flags", []):
-            add_flag(flags, message)
+            add(flags, Flag("power_mode", message))
         snap = _check_board(settings, rundir, flags)
         sampler = MeterSampler(settings.meters if world.samples_meters else [],  # one per node
                                (exporter.tee(rundir.log_samples) if exporter
@@ -212,7 +213,7 @@ def _run(start, quiet, log_to, prometheus):
         profiles, cal_warnings = calibration.lookup(calibration.identity(snap),
                                                     [m.name for m in sampler.meters])
         for message in cal_warnings:
-            add_flag(flags, message)
+            add(flags, Flag("calibration", message))
         summary["calibration"] = calibration.describe(profiles)
         guard = _Guard(settings, flags)
 
@@ -236,7 +237,7 @@ def _run(start, quiet, log_to, prometheus):
             _idle(ctx, "idle_before", settings.idle_seconds)
         summary.update(catalog.get(settings.method).run(ctx))
         if summary.get("no_ticket"):
-            add_flag(flags, NO_TICKET_FLAG)
+            add(flags, Flag("no_ticket", NO_TICKET_FLAG))
         summary.update(world.summary_fields(summary))
         _idle(ctx, "idle_after", settings.idle_seconds)
         _check_writes(rundir)
@@ -258,12 +259,13 @@ def _run(start, quiet, log_to, prometheus):
         signal.signal(signal.SIGTERM, old_term)
         if sampler is not None:
             sampler.settle(time.monotonic())
-            flags.extend("meter error: %s" % e for e in sampler.stop())
+            flags.extend(Flag("meter_error", "meter error: %s" % e) for e in sampler.stop())
         if guard is not None and guard.throttled_marks:
-            flags.append("thermal throttling seen at %d phase marks" % guard.throttled_marks)
+            flags.append(Flag("throttled", "thermal throttling seen at %d phase marks"
+                              % guard.throttled_marks, value=guard.throttled_marks))
         if owned:  # a run on its own puts the board back; a suite's session does so at its end
             for problem in session.restore():
-                add_flag(flags, "board not restored: %s" % problem)
+                add(flags, Flag("board_not_restored", "board not restored: %s" % problem))
         summary["runtime_s"] = runtime_before + time.monotonic() - started
         nodes = (gather_nodes(world, rundir, sampler)
                  if world.size > 1 and summary["status"] == "complete" else [])
@@ -301,15 +303,16 @@ def _check_board(settings, rundir, flags):
     boot id, and a cooldown target (waited for) not reached."""
     snap = board.snapshot()
     if snap.is_jetson and snap.clocks_pinned is False:
-        add_flag(flags, "warning: jetson_clocks is off; clocks may scale during the run")
+        add(flags, Flag("board_warning",
+                        "warning: jetson_clocks is off; clocks may scale during the run"))
     if not rundir.boot_id:
-        add_flag(flags, "warning: no boot id on this system; a reboot between resumes cannot "
-                        "be detected")
+        add(flags, Flag("board_warning", "warning: no boot id on this system; a reboot between "
+                                         "resumes cannot be detected"))
     if settings.cooldown_temp_c is not None:
         reached, hottest = board.cooldown(settings.cooldown_temp_c, timeout_s=1800)
         if not reached:
-            flags.append("warning: cooldown to %g C not reached (%.1f C)"
-                         % (settings.cooldown_temp_c, hottest))
+            flags.append(Flag("board_warning", "warning: cooldown to %g C not reached (%.1f C)"
+                              % (settings.cooldown_temp_c, hottest), value=hottest))
     return snap
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ebedge.training import flops
 from ebedge.config import schedules
 from ebedge.prune.earlybird import EarlyBirdDetector
+from ebedge.prune import weight_masks
 from ebedge.prune.masks import bn_layers, channel_mask, split_mask
 from ebedge.prune.physical import prune_model
 from ebedge.prune.rounding import round_kept_channels
@@ -197,3 +198,19 @@ def pruned_fields(ctx):
             "forward_flops_pruned": p["forward_flops_pruned"], "pruned_cfg": p["cfg"],
             "kept_channels": p["kept_channels"], "total_channels": p["total_channels"],
             "guarded_layers": p["guarded_layers"]}
+
+
+def mask_stage(ctx, model, keep, **fields):
+    """Stage `prune` of an unstructured method: zero the removed weights of `model` (dense shape
+    kept); `fields` are recorded beside the usual pruning facts."""
+    if ctx.is_finished("prune"):
+        return ctx.restored_model()
+    with ctx.phase("prune"):
+        weight_masks.apply(model, weight_masks.split(model, keep))
+    channels = sum(bn.num_features for _, bn in bn_layers(model))
+    ctx.carry["prune"] = dict({"cfg": model.cfg, "kept_channels": channels,
+                               "total_channels": channels, "guarded_layers": [],
+                               "params_pruned": flops.count_params(model),
+                               "forward_flops_pruned": ctx.forward_flops(model)}, **fields)
+    ctx.finish_stage("prune", model)
+    return model

@@ -74,7 +74,7 @@ def test_a_registered_method_is_a_setting_priced_and_planned(toy, tmp_path):
 
 
 def test_a_registered_method_is_checked_run_and_named(toy, tmp_path, one_thread):
-    from ebedge.prune.shapes import check_cell
+    from ebedge.run.precheck import check_cell
     from ebedge.run.runner import execute
     settings = dict(TINY, method="toy", draw_at=1)
     assert "->" in check_cell(resolve(settings))  # its mask kind prunes per layer

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ebedge.training.distributed import BatchShard, SampledShard, ShadowRunDir, World, node_energy
+from ebedge.run.nodes import ShadowRunDir, node_energy
+from ebedge.training.distributed import BatchShard, SampledShard, World
 from ebedge.run.rundir import RunDir
 from ebedge.run.runner import execute
 from support.resume_helpers import rows as _rows, summary as _summary

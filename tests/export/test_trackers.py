@@ -7,7 +7,7 @@ import pytest
 
 from ebedge import Monitor
 from ebedge.errors import EbedgeError
-from ebedge.integrations.trackers import Sink, Sinks, WindowRecord
+from ebedge.export.trackers import Sink, Sinks, WindowRecord
 from support.sim_process import check_against_truth, ina3221_process
 from support.wandb_offline import read_offline_run
 

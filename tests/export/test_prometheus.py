@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from support.remote_sshd import free_port
 from ebedge.cli.meters import meters_group
 from ebedge.errors import EbedgeError
-from ebedge.integrations.prometheus import PowerExporter, parse_address
+from ebedge.export.prometheus import PowerExporter, parse_address
 from meters.base import GAP, Sample
 from meters.sim.profile import PowerProfile
 from meters.sim.sysfs import FakeIna3221Tree
