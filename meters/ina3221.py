@@ -62,13 +62,18 @@ class Channel(object):
 
 
 def _read_number(path):
-    with open(path) as f:
-        text = f.read()
+    """The leading integer of a sysfs attribute. Read with bare os calls: a 100 Hz poll of every
+    rail is hundreds of reads a second, and a Python file object costs several times more."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, 64)
+    finally:
+        os.close(fd)
     # Some JetPack 4 files carry a unit suffix (`0 ms`, `1000 ma`); the number comes first.
     try:
-        return int(text.split()[0])
+        return int(data.split()[0])
     except (IndexError, ValueError):  # empty or garbled: the driver gave no value this time
-        raise ReadError("%s: no number in %r" % (path, text[:40]))
+        raise ReadError("%s: no number in %r" % (path, data[:40]))
 
 
 def _read_text(path):
