@@ -25,6 +25,7 @@ def missing_site_packages():
     return missing
 
 
+@pytest.mark.slow
 @pytest.mark.host
 @pytest.mark.timeout(240)
 def test_site_builds_strict(tmp_path):

@@ -43,6 +43,7 @@ def _run(argv, cwd):
                           universal_newlines=True)
 
 
+@pytest.mark.slow
 def test_the_installed_package_is_not_this_checkout(installed):
     _, python, elsewhere = installed
     where = _run([python, "-c", "import ebedge; print(ebedge.__file__)"], elsewhere).stdout

@@ -14,6 +14,7 @@ SETTINGS = {"model": "vgg16", "width": 0.0625, "dataset": "synthetic", "batch_si
             "limit_train": 128, "limit_test": 32, "epochs": 50, "idle_seconds": 0}
 
 
+@pytest.mark.slow
 def test_detached_run_stops_cleanly_as_interrupted(tmp_path):
     root = str(tmp_path / "runs")
     started = agent.start(json.dumps(SETTINGS), "r1", root=root)

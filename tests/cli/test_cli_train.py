@@ -98,6 +98,7 @@ def test_completed_run_is_refused_without_overwrite(tmp_path):
     assert _invoke(args + ["--overwrite"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoint_is_reported(tmp_path):
     out = str(tmp_path / "run")
     subprocess.check_call([sys.executable, "-m", "ebedge.cli", "train", "--method", "dense",
@@ -142,6 +143,7 @@ def test_repeats_report_mean_std_and_interval(tmp_path):
     assert stats["ci95"] == pytest.approx(4.3027 * std / 3 ** 0.5, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_keep_searching_still_prunes_the_ticket_drawn_at_the_eb_epoch(tmp_path):
     schedule = 10
     out = str(tmp_path / "study")

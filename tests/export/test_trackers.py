@@ -40,6 +40,7 @@ def mlflow_run(uri):
     return client, runs[0]
 
 
+@pytest.mark.slow
 def test_monitor_windows_reach_all_three_trackers(tmp_path, offline_wandb):
     for package in ("tensorboard", "mlflow", "wandb"):
         pytest.importorskip(package)

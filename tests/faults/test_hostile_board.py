@@ -59,6 +59,7 @@ def no_stage_left(lab):
 
 
 # -- 1. terminal escapes -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_board_text_is_shown_escaped_everywhere(lab, tmp_path):
     run = write_run(str(tmp_path / "board" / "esc"), "esc")
     with open(os.path.join(run, "summary.json"), "w") as f:
@@ -116,6 +117,7 @@ def test_printable_escapes_every_class_and_keeps_text():
 
 
 # -- 2. bounded reads --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_flooding_or_deeply_nested_answer_is_refused_in_bounded_memory(lab, tmp_path):
     flood = lying_ebedge(str(tmp_path / "flood"), """
 if args[:2] == ["agent", "status"]:
@@ -138,6 +140,7 @@ if args[:2] == ["agent", "status"]:
     assert honest.returncode == 0, honest.stderr
 
 
+@pytest.mark.slow
 def test_a_log_line_without_end_is_cut_and_the_run_still_collected(lab, tmp_path):
     run = write_run(str(tmp_path / "board" / "longline"), "longline")
     fake = run_board(tmp_path, {"longline": run}, watch="""
@@ -157,6 +160,7 @@ sys.stdout.flush()""")
 
 
 # -- 3. stalled copies ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_board_whose_rsync_never_answers_ends_after_the_stall_timeout(tmp_path):
     fakebin = tmp_path / "fakebin"
     fakebin.mkdir()
@@ -191,6 +195,7 @@ def test_the_relay_ends_a_silent_or_flooding_command():
 
 
 # -- 4. re-attach without progress -------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_log_stream_that_drops_at_once_is_given_up_after_the_reattach_limit(lab, tmp_path):
     run = write_run(str(tmp_path / "board" / "flappy"), "flappy")
     fake = run_board(tmp_path, {"flappy": run}, extra="""
@@ -212,6 +217,7 @@ def without_rsync(tmp_path):
     return dict(os.environ, PATH="%s:%s" % (bindir, os.path.dirname(sys.executable)))
 
 
+@pytest.mark.slow
 def test_max_bytes_holds_while_copying_on_rsync_and_scp(lab, tmp_path):
     big = write_run(str(tmp_path / "board" / "big"), "big")
     for i in range(8):  # each under the cap, 32 MiB in all
@@ -291,6 +297,7 @@ def test_a_board_cannot_forge_the_laptop_meter(lab, tmp_path):
 
 
 # -- 8. each run alone ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_bad_run_is_refused_in_one_line_and_the_others_are_collected(lab, tmp_path):
     runs = {}
     runs["listy"] = write_run(str(tmp_path / "board" / "listy"), "listy")
@@ -353,6 +360,7 @@ if args[:2] == ["agent", "clock"]:
 
 
 # -- 9. another run's answers --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_an_answer_about_another_run_is_refused(lab, tmp_path):
     other = write_run(str(tmp_path / "board" / "other"), "other")
     asked = write_run(str(tmp_path / "board" / "asked"), "asked")
@@ -389,6 +397,7 @@ methods = ["dense"]
 """
 
 
+@pytest.mark.slow
 def test_a_stalled_sweep_cell_moves_to_another_free_board_of_its_kind(tmp_path):
     from ebedge.run.suite import load_suite
     fleet = Lab(str(tmp_path / "fleet"), aliases=("board1", "board2"))
@@ -430,6 +439,7 @@ if args[:2] == ["agent", "lock"]:
         fleet.stop()
 
 
+@pytest.mark.slow
 def test_a_garbled_final_state_is_no_progress_either(lab, tmp_path):
     run = write_run(str(tmp_path / "board" / "garbled"), "garbled")
     fake = run_board(tmp_path, {"garbled": run}, extra="""

@@ -84,6 +84,7 @@ def test_repeats_of_a_slower_service_are_not_new_readings(monkeypatch):
     assert not any(s.flags for s in totals)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", jtop_fake.VERSIONS)
 def test_a_frozen_service_is_a_flagged_gap_and_closing_does_not_hang(monkeypatch, version):
     """SIGSTOP on the service (or, on 3.x-4.1, its tegrastats child killed): the client still

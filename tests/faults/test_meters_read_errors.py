@@ -61,6 +61,7 @@ def test_ina3221_survives_a_vanished_rail(tmp_path):
     assert len(cpu) > len(vdd_in)  # the other rails were read all along
 
 
+@pytest.mark.slow
 def test_tegrastats_killed_mid_run_is_restarted(tmp_path, monkeypatch):
     for k, v in sim_tegrastats.sim_env(PowerProfile.parse("%g:100" % WATTS), "tx2").items():
         monkeypatch.setenv(k, v)

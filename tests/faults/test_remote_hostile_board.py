@@ -60,6 +60,7 @@ def test_run_ids_from_the_board_or_the_user_are_checked(lab, tmp_path):
     assert one_line_error(on_board) and "bad run id" in on_board.stderr
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_planted_links_and_special_files_never_reach_the_laptop(lab, tmp_path):
     victim = tmp_path / "laptop-file.txt"

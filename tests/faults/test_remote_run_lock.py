@@ -44,6 +44,7 @@ def lab(tmp_path):
     lab.stop()
 
 
+@pytest.mark.slow
 def test_adopt_and_watch_ignore_a_stepped_clock(tmp_path):
     root = str(tmp_path / "runs")
     started = agent.start(json.dumps(SETTINGS), "live", root=root)
@@ -89,6 +90,7 @@ def test_one_run_per_board_whoever_starts_it(tmp_path):
     assert agent.run_state(root, "second")["state"] == "complete", second
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_reservations_are_not_guessed_from_hostname_and_pid(lab, tmp_path):
     dead = subprocess.Popen(["true"])
@@ -112,6 +114,7 @@ def test_reservations_are_not_guessed_from_hostname_and_pid(lab, tmp_path):
     assert agent.lock_holder(lab.root()) is None
 
 
+@pytest.mark.slow
 def test_killed_runs_are_resumed_not_deleted(tmp_path):
     root = str(tmp_path / "runs")
     first = agent.start(json.dumps(SETTINGS), "k", root=root)
@@ -129,6 +132,7 @@ def test_killed_runs_are_resumed_not_deleted(tmp_path):
     agent.stop("k", root=root, kill=True)
 
 
+@pytest.mark.slow
 @needs_sshd
 def test_remote_stop_kill_ends_a_hung_run(lab, tmp_path):
     hung = tmp_path / "hung-python"  # a run that ignores SIGTERM (stuck in a driver, say)

@@ -27,6 +27,7 @@ def _monitor(tree, **kwargs):
     return Monitor(["ina3221"], {"ina3221": {"root": tree.root}}, interval_s=INTERVAL, **kwargs)
 
 
+@pytest.mark.slow
 def test_nested_and_overlapping_windows_match_the_exact_integral(tx2):
     with _monitor(tx2) as mon:
         mon.begin_window("outer")
@@ -231,6 +232,7 @@ def test_the_example_measures_a_plain_pytorch_loop(tmp_path):
     assert names == ["idle", "epoch-0", "eval"]
 
 
+@pytest.mark.slow
 def test_ending_a_window_does_not_wait_for_the_meter():
     with Monitor(["model"], interval_s=3.0) as mon:  # the next sample is ~3 s away
         @mon.measure()

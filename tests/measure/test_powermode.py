@@ -126,6 +126,7 @@ def _suite(tmp_path, tree_root, text=SUITE):
     return load_suite(str(path))
 
 
+@pytest.mark.slow
 def test_a_suite_sweeps_the_modes_and_each_cells_energy_is_that_modes_truth(tmp_path, modes, one_thread):
     from ebedge.run.runner import execute
     tree = FakeIna3221Tree(modes.root, "tx2", modes.profile).start(rate_hz=1000.0)

@@ -112,6 +112,7 @@ def test_a_window_one_meter_never_saw_fails_with_a_warning():
     assert any("without a usable reading" in w for w in result["warnings"])
 
 
+@pytest.mark.slow
 def test_protocol_holds_each_load_and_steps_mid_window():
     protocol = qualify.Protocol(qualify.default_levels(2, False), windows=3, window_s=0.2,
                                 settle_s=0.1)
@@ -149,6 +150,7 @@ def test_a_real_busy_loop_runs_until_stopped():
     assert not proc.is_alive()
 
 
+@pytest.mark.slow
 def test_qualify_simulate_recovers_gain_and_offset_and_saves_a_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("EBEDGE_CONFIG_DIR", str(tmp_path / "cfg"))
     out = str(tmp_path / "q")

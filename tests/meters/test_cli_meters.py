@@ -48,6 +48,7 @@ def record_fake_tegrastats(monkeypatch, out, board, **faults):
     return res, total_row(out), FAST.energy(a - t0, b - t0)
 
 
+@pytest.mark.slow
 def test_record_fake_tegrastats_matches_the_profile(monkeypatch, tmp_path):
     out = str(tmp_path / "run")
     res, row, truth = record_fake_tegrastats(monkeypatch, out, "tx2")
@@ -60,6 +61,7 @@ def test_record_fake_tegrastats_matches_the_profile(monkeypatch, tmp_path):
     assert list(samples[0])[:4] == ["run_id", "meter", "rail", "t_mono"]
 
 
+@pytest.mark.slow
 def test_record_with_lost_and_garbled_lines_stays_within_2pct(monkeypatch, tmp_path):
     out = str(tmp_path / "run")
     _, row, truth = record_fake_tegrastats(monkeypatch, out, "agx-orin", drop=0.05, garbage=0.02,
@@ -147,6 +149,7 @@ def test_simulate_unknown_kind_lists_the_known_ones():
     assert res.exit_code == 1 and "ina3221-tx2" in res.output
 
 
+@pytest.mark.slow
 def test_record_a_serial_meter_over_the_20s_profile(tmp_path):
     """`meters record` over a real pty: a Yokogawa WT310E at its 10 Hz update rate, 20 s of
     steps and ramps (PowerProfile.default), within 0.5% of the exact energy of the window."""

@@ -133,6 +133,7 @@ def test_five_percent_lost_polls_stay_within_2pct_and_show_as_gaps(monkeypatch, 
     assert w.max_gap_s > 0.15 and w.n_samples < 195
 
 
+@pytest.mark.slow
 def test_meters_record_in_real_time_matches_the_profile(tmp_path):
     """The one real-time run: TX2 tree rewritten at 100 Hz, read at the native 10 Hz, 20 s."""
     prof = PowerProfile.default()

@@ -126,6 +126,7 @@ def test_simulate_states_its_update_interval(tmp_path):
     (lambda p: LinesSimulator(p, interval_s=0.02), "lines", 0.02),
     (lambda p: UMSimulator(p), "um", 0.5),  # it answers twice a second at most
 ])
+@pytest.mark.slow
 def test_a_frozen_serial_meter_is_flagged_stale_and_a_steady_one_is_not(monkeypatch, make_sim,
                                                                        driver, interval_s):
     monkeypatch.setattr(base, "STALE_MIN_S", 0.5)

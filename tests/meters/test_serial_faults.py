@@ -18,6 +18,7 @@ from meters.sim.wattsup_sim import WattsupSimulator
 FAST = "2:0.3, 5:0.3, 5-7:0.6, 4-2:0.6"
 
 
+@pytest.mark.slow
 def test_five_percent_dropped_lines_stay_within_two_percent_and_show_as_gaps():
     profile = PowerProfile.parse(FAST)
     with LinesSimulator(profile, interval_s=0.02, drop_frac=0.05, truncate_frac=0.02,
@@ -59,6 +60,7 @@ def test_stalled_meter_flags_a_gap_on_the_next_sample():
     (lambda p: UMSimulator(p, dribble=True), "um", {}, 1.2, 1.6),
     (lambda p: WattsupSimulator(p), "wattsup", {}, 2.2, 3.1),  # a gap is > 3 records long
 ], ids=["lines", "um", "wattsup"])
+@pytest.mark.slow
 def test_unplug_and_replug_keeps_recording(make_sim, driver, options, settle, outage):
     profile = PowerProfile.parse("3:1, 8:1, 8-4:2")
     with make_sim(profile) as sim:

@@ -47,6 +47,7 @@ def assert_close(measured, truth, rel):
     assert measured.covered_frac > 0.99
 
 
+@pytest.mark.slow
 def test_wattsup_one_hz_records_integrate_to_the_truth():
     profile = PowerProfile.parse("5:2, 11:2, 11-15:2, 9-5:2")  # seconds-long: 1 s records
     with WattsupSimulator(profile, dribble=True, garbage=b"\x00\xffjunk#d,-,18,1") as sim:
@@ -59,6 +60,7 @@ def test_wattsup_one_hz_records_integrate_to_the_truth():
     assert_close(measured, truth, 0.005)
 
 
+@pytest.mark.slow
 def test_um25c_polled_at_2hz_with_its_mwh_counter():
     profile = PowerProfile.parse("2:1, 5:0.5, 5-7:1, 4-2:1")
     with UMSimulator(profile, model="UM25C", dribble=True,

@@ -137,6 +137,7 @@ def test_run_survives_killed_connection_reattaches_and_is_collected_again(lab):
     assert os.path.exists(os.path.join(run, "log.txt"))
 
 
+@pytest.mark.slow
 def test_hostile_strings_arrive_as_data(lab, tmp_path):
     canary = str(tmp_path / "canary")
     results = os.path.join(lab["work"], "results")
@@ -164,6 +165,7 @@ def test_host_key_mismatch_is_refused(lab):
     assert "host key" in done.stderr and "impostor" in done.stderr
 
 
+@pytest.mark.slow
 def test_doctor_reports_versions_and_clock_offset(lab):
     done = ebedge(lab, "doctor", "board1", "--json")
     assert done.returncode == 0, done.stderr

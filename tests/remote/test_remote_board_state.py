@@ -30,6 +30,7 @@ def fake_nvpmodel(directory):
     return directory
 
 
+@pytest.mark.slow
 def test_agent_info_sends_the_power_mode_in_board_state_form(tmp_path):
     bin_dir = fake_nvpmodel(str(tmp_path / "bin"))
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"])
@@ -64,6 +65,7 @@ def _doctor(lab, *extra):
                           universal_newlines=True, cwd=lab["work"])
 
 
+@pytest.mark.slow
 def test_remote_doctor_shows_the_power_mode(board1):
     done = _doctor(board1)
     assert done.returncode == 0, done.stderr
@@ -73,6 +75,7 @@ def test_remote_doctor_shows_the_power_mode(board1):
     assert BoardState.from_json(report["info"]["board"]).power_mode_label == "MAXN (0)"
 
 
+@pytest.mark.slow
 def test_sweep_pools_the_board_by_model_and_power_mode(board1):
     from ebedge.remote.board import Board
     from ebedge.remote.sweep import board_pool

@@ -33,6 +33,7 @@ def net_log_events(path):
     return [(names.get(e["type"], str(e["type"])), e.get("params") or {}) for e in log.get("events", [])]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 @pytest.mark.timeout(300)
 def test_report_renders_in_headless_chromium(tmp_path):

@@ -84,6 +84,7 @@ def test_default_run_draws_a_ticket_and_compares_with_dense(tmp_path, monkeypatc
             summary["train_flops_total"] / 1e15)
 
 
+@pytest.mark.slow
 @pytest.mark.host  # ends with `ebedge report` (pandas)
 def test_ebedge_run_ends_with_the_answer(tmp_path, monkeypatch, one_thread):
     """The last line of `ebedge run` is the comparison, from the summaries it just wrote (tiny runs)."""

@@ -45,6 +45,7 @@ def _wait_for_epochs(out, n, proc, timeout=240):
     pytest.fail("no epoch finished in time")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_finishes_the_schedule(tmp_path):
     out = str(tmp_path / "run")
     proc = _start(out)
@@ -71,6 +72,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_the_schedule(tmp_path):
     assert sorted(e for p, e in trained if p == "search") == list(range(12))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_leave_status_interrupted(tmp_path, sig):
     out = str(tmp_path / "run")

@@ -21,6 +21,7 @@ def tx2(fake_tx2):
     return fake_tx2(PowerProfile([(4.0, 4.0, 1.4), (11.0, 11.0, 1.8), (11.0, 6.0, 2.2), (6.0, 15.0, 1.6)]))
 
 
+@pytest.mark.slow
 def test_phase_energies_match_the_exact_integral_and_add_up(tmp_path, tx2):
     # 8 epochs: the ticket comes at 2, so the retrain runs ~0.6 s, well over 20 periods (0.2 s);
     # with 4 it ran ~0.2 s and was sometimes too short to check

@@ -302,6 +302,7 @@ def test_cli_bad_suite_is_one_line_error(tmp_path, fake_runner):
     assert "bogus" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_every_shipped_suite_passes_its_pre_run_check():
     """`ebedge bench SUITE --check` on every suite in benchmarks/: no shipped cell may fail to run."""
     from ebedge.cli.bench import bench_command

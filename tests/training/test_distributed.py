@@ -142,6 +142,7 @@ def _all(argvs, envs, timeout=600):
     return [p.returncode for p in procs], outs
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ranks_whose_masks_differ_both_refuse():
     port = _free_port()

@@ -190,6 +190,7 @@ def _retrained_convs(run_dir):
     return [v for k, v in state.items() if v.dim() == 4]
 
 
+@pytest.mark.slow
 def test_lf_and_ll_run_end_to_end_and_lf_ticket_is_compared_with_ff(tmp_path):
     ff_dir, ff = _run(tmp_path, "eb")
     lf_dir, lf = _run(tmp_path, "eb-lf")

@@ -5,6 +5,8 @@ import json
 import os
 import time
 
+import pytest
+
 from ebedge import agent
 from ebedge.util.eta import Eta, format_duration
 from ebedge.run.suite import cell_epochs, load_suite, run_suite
@@ -81,6 +83,7 @@ def test_suite_progress_shows_the_time_left(tmp_path):
     assert finished[1].startswith("[3/3]") and "ETA" not in finished[1]
 
 
+@pytest.mark.slow
 def test_a_run_started_by_the_agent_logs_an_eta_per_epoch(tmp_path):
     settings = {"method": "dense", "model": "vgg11", "width": 0.0625, "batch_size": 32,
                 "limit_train": 64, "limit_test": 32, "epochs": 3, "device": "cpu",
