@@ -2,7 +2,7 @@
 
 1. For `ina3221` (a fake TX2 sysfs tree, so every reading is real file I/O as on a board), `tegrastats`
    (the fake tegrastats child; its own CPU is not counted, as the real one is NVIDIA's process) and
-   `jtop` (the real client where jetson-stats runs, else the fake client of tests/support/jtop_fake.py,
+   `jtop` (the real client where jetson-stats runs, else the fake client of meters/sim/jtop_client.py,
    said so in the output) at 1, 10 and 100 Hz: process CPU seconds per wall second while only the
    sampler of a run (`ebedge.measure.sampling.MeterSampler`, draining into samples.csv) runs, less
    what the process uses without it (the fake tree's writer thread). Key `<meter>_<rate>hz_core_pct`.
@@ -58,21 +58,27 @@ def _cpu_per_second(start, stop, seconds):
     return (_cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
 
 
+# A `jtop` module for the sampler's own process (it imports meters afresh): the fake client
+_FAKE_JTOP = """import sys
+from meters.sim import jtop_client
+_power = jtop_client.power_of("4.3.1", [("VDD_IN", 5000), ("VDD_CPU_GPU_CV", 1500)])
+sys.modules[__name__] = jtop_client.module("4.3.1", lambda: _power)
+"""
+
+
 def _jtop_options(tmp):
-    """Options for the jtop meter, and a note: the real client where it runs, else the fake one."""
+    """Options for the jtop meter, and a note: the real client where it runs, else the fake one
+    (a `jtop` module on the path the sampler process is given)."""
     try:
         import jtop  # noqa: F401
         if os.path.exists("/run/jtop.sock"):
             return {}, "real jetson-stats client"
     except ImportError:
         pass
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from support import jtop_fake
-    power = jtop_fake.power_of("4.3.1", [("VDD_IN", 5000), ("VDD_CPU_GPU_CV", 1500)])
-    sys.modules["jtop"] = jtop_fake.module("4.3.1", lambda: power)
-    sock = os.path.join(tmp, "jtop.sock")
-    open(sock, "w").close()
-    return {"socket_path": sock}, "fake jetson-stats 4.3.1 client (tests/support/jtop_fake.py): no service"
+    with open(os.path.join(tmp, "jtop.py"), "w") as f:
+        f.write(_FAKE_JTOP)
+    sys.path.insert(0, tmp)
+    return {}, "fake jetson-stats 4.3.1 client (meters/sim/jtop_client.py)"
 
 
 def meter_options(tmp, tree):

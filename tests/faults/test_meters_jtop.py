@@ -1,5 +1,5 @@
 """The jtop meter reads jetson-stats as each version really shapes `jetson.power`
-(tests/support/jtop_fake.py, from its source at 3.1.4, 4.0.0, 4.1.5, 4.2.12, 4.3.1), stops with a
+(meters/sim/jtop_client.py, from its source at 3.1.4, 4.0.0, 4.1.5, 4.2.12, 4.3.1), stops with a
 message when the service dies, and does not stamp a slower service's repeats as new readings."""
 import itertools
 import sys
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from support import jtop_fake
+from meters.sim import jtop_client as jtop_fake
 import meters
 from meters import base
 from meters import jtop as jtop_meter

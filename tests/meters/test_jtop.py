@@ -1,10 +1,10 @@
-"""jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (tests/support/jtop_fake.py)."""
+"""jtop meter against a fake `jtop` module in sys.modules, per jetson-stats version (meters/sim/jtop_client.py)."""
 import sys
 import time
 
 import pytest
 
-from support import jtop_fake
+from meters.sim import jtop_client as jtop_fake
 import meters
 from meters import jtop as jtop_meter
 
