@@ -3,12 +3,11 @@ the rest of ebedge asks about it (as torchvision registers its models), so a new
 module in `ebedge/methods/` and its test. Settings validation, suites, FLOPs budgets, the
 pre-run shape check and the report all read the catalog.
 
-Torch-free: method modules import torch only inside what they run, so listing, validating and
-pricing methods (on a laptop, in a suite's plan, in a report) never loads it.
+`import ebedge` imports every module of `ebedge/methods/` (ebedge.methods does), so the catalog
+is full before anything asks it, and it imports nothing above itself. Torch-free: method modules
+import torch only inside what they run, so listing, validating and pricing methods (on a laptop,
+in a suite's plan, in a report) never loads it.
 """
-import importlib
-import pkgutil
-
 from ebedge.errors import EbedgeError
 
 # What a method prunes, for the pre-run shape check (ebedge.run.precheck): the global BN-scale
@@ -45,8 +44,7 @@ class Method(object):
         return self.cost(n, eb_epoch)
 
 
-_registered = {}
-_discovered = []
+_registered = {}  # filled as ebedge.methods is imported, which `import ebedge` does
 
 
 def method(name, label, cost, draws_ticket=False, mask_kind="bn scales", order=50):
@@ -61,20 +59,8 @@ def method(name, label, cost, draws_ticket=False, mask_kind="bn scales", order=5
     return register
 
 
-def _discover():
-    """Import every module of ebedge.methods once, so each registers its methods."""
-    if _discovered:
-        return
-    package = importlib.import_module("ebedge.methods")
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.ispkg:
-            importlib.import_module("ebedge.methods." + info.name)
-    _discovered.append(True)
-
-
 def methods():
     """Every registered method, in report order."""
-    _discover()
     return sorted(_registered.values(), key=lambda m: (m.order, m.name))
 
 
@@ -84,13 +70,11 @@ def method_names():
 
 def known(name):
     """The method called `name`, or None (a report may hold runs of methods not installed here)."""
-    _discover()
     return _registered.get(name) if isinstance(name, str) else None
 
 
 def get(name):
     """The method called `name`, or a one-line EbedgeError listing those there are."""
-    _discover()
     try:
         return _registered[name]
     except (KeyError, TypeError):
