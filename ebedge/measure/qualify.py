@@ -182,7 +182,8 @@ def analyse(samples, windows, meter, reference, meter_rail=None, reference_rail=
             tolerance_pct=DEFAULT_TOLERANCE_PCT, run_id="qualification", out_dir=None):
     """The qualification of `meter` against `reference` from their samples over `windows`:
     a JSON-ready dict (see the module docstring). With `out_dir`, also writes samples.csv,
-    phases.csv and energy.csv there, the way a run does."""
+    phases.csv and energy.csv there, the way a run does. One function: it reads as the page of
+    qualification.json it fills, key by key."""
     phases = [(window_name(w), w.index, w.t_start, w.t_end, None, None) for w in windows]
     if out_dir is not None:
         writer = SampleWriter(os.path.join(out_dir, "samples.csv"), run_id)

@@ -125,6 +125,8 @@ def build_report(paths: Sequence[str], out_dir: str, allow_mixed_power_modes: bo
     or "best" (the best epoch of the retrain, as the paper's official code reports); every table says which.
     Emissions are filled only from carbon_intensity_g_per_kwh
     (g CO2eq/kWh; a negative one is a ReportError before anything is written).
+    Long on purpose: every refusal is checked before the first file is written, in the order a
+    reader of the code can follow, and only then is each output written in turn.
     """
     accuracy_columns(accuracy)  # a bad choice fails before anything is read or written
     unknown = sorted(set(formats) - set(FORMATS))

@@ -168,7 +168,10 @@ def _resume_start(out):
 
 def _run(start, quiet, log_to, prometheus):
     """The run: the board set and checked, the meters on, the method between two idle windows;
-    whatever happens, the files end with a status and the board is put back."""
+    whatever happens, the files end with a status and the board is put back.
+
+    One function on purpose: its `finally` must see every resource the run opened (sampler,
+    power-mode session, trackers, exporter) to close each in order, whatever failed and where."""
     settings = start.settings
     world = World.from_env(settings.device)
     out = world.gather(start.out)[0]

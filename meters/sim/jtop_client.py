@@ -79,7 +79,8 @@ def module(version, readings, service_interval=None, fail=None):
     """A `jtop` module whose service sends `readings()` (a callable giving the next
     jetson.power) every `service_interval` seconds (default: the interval the client asked).
     `mod.service_dead` set to an exception makes ok() raise it; `mod.freeze()` stops the service
-    as SIGSTOP does, `mod.thaw()` resumes it."""
+    as SIGSTOP does, `mod.thaw()` resumes it. One function: the client class it defines closes
+    over this version's rules, as the real module's one class does."""
     mod = types.ModuleType("jtop")
     mod.__version__ = version
     mod.JtopException = FakeJtopException
