@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import meters
 from ebedge.cli.meters import meters_group
-from ebedge.measure import energy
+from ebedge.measure import energy, series
 from meters import base, ina3221, nvml, rapl
 from meters.base import TOTAL
 from meters.sim import tegrastats as sim_tegrastats
@@ -54,7 +54,7 @@ def test_a_held_stream_is_integrated_as_held_and_its_update_rate_measured(monkey
     assert row["covered_frac"] == pytest.approx(1.0)
     truth = prof.energy(0.1, 20.1)
     assert row["energy_j"] == pytest.approx(truth, rel=0.002)
-    assert energy._Series(samples, 0.01).held  # most values were read again at later polls
+    assert series.Series(samples, 0.01).held  # most values were read again at later polls
     if board == "orin-nx":  # JetPack 5 hwmon states the interval; JetPack 4's IIO does not
         assert meter.sensor_interval_s == 0.05 and meter.describe()["sensor_samples"] == 4
     else:
