@@ -219,6 +219,7 @@ def _run(start, quiet, log_to, prometheus):
             add(flags, Flag("calibration", message))
         summary["calibration"] = calibration.describe(profiles)
         guard = _Guard(settings, flags)
+        sampler.start()  # while the data loads: the meters are warm when idle_before begins
 
         def on_mark(phase, epoch):
             _check_writes(rundir)
@@ -235,7 +236,6 @@ def _run(start, quiet, log_to, prometheus):
             "power_mode_switch": switch, "compute": ctx.describe()})
         rundir.write_summary(summary)
         rundir.start_heartbeat()
-        sampler.start()
         if not world.gather(_has_idle(rundir))[0]:  # a fresh run, or a resume on another boot
             _idle(ctx, "idle_before", settings.idle_seconds)
         summary.update(catalog.get(settings.method).run(ctx))
