@@ -9,8 +9,8 @@ other rail is a fixed fraction of P(t). So the truth for the `total` rail is
 
 Values are rewritten by `write(t)` (a given sim time) or by a background thread or process
 (`start()`), in place and at fixed width so that a reader never sees half a number. In the
-background the last digit moves by one unit up or down (one LSB of noise, as a real ADC's), so a
-steady load never reads as a frozen sensor, and `stop()` freezes the values as a hung sensor
+background the last digit moves by one or two units up or down (noise, as a real ADC's), so a
+steady load never reads as a frozen or a held sensor, and `stop()` freezes the values as a hung sensor
 does. With `update_interval_ms` the tree updates only at multiples of that interval after its
 start, each time to the average power over the interval just ended (as the INA3221 reports the
 mean of its conversions), and hwmon trees state it in `update_interval`; the truth of a held
@@ -223,7 +223,11 @@ class FakeIna3221Tree(object):
     def _loop(self, period):
         signs = random.Random(0)  # seeded: a run of the simulator is repeatable
         while not self._stop.is_set():
-            lsb = signs.choice((-1, 1))  # not alternating: a poll at half the write rate would alias
+            # two units either way, at random: zero on average; not alternating (a poll at half
+            # the write rate would alias), and four values, so that a poll at a tenth of the
+            # write rate sees a steady load repeat a reading one time in four, not one in two (a
+            # steady, noisy stream must not look held)
+            lsb = signs.choice((-2, -1, 1, 2))
             next_t = self.show(time.monotonic() - self.t0, lsb)
             self._stop.wait(period if self.update_s is None
                             else next_t - (time.monotonic() - self.t0))

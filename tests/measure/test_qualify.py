@@ -190,8 +190,8 @@ def test_simulate_gives_the_rail_a_gain_and_offset_against_the_wall(tmp_path):
     dev = os.path.join(root, "sys/bus/i2c/drivers/ina3221x/0-0041/iio:device1")
     assert open(os.path.join(dev, "rail_name_0")).read().strip() == "VDD_IN"
     # the wall draws 3 W; VDD_IN reads (3 - 1) / 1.1 W
-    # within the simulator's one unit of noise
-    assert abs(int(open(os.path.join(dev, "in_power0_input")).read()) - round(2000 / 1.1)) <= 1
+    # within the simulator's two units of noise
+    assert abs(int(open(os.path.join(dev, "in_power0_input")).read()) - round(2000 / 1.1)) <= 2
     res = CliRunner().invoke(meters_group, ["simulate", "ina3221-tx2", "--power-profile", "3:10",
                                             "--offset-w", "5", "--duration", "0.1"])
     assert res.exit_code == 1 and "lowest power 3 W" in res.output
