@@ -118,3 +118,35 @@ def unlock_cmd(owner, force, root):
     if not owner and not force:
         raise click.UsageError("give --owner SWEEP_ID or --force")
     _echo_json({"released": agent.unlock(owner, root, force=force)})
+
+
+@agent_group.command("qualify")
+@click.option("--meter", required=True, help="this board's meter to qualify")
+@click.option("--windows", type=int, required=True, help="windows per load level")
+@click.option("--window-s", type=float, required=True, help="seconds per window")
+@click.option("--settle-s", type=float, default=None, help="seconds a level settles first")
+@click.option("--id", "qualification_id", required=True, help="the qualification's name")
+@_ROOT
+def qualify_cmd(meter, windows, window_s, settle_s, qualification_id, root):
+    """Run the qualification loads, sampling METER (its options as JSON on stdin); JSON: where
+    the samples and windows are."""
+    from ebedge.agent.qualify import qualify_here
+    options = _json_stdin("meter options")
+    if not isinstance(options, dict):
+        raise click.UsageError("meter options must be a JSON object")
+    _echo_json(qualify_here(meter, options, windows, window_s, settle_s, qualification_id,
+                            root=root))
+
+
+@agent_group.command("calibrate")
+def calibrate_cmd():
+    """Store the calibration profile on stdin (JSON) as this board's; JSON: its path."""
+    from ebedge.agent.qualify import save_profile
+    _echo_json({"path": save_profile(_json_stdin("a calibration profile"))})
+
+
+def _json_stdin(what):
+    try:
+        return json.loads(sys.stdin.read())
+    except ValueError as exc:
+        raise click.UsageError("%s on stdin: not JSON (%s)" % (what, exc))

@@ -8,32 +8,14 @@ import time
 import click
 
 import meters
+from ebedge.cli.options import parse_key_values
+from ebedge.cli.qualification import print_qualification, protocol_options, window_seconds
 from ebedge.errors import EbedgeError
 from ebedge.measure import board, calibration, loads, qualify, qualify_sim, recording
 from meters import tegrastats
 from meters.base import TOTAL
 from meters.sim import registry
 from meters.sim.profile import PowerProfile
-
-
-def _option_value(text):
-    """`--option` values: numbers become numbers, everything else stays text."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _parse_options(pairs):
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter("expected KEY=VALUE, got %r" % pair, param_hint="--option")
-        out[key.strip()] = _option_value(value)
-    return out
 
 
 def _print_total(rows, out=None):
@@ -98,7 +80,7 @@ def record_cmd(meter_name, port, interval, options, duration, out_dir, run_id, p
 def _record(meter_name, port, interval, options, duration, out_dir, run_id, command, exporter):
     """The recording itself; driver and option errors become one line."""
     name = meter_name or meters.best_available()
-    kwargs = _parse_options(options)
+    kwargs = parse_key_values(options)
     if port is not None:
         kwargs["port"] = port
     if interval is not None:
@@ -190,7 +172,7 @@ def simulate_cmd(kind, spec, duration, options, update_interval_ms, gain, offset
     try:
         profile = PowerProfile.parse(spec) if spec else PowerProfile.default()
         profile = profile.onboard(gain, offset_w)
-        options = _parse_options(options)
+        options = parse_key_values(options)
         if update_interval_ms is not None:
             options["update_interval_ms"] = update_interval_ms
         handle = registry.start(kind, profile, **options)
@@ -214,22 +196,6 @@ def simulate_cmd(kind, spec, duration, options, update_interval_ms, gain, offset
 
 
 
-def _protocol_options(fn):
-    for option in reversed([
-            click.option("--quick", is_flag=True, help="5 windows of 10 s per level."),
-            click.option("--windows", type=int, default=qualify.DEFAULT_WINDOWS,
-                         show_default=True, help="Windows per load level."),
-            click.option("--window-s", type=float, default=None,
-                         help="Seconds per window (default 60, 10 with --quick)."),
-            click.option("--settle-s", type=float, default=None,
-                         help="Seconds a level settles before its first window "
-                              "(default: half a window, at most 5)."),
-            click.option("--tolerance", type=float, default=qualify.DEFAULT_TOLERANCE_PCT,
-                         show_default=True, help="Verdict tolerance, percent.")]):
-        fn = option(fn)
-    return fn
-
-
 @meters_group.command("qualify")
 @click.option("--meter", "meter_name", default=None, help="The meter to qualify.")
 @click.option("--reference", default=None, help="The meter it is checked against.")
@@ -239,7 +205,7 @@ def _protocol_options(fn):
               help="Option of the reference, e.g. port=/dev/ttyUSB0.")
 @click.option("--rail", default=None, help="The meter's rail (default: its total).")
 @click.option("--reference-rail", default=None, help="The reference's rail (default: total).")
-@_protocol_options
+@protocol_options
 @click.option("--simulate", is_flag=True,
               help="A simulated board (fake INA3221 tree) against a simulated WT310E.")
 @click.option("--board", "sim_board", default="tx2", show_default=True,
@@ -254,7 +220,7 @@ def _protocol_options(fn):
 def qualify_cmd(meter_name, reference, options, ref_options, rail, reference_rail, quick, windows,
                 window_s, settle_s, tolerance, simulate, sim_board, gain, offset_w, out_dir, save):
     """Check a meter against a reference under loads ebedge makes; fit gain and offset."""
-    window_s = window_s or (qualify.QUICK_WINDOW_S if quick else qualify.DEFAULT_WINDOW_S)
+    window_s = window_seconds(quick, window_s)
     try:
         if simulate:
             protocol = qualify.Protocol(qualify.default_levels(qualify_sim.SIM_CORES, False),
@@ -271,11 +237,11 @@ def qualify_cmd(meter_name, reference, options, ref_options, rail, reference_rai
             ident = calibration.identity(board.snapshot())
             result = qualify.qualify(
                 meter_name, reference, protocol,
-                {meter_name: _parse_options(options), reference: _parse_options(ref_options)},
+                {meter_name: parse_key_values(options), reference: parse_key_values(ref_options)},
                 rail, reference_rail, tolerance, out_dir)
         result["board"] = ident
         qualify.write_result(out_dir, result)
-        _print_qualification(result)
+        print_qualification(result)
         if save:
             calibration.check_saveable(result)
             click.echo("saved calibration profile %s" % calibration.save(
@@ -283,45 +249,6 @@ def qualify_cmd(meter_name, reference, options, ref_options, rail, reference_rai
     except (EbedgeError, ValueError, meters.MeterError) as exc:
         raise click.ClickException(str(exc))
     sys.exit(0 if result["verdict"] != "fail" else 1)
-
-
-def _pct(x):
-    return "-" if x is None else "%+.2f%%" % x
-
-
-def _print_qualification(result):
-    click.echo("%-8s %3s %12s %12s %8s %9s %9s" % (
-        "level", "win", "meter J", "reference J", "ratio", "error", "cal.err"))
-    for w in result["windows"]:
-        click.echo("%-8s %3d %12.3f %12.3f %8s %9s %9s" % (
-            w["level"], w["window"], w["meter_j"], w["reference_j"],
-            "-" if w["ratio"] is None else "%.4f" % w["ratio"], _pct(w["error_pct"]),
-            _pct(w["calibrated_error_pct"])))
-    fit = result["fit"]
-    click.echo("fit: P_ref = %.4f (+/- %.4f) x P_meter %+.3f (+/- %.3f) W; residual %.4f W"
-               % (fit["gain"], fit["gain_ci95"], fit["offset_w"], fit["offset_w_ci95"],
-                  fit["residual_w"]))
-    for name, r in sorted(result["rates"].items()):
-        click.echo("%s/%s: %s samples/s, %s distinct readings/s" % (
-            name, r["rail"], _rate(r["sample_hz"]), _rate(r["update_hz"])))
-    sim = result.get("simulated")
-    if sim:
-        click.echo("simulated gain %.4f, offset %.3f W: recovered gain off by %s, offset by %s"
-                   % (sim["gain"], sim["offset_w"], _pct(sim["gain_error_pct"]),
-                      _pct(sim["offset_error_pct"])))
-    for w in result["warnings"]:
-        click.echo(w, err=True)
-    click.echo("verdict: %s (tolerance %.2f%%, worst steady |error| %s raw, %s calibrated)" % (
-        result["verdict"], result["tolerance_pct"], _abs_pct(result["max_error_pct"]),
-        _abs_pct(result["max_calibrated_error_pct"])))
-
-
-def _abs_pct(x):
-    return "-" if x is None else "%.2f%%" % x
-
-
-def _rate(x):
-    return "-" if x is None else "%.3g" % x
 
 
 @meters_group.command("calibrate")

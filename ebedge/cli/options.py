@@ -23,6 +23,27 @@ def parse_meter_options(pairs):
     return out
 
 
+def _option_value(text):
+    """`--option` values: numbers become numbers, everything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_key_values(pairs):
+    """`KEY=VALUE` strings (`--option`) -> {key: value}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter("expected KEY=VALUE, got %r" % pair, param_hint="--option")
+        out[key.strip()] = _option_value(value)
+    return out
+
+
 class MeterInterval(click.ParamType):
     """Seconds, or `auto` (None: each meter chooses; ina3221 follows its sensor's update rate)."""
 

@@ -7,6 +7,7 @@ import click
 from ebedge.cli.train import PassesTrainOptions
 from ebedge.errors import EbedgeError
 from ebedge.cli.options import GRACE, KILL
+from ebedge.cli.qualification import print_qualification, protocol_options, window_seconds
 
 _SSH_CONFIG = click.option("--ssh-config", type=click.Path(dir_okay=False),
                            help="ssh config file (ssh -F) instead of ~/.ssh/config")
@@ -39,7 +40,8 @@ def _echo(text):
 
 @click.group("remote")
 def remote_group():
-    """Run on boards from this laptop over SSH: doctor, install, run, status, collect, stop, sweep."""
+    """Run on boards from this laptop over SSH: doctor, install, run, status, collect, stop, sweep,
+    qualify."""
 
 
 def _split_meter_options(pairs):
@@ -196,6 +198,48 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
         rid = s["run_id"]
         _echo("%-48s %-12s %s" % (rid if is_run_id(rid) else "(not a run id: %r)" % (rid,),
                                   s["state"], s.get("error") or ""))
+
+
+@remote_group.command("qualify")
+@click.argument("host")
+@click.option("--meter", "meter_name", required=True, help="The board's meter to qualify.")
+@click.option("--reference", required=True, help="The meter on THIS machine it is checked against.")
+@click.option("--port", default=None, help="Serial port of the reference.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the board's meter.")
+@click.option("--reference-option", "ref_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the reference.")
+@click.option("--rail", default=None, help="The meter's rail (default: its total).")
+@click.option("--reference-rail", default=None, help="The reference's rail (default: total).")
+@protocol_options
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for qualification.json and both meters' files.")
+@click.option("--save", is_flag=True,
+              help="Store the fit as the board's calibration profile (on the board).")
+@_SSH_CONFIG
+@_REMOTE_EBEDGE
+@_ROOT
+@_MAX_BYTES
+@_STALL
+def qualify_cmd(host, meter_name, reference, port, options, ref_options, rail, reference_rail,
+                quick, windows, window_s, settle_s, tolerance, out_dir, save, ssh_config,
+                remote_ebedge, root, max_bytes, stall_s):
+    """Qualify HOST's meter against a reference on this laptop: the board makes the loads, the
+    clock offset places both meters on one time axis (as for `run --meter-local`)."""
+    import sys
+    from ebedge.cli.options import parse_key_values
+    from ebedge.remote.qualify import MAX_BYTES, qualify_remote, save_on_board
+    from ebedge.util.printable import printable
+    with _board(host, ssh_config, remote_ebedge, root) as board:
+        result = qualify_remote(board, meter_name, reference, out_dir, windows,
+                                window_seconds(quick, window_s), settle_s,
+                                parse_key_values(options), port, parse_key_values(ref_options),
+                                rail, reference_rail, tolerance, progress=_echo,
+                                max_bytes=max_bytes or MAX_BYTES, stall_s=stall_s)
+        print_qualification(result, lambda text: printable(text, one_line=True))
+        if save:
+            _echo("saved calibration profile %s on %s" % (save_on_board(board, result), host))
+    sys.exit(0 if result["verdict"] != "fail" else 1)
 
 
 @remote_group.command("collect")

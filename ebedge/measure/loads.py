@@ -3,6 +3,7 @@ busy loops on CPU cores (one process each, so the interpreter lock cannot serial
 matmul loop on the GPU where CUDA exists."""
 import collections
 import multiprocessing
+import os
 import threading
 
 
@@ -11,9 +12,11 @@ LoadSpec = collections.namedtuple("LoadSpec", "cpu_cores gpu")
 IDLE = LoadSpec(0, False)
 
 
-def _spin(stop):
+def _spin(stop, parent):
+    """Spin until told to stop, or until the process that started it is gone (killed before it
+    could say so): a board must never be left with orphaned busy loops."""
     x = 0
-    while not stop.is_set():
+    while not stop.is_set() and os.getppid() == parent:
         for _ in range(20000):
             x += 1
 
@@ -43,7 +46,8 @@ class Load(object):
         self._stop_gpu = threading.Event()
         self._workers = []
         for _ in range(spec.cpu_cores):
-            p = multiprocessing.Process(target=_spin, args=(self._stop_cpu,), name="ebedge-spin")
+            p = multiprocessing.Process(target=_spin, args=(self._stop_cpu, os.getpid()),
+                                        name="ebedge-spin")
             p.daemon = True
             p.start()
             self._workers.append(p)

@@ -19,11 +19,12 @@ import collections
 import json
 import math
 import os
+import re
 import time
 
 from ebedge.errors import EbedgeError
 from ebedge.measure import loads
-from ebedge.measure.accounting import short_window_warning
+from ebedge.measure.accounting import read_phases, short_window_warning
 from ebedge.measure.recording import SampleWriter, write_energy
 from ebedge.measure.sampling import MeterSampler
 from ebedge.util.safeio import write_json_atomic
@@ -184,7 +185,7 @@ def analyse(samples, windows, meter, reference, meter_rail=None, reference_rail=
     a JSON-ready dict (see the module docstring). With `out_dir`, also writes samples.csv,
     phases.csv and energy.csv there, the way a run does. One function: it reads as the page of
     qualification.json it fills, key by key."""
-    phases = [(window_name(w), w.index, w.t_start, w.t_end, None, None) for w in windows]
+    phases = window_phases(windows)
     if out_dir is not None:
         writer = SampleWriter(os.path.join(out_dir, "samples.csv"), run_id)
         writer.write(samples)
@@ -267,15 +268,12 @@ def _short(window, by_meter):
     return None
 
 
-def qualify(meter, reference, protocol, options=None, meter_rail=None, reference_rail=None,
-            tolerance_pct=DEFAULT_TOLERANCE_PCT, out_dir=None, start_load=loads.Load,
-            lead_in_s=2.0, t0=None):
-    """Sample both meters through `protocol` and analyse (see `analyse`); `t0`: the planned
-    start in host monotonic time (default: `lead_in_s` after the meters start)."""
-    if meter == reference:
-        raise EbedgeError("the meter and its reference must be two meters, got %s twice" % meter)
+def record(meter_names, protocol, options=None, start_load=loads.Load, lead_in_s=2.0, t0=None):
+    """Sample `meter_names` while `protocol` runs; (samples, windows, the meters' descriptions,
+    their errors). `t0`: the planned start in host monotonic time (default: `lead_in_s` after the
+    meters start)."""
     samples = []
-    sampler = MeterSampler([meter, reference], samples.extend, options or {})
+    sampler = MeterSampler(list(meter_names), samples.extend, options or {})
     sampler.start()
     errors = []
     try:
@@ -284,16 +282,52 @@ def qualify(meter, reference, protocol, options=None, meter_rail=None, reference
         sampler.settle(windows[-1].t_end)
     finally:
         errors = sampler.stop()
+    return samples, windows, sampler.describe(), errors
+
+
+def qualify(meter, reference, protocol, options=None, meter_rail=None, reference_rail=None,
+            tolerance_pct=DEFAULT_TOLERANCE_PCT, out_dir=None, start_load=loads.Load,
+            lead_in_s=2.0, t0=None):
+    """Sample both meters through `protocol` (see `record`) and analyse (see `analyse`)."""
+    if meter == reference:
+        raise EbedgeError("the meter and its reference must be two meters, got %s twice" % meter)
+    samples, windows, described, errors = record([meter, reference], protocol, options,
+                                                 start_load, lead_in_s, t0)
     if out_dir is not None and not os.path.isdir(out_dir):
         os.makedirs(out_dir)
     result = analyse(samples, windows, meter, reference, meter_rail, reference_rail,
                      tolerance_pct, out_dir=out_dir)
     result["protocol"] = protocol.describe()
-    result["meters"] = sampler.describe()
+    result["meters"] = described
     result["warnings"] += ["meter error: %s" % e for e in errors]
     if out_dir is not None:
         write_result(out_dir, result)
     return result
+
+
+def window_phases(windows, wall_minus_mono=None):
+    """The windows as a run's phase rows (phase, epoch, t0, t1, wall0, wall1): "level/k"."""
+    shift = wall_minus_mono
+    return [(window_name(w), w.index, w.t_start, w.t_end,
+             None if shift is None else w.t_start + shift,
+             None if shift is None else w.t_end + shift) for w in windows]
+
+
+_WINDOW_NAME = re.compile(r"^([a-z][a-z0-9_]{0,31})/([0-9]{1,4})$")
+
+
+def read_windows(phases_path):
+    """The Windows of a phases.csv written by `window_phases` (another machine's, so checked):
+    EbedgeError, one line, when it holds none."""
+    windows = []
+    for name, _, t0, t1, _ in read_phases(phases_path):
+        match = _WINDOW_NAME.match(name)
+        if match and math.isfinite(t0) and math.isfinite(t1) and t1 > t0:
+            windows.append(Window(match.group(1), int(match.group(2)), t0, t1))
+    if len(windows) < 3:
+        raise EbedgeError("%s: %d qualification windows (need at least 3)"
+                          % (phases_path, len(windows)))
+    return sorted(windows, key=lambda w: w.t_start)
 
 
 def write_result(out_dir, result):

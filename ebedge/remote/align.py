@@ -92,7 +92,7 @@ def write_clock(local_dir, estimates, meter_facts=None):
     safeio.write_json(path, {"estimates": list(estimates), "meter": meter_facts})
 
 
-def _board_wall_minus_mono(path):
+def board_wall_minus_mono(path):
     """The board's wall - monotonic difference, from its phase marks (median over marks)."""
     diffs = []
     with open(path, newline="") as f:
@@ -121,7 +121,7 @@ def _rewrite_samples(path, run_id, mapped):
         writer.writerows([run_id] + ["" if v is None else v for v in s.as_row()] for s in mapped)
 
 
-def _clock_model(clock_doc):
+def clock_model(clock_doc):
     """The clock model from the laptop's estimates, or None when there is none with finite
     numbers (a board that answered the probe with `nan`)."""
     estimates = [e for e in clock_doc.get("estimates") or [] if isinstance(e, dict) and all(
@@ -132,6 +132,18 @@ def _clock_model(clock_doc):
     model = ClockModel(estimates)
     return model if all(math.isfinite(x) for x in (model.offset_ref, model.drift,
                                                      model.bound_s)) else None
+
+
+def on_board_clock(laptop_samples, model, wall_minus_mono):
+    """The laptop's samples as meter `<name>@laptop` on the board's clocks (see the module
+    docstring): `model` maps laptop monotonic time to board wall time, `wall_minus_mono` is the
+    board's own wall - monotonic difference."""
+    mapped = []
+    for s in laptop_samples:
+        wall = model.board_wall(s.t_mono)
+        mapped.append(Sample(wall - wall_minus_mono, wall, s.meter + SUFFIX, s.rail, s.power_w,
+                             s.voltage_v, s.current_a, s.meter_energy_j, s.flags))
+    return mapped
 
 
 def refuse_laptop_files(stage):
@@ -181,8 +193,8 @@ def merge_laptop(local_dir, host_alias=None):
     phases_path = os.path.join(local_dir, "phases.csv")
     if os.path.exists(clock_path) and os.path.exists(laptop_csv) and os.path.exists(phases_path):
         clock_doc = read_json(clock_path)
-        model = _clock_model(clock_doc)
-        shift = _board_wall_minus_mono(phases_path)
+        model = clock_model(clock_doc)
+        shift = board_wall_minus_mono(phases_path)
         flags = without(restore(summary), ("clock_unknown",))
         if model is None:
             flags.append(Flag("clock_unknown", "%s: the board's clock offset was never measured "
@@ -190,11 +202,7 @@ def merge_laptop(local_dir, host_alias=None):
                               % CLOCK_UNKNOWN_FLAG))
         store(summary, flags)
         if model is not None and shift is not None:
-            mapped = []
-            for s in accounting.read_samples(laptop_csv):
-                wall = model.board_wall(s.t_mono)
-                mapped.append(Sample(wall - shift, wall, s.meter + SUFFIX, s.rail, s.power_w,
-                                     s.voltage_v, s.current_a, s.meter_energy_j, s.flags))
+            mapped = on_board_clock(accounting.read_samples(laptop_csv), model, shift)
             _rewrite_samples(os.path.join(local_dir, "samples.csv"), run_id, mapped)
             config["clock"] = model.as_dict()
             facts = clock_doc.get("meter")

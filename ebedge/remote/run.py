@@ -89,7 +89,7 @@ def run_remote(board, settings, results, run_id=None, local_meter=None, progress
     progress("%s: connected (ssh master pid %s)" % (board.host, board.conn.master_pid()))
     recorder = None
     if local_meter is not None:
-        recorder = _LaptopRecorder(board, local, local_meter, clock_period_s, progress)
+        recorder = LaptopRecorder(board, local, local_meter, clock_period_s, progress)
     final = started = None
     try:
         if recorder is not None:
@@ -162,7 +162,7 @@ def _follow(board, run_id, progress, reattach_s, recorder, reattach_limit=REATTA
             break
 
 
-class _LaptopRecorder(object):
+class LaptopRecorder(object):
     """The laptop meter and the clock channel of one run; the meter outlives dropped connections."""
 
     def __init__(self, board, local, spec, clock_period_s, progress):

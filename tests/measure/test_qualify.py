@@ -2,6 +2,8 @@
 board whose rail reads the wall through a known gain and offset."""
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -196,3 +198,36 @@ def test_simulate_gives_the_rail_a_gain_and_offset_against_the_wall(tmp_path):
                                             "--offset-w", "5", "--duration", "0.1"])
     assert res.exit_code == 1 and "lowest power 3 W" in res.output
     assert "Traceback" not in res.output
+
+
+def test_busy_loops_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """A qualification killed outright (SIGKILL, or its ssh session gone) must not leave a board
+    spinning: its busy-loop processes notice they were orphaned and end."""
+    pids = tmp_path / "pids"
+    code = ("import os, sys, time\nfrom ebedge.measure import loads\n"
+            "load = loads.Load(loads.LoadSpec(2, False))\n"
+            "open(sys.argv[1], 'w').write(' '.join(str(p.pid) for p in load._workers))\n"
+            "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(pids)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p) for p in pids.read_text().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers)
+
+
+def _alive(pid):
+    """True while `pid` runs (a zombie, reaped by nobody yet, counts as ended)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
