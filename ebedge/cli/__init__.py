@@ -17,9 +17,9 @@ class Group(click.Group):
             return super(Group, self).invoke(ctx)
         except (EbedgeError, ValueError) as exc:
             raise click.ClickException(printable(str(exc), one_line=True))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM in a run (its exit code then)
+            click.echo(str(exc) or "interrupted", err=True)
+            sys.exit(getattr(exc, "exit_code", 130))
 
 
 @click.group(cls=Group)

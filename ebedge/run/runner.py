@@ -37,8 +37,13 @@ from ebedge.measure.sampling import MeterSampler
 from ebedge.config.settings import config_hash, resolve
 
 
-class Interrupted(Exception):
-    """Raised in the main thread on SIGTERM, like KeyboardInterrupt on SIGINT."""
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM: unwinds like Ctrl-C (no `except Exception` stops
+    it), and the command line ends with its one line and exit code 128 + the signal."""
+
+    def __init__(self, signum):
+        KeyboardInterrupt.__init__(self, "interrupted: terminated by signal %d" % signum)
+        self.exit_code = 128 + signum
 
 
 def default_out(settings, root="results"):
@@ -245,7 +250,7 @@ def _run(start, quiet, log_to, prometheus):
         _idle(ctx, "idle_after", settings.idle_seconds)
         _check_writes(rundir)
         summary["status"] = "complete"
-    except (KeyboardInterrupt, Interrupted):
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (Interrupted)
         summary["status"] = "interrupted"
         raise
     except EbedgeError as exc:
@@ -336,4 +341,4 @@ def _check_writes(rundir):
 
 
 def _raise_interrupted(signum, frame):
-    raise Interrupted("terminated by signal %d" % signum)
+    raise Interrupted(signum)
