@@ -21,7 +21,8 @@ def finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
     and the same figures to the trackers in `sinks`.
 
     A full disk may stop energy.csv; the summary (small) is still attempted, so the run ends
-    `failed: disk full (...)` instead of `running`."""
+    `failed: disk full (...)` instead of `running`. A run that failed before it wrote its
+    config.json (data that cannot load, a refused power mode) gets its summary alone, saying why."""
     flags = summary["flags"]
     if os.path.exists(rundir.file("config.json")):
         try:
@@ -36,7 +37,7 @@ def finish(rundir, settings, summary, sampler, nodes=(), sinks=None):
             if summary["status"] in ("running", "complete"):
                 summary["status"] = "failed: %s" % full
             add(flags, Flag("energy_not_written", "energy.csv not written: %s" % full))
-        rundir.write_summary(summary)
+    rundir.write_summary(summary)  # also for a start that failed before its config.json: why
     if sinks is not None:
         sinks.close()
     rundir.close()

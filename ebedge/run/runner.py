@@ -68,6 +68,9 @@ def _prepare_dir(out, resume, overwrite):
             raise EbedgeError("%s already holds a completed run" % out)
         return
     if os.path.exists(out) and set(os.listdir(out)) - {runlock.RUN_DIR_LOCK}:
+        if failed_start(out):  # nothing ran, nothing to resume: start again in its place
+            shutil.rmtree(out)
+            return
         if completed(out) and not overwrite:
             raise EbedgeError("%s already holds a completed run; use --overwrite or another --out"
                               % out)
@@ -75,6 +78,28 @@ def _prepare_dir(out, resume, overwrite):
             raise EbedgeError("%s holds an unfinished run; use --resume to continue it or "
                               "--overwrite to start again" % out)
         shutil.rmtree(out)
+
+
+# What a run directory holds before its config.json is written (the sampler's and the phase
+# logs, the lock, and the summary that says why the start failed).
+_START_FILES = {"samples.csv", "phases.csv", "epochs.csv", "checkpoints", "heartbeat",
+                "summary.json", runlock.RUN_DIR_LOCK}
+
+
+def failed_start(out):
+    """True when `out` holds only what a run leaves that failed before writing its config.json
+    (its summary says `failed` or `interrupted`): nothing trained, nothing to resume or keep."""
+    names = set(os.listdir(out))
+    if "config.json" in names or not names <= _START_FILES or not {"summary.json"} <= names:
+        return False
+    if os.path.isdir(os.path.join(out, "checkpoints")) and os.listdir(os.path.join(out,
+                                                                                   "checkpoints")):
+        return False
+    try:
+        status = read_json(os.path.join(out, "summary.json")).get("status")
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return False
+    return isinstance(status, str) and (status.startswith("failed") or status == "interrupted")
 
 
 class _Guard(object):

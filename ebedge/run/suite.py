@@ -394,7 +394,7 @@ def _run_cells(cells, out_dir, execute, progress):
             eta.done()
             results.append((cell.cell_id, "skipped"))
             continue
-        resume = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
+        resume = os.path.exists(os.path.join(run_dir, "config.json"))  # else nothing ran yet
         progress("%s: %s" % (label, "resuming" if resume else "running"))
         began = time.monotonic()
         said = ""

@@ -136,11 +136,14 @@ def _imagefolder(data_dir, augment):
     if not os.path.isdir(train_dir) or test_dir is None:
         raise EbedgeError("%s must hold train/ and test/ (or val/) class-per-folder subtrees"
                           % data_dir)
-    probe = datasets.ImageFolder(train_dir)
+    probe = _image_folder(datasets, train_dir)
     if not probe.samples:
         raise EbedgeError("no images found under %s" % train_dir)
-    with Image.open(probe.samples[0][0]) as first:
-        small = max(first.size) <= 64
+    try:
+        with Image.open(probe.samples[0][0]) as first:
+            small = max(first.size) <= 64
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise EbedgeError("%s: not an image (%s)" % (probe.samples[0][0], exc))
     if small:  # CIFAR-like images: CIFAR pipeline at 32x32 RGB
         train_tf = _cifar_transforms(CIFAR10_STATS, augment, prep=SmallImagePrep())
         test_tf = _cifar_transforms(CIFAR10_STATS, False, prep=SmallImagePrep())
@@ -149,12 +152,22 @@ def _imagefolder(data_dir, augment):
         train_tf = _imagenet_transforms(augment)
         test_tf = _imagenet_transforms(False)
         input_size = (3, 224, 224)
-    train = datasets.ImageFolder(train_dir, transform=train_tf)
-    test = datasets.ImageFolder(test_dir, transform=test_tf)
+    train = _image_folder(datasets, train_dir, train_tf)
+    test = _image_folder(datasets, test_dir, test_tf)
     if test.classes != train.classes:
         raise EbedgeError("%s: train/ and %s/ hold different classes"
                           % (data_dir, os.path.basename(test_dir)))
     return train, test, len(train.classes), input_size, small
+
+
+def _image_folder(datasets, path, transform=None):
+    """torchvision's ImageFolder; a tree it cannot use (no class folder, a class without
+    images) is one line, not its traceback."""
+    try:
+        return datasets.ImageFolder(path, transform=transform)
+    except (OSError, RuntimeError) as exc:  # FileNotFoundError; RuntimeError in older releases
+        raise EbedgeError("%s: %s" % (path, str(exc).strip().splitlines()[0] if str(exc).strip()
+                                      else type(exc).__name__))
 
 
 def _cifar(name, data_dir, download, augment):

@@ -88,6 +88,52 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
     assert len(errors) == 1 and (result.exit_code == 2 or len(result.output.strip().splitlines()) == 1)
 
 
+def _image_tree(root, per_class, broken_class=None):
+    """train/ and test/ with two classes of `per_class` real CIFAR JPEGs each; `broken_class`
+    gets a folder without a single image (what torchvision refuses)."""
+    from conftest import CIFAR_JPEG
+    import shutil
+    for split in ("train", "test"):
+        for cls in ("airplane", "bird"):
+            os.makedirs(os.path.join(root, split, cls))
+            if cls == broken_class:
+                continue
+            for name in sorted(os.listdir(os.path.join(CIFAR_JPEG, split, cls)))[:per_class]:
+                shutil.copy(os.path.join(CIFAR_JPEG, split, cls, name),
+                            os.path.join(root, split, cls, name))
+
+
+def test_a_start_whose_data_cannot_load_says_why_and_the_same_command_runs_once_fixed(tmp_path):
+    data, out = str(tmp_path / "data"), str(tmp_path / "run")
+    _image_tree(data, 16, broken_class="bird")
+    args = ["train", "--method", "dense", "--epochs", "1", "--dataset", "imagefolder",
+            "--data-dir", data, "--out", out, "--meter", "model", "--idle-seconds", "0"] + TINY
+    failed = _invoke(args)
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert failed.output.strip().splitlines() == [
+        "Error: %s: Found no valid file for the classes bird. Supported extensions are: "
+        ".jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp" % os.path.join(data, "train")]
+    summary = json.load(open(os.path.join(out, "summary.json")))  # the run directory says why
+    assert summary["status"].startswith("failed: ") and "classes bird" in summary["status"]
+    assert not os.path.exists(os.path.join(out, "config.json"))
+    import shutil
+    shutil.rmtree(data)
+    _image_tree(data, 16)
+    again = _invoke(args)  # nothing ran: no --overwrite or --resume needed
+    assert again.exit_code == 0, again.output
+    assert json.load(open(os.path.join(out, "summary.json")))["status"] == "complete"
+
+
+def test_a_directory_of_other_files_is_never_cleared(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text('{"status": "failed: mine"}')
+    (out / "thesis.tex").write_text("keep me")
+    result = _invoke(["train", "--method", "dense", "--epochs", "1", "--out", str(out)] + TINY)
+    assert result.exit_code == 1 and "holds an unfinished run" in result.output
+    assert (out / "thesis.tex").read_text() == "keep me"
+
+
 def test_completed_run_is_refused_without_overwrite(tmp_path):
     out = str(tmp_path / "run")
     args = ["train", "--method", "dense", "--epochs", "1", "--out", out] + TINY

@@ -213,9 +213,11 @@ class FakeExecute(object):
         self.calls.append((os.path.basename(out), resume))
         if not os.path.isdir(out):
             os.makedirs(out)
-        if len(self.calls) == self.interrupt_at:
-            with open(os.path.join(out, "summary.json"), "w") as handle:
-                json.dump({"status": "running"}, handle)
+        if len(self.calls) == self.interrupt_at:  # it got going (config.json), then Ctrl-C
+            for name, data in (("config.json", {"settings": settings}),
+                               ("summary.json", {"status": "running"})):
+                with open(os.path.join(out, name), "w") as handle:
+                    json.dump(data, handle)
             raise KeyboardInterrupt()
         summary = {"status": "complete", "method": settings["method"]}
         with open(os.path.join(out, "summary.json"), "w") as handle:
@@ -336,3 +338,17 @@ def test_suite_line_says_when_a_cell_drew_no_ticket(tmp_path):
     run_suite(suite, str(tmp_path / "out"), no_ticket, progress=lines.append)
     done = [line for line in lines if ": complete" in line]
     assert done and all(("NO TICKET" in line) == ("-eb-" in line) for line in done)
+
+
+def test_a_cell_that_failed_before_its_config_starts_again_instead_of_resuming(tmp_path):
+    """Its data could not load, say: nothing ran, so there is nothing to resume (a resume would
+    fail with `no config.json`); the cell runs fresh and the runner clears the leftovers."""
+    suite = load_suite(write(tmp_path, GOOD))
+    ids = [c.cell_id for c in suite.cells()]
+    out = str(tmp_path / "out")
+    os.makedirs(os.path.join(out, ids[0]))
+    with open(os.path.join(out, ids[0], "summary.json"), "w") as handle:
+        json.dump({"status": "failed: data directory not found: /data"}, handle)
+    fake = FakeExecute()
+    run_suite(suite, out, fake, progress=lambda line: None)
+    assert fake.calls[0] == (ids[0], False)
