@@ -8,10 +8,11 @@ windows through the measured clock offset.
 """
 import json
 import os
+import subprocess
 
 import pytest
 
-from ebedge.remote.loopback import Lab, lying_ebedge
+from ebedge.remote.loopback import EBEDGE, Lab, lying_ebedge
 from meters.sim.profile import PowerProfile
 from meters.sim.tegrastats import BIN as FAKE_TEGRASTATS, profile_spec
 from meters.sim.um_sim import UMSimulator
@@ -73,6 +74,13 @@ def test_board_meter_is_qualified_against_the_laptop_reference_on_one_time_axis(
     profile = json.load(open(path))
     assert profile["meter"] == "tegrastats" and profile["reference"] == "um@laptop"
     assert profile["gain"] == pytest.approx(result["fit"]["gain"])
+    # and the report's qualification page shows it, the reference under its laptop name
+    report = subprocess.run([EBEDGE, "report", out, "--out", str(tmp_path / "report")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, timeout=120)
+    assert report.returncode == 0, report.stdout
+    page = open(str(tmp_path / "report" / "index.html")).read()
+    assert 'id="qualification"' in page and "um@laptop" in page
 
 
 @pytest.mark.parametrize("answer", [
