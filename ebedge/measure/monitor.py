@@ -33,6 +33,7 @@ from ebedge.measure import accounting, energy
 from ebedge.errors import EbedgeError
 from ebedge.measure.devicesync import sync_cuda
 from ebedge.measure.recording import SampleWriter
+from ebedge.config.flags import Flag, store
 from ebedge.config.formats import PHASE_COLUMNS
 from ebedge.util.safeio import CsvLog, write_json_atomic
 from ebedge.measure.sampling import MeterSampler
@@ -261,17 +262,17 @@ class Monitor(object):
         self._closed = True
         errors = self._sampler.stop()
         flags = sorted(set(f for m in self.measurements for f in m.flags))
-        summary = {"run_id": self.run_id, "kind": "monitor", "status": "complete",
-                   "windows": len(self.measurements), "idle_power_w": self._idle_total(),
-                   "runtime_s": time.monotonic() - self._started,
-                   "flags": flags + ["meter error: %s" % e for e in errors]}
+        flags += [Flag("meter_error", "meter error: %s" % e) for e in errors]
+        summary = store({"run_id": self.run_id, "kind": "monitor", "status": "complete",
+                         "windows": len(self.measurements), "idle_power_w": self._idle_total(),
+                         "runtime_s": time.monotonic() - self._started}, flags)
         if self._log:
             summary["energy"] = self._log.finish(self.idle_power_w,
                                                  [m.name for m in self._sampler.meters])
         if self._sinks:
             self._sinks.summary(summary)
             self._sinks.close()
-            summary["flags"] += self._sinks.flags
+            store(summary, flags + [Flag("tracker_dropped", f) for f in self._sinks.flags])
         if self._log:
             write_json_atomic(self._log.file("summary.json"), summary)
 
@@ -313,7 +314,8 @@ class Monitor(object):
             if key not in self._open:
                 raise EbedgeError("window %r is not open" % (key,))
             name, start = self._open.pop(key)
-            m = Measurement(self, name, start[0], end[0], [extra_flag] if extra_flag else [])
+            m = Measurement(self, name, start[0], end[0],
+                            [Flag("note", extra_flag, phase=name)] if extra_flag else [])
             self.measurements.append(m)
             self._pending.append(m)
         if self._log:
@@ -350,13 +352,17 @@ class Monitor(object):
         for meter in self._sampler.meters:
             short = accounting.short_window_warning(name, seconds, meter.name, meter.interval_s)
             if short:
-                flags.append(short)
+                flags.append(Flag("short_window", short, phase=name, meter=meter.name))
             if meter.error is not None:
-                flags.append("meter error: %s: %s" % (meter.name, meter.error))
+                flags.append(Flag("meter_error", "meter error: %s: %s" % (meter.name, meter.error),
+                                  meter=meter.name))
         for r in rows:
             if r["covered_frac"] < MIN_COVERED_FRAC:
-                flags.append("gap: %s/%s saw samples over %.1f%% of %s (longest gap %.3gs)" % (
-                    r["meter"], r["rail"], 100 * r["covered_frac"], name, r["max_gap_s"]))
+                flags.append(Flag("low_coverage", "gap: %s/%s saw samples over %.1f%% of %s "
+                                  "(longest gap %.3gs)" % (r["meter"], r["rail"],
+                                                          100 * r["covered_frac"], name,
+                                                          r["max_gap_s"]),
+                                  phase=name, meter=r["meter"], value=r["covered_frac"]))
         return flags
 
     def _forget_old_samples(self):

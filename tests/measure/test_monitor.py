@@ -1,5 +1,6 @@
 """ebedge.Monitor against simulated meters whose power has an exact integral."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -204,6 +205,13 @@ def test_close_after_a_device_failure_still_writes_the_files(monkeypatch, tmp_pa
     assert mon.measurements[0].flags[0] == "window still open at close(), ended there"
     with open(str(tmp_path / "log" / "energy.csv")) as f:
         assert [r["phase"] for r in csv.DictReader(f)] == ["epoch"]
+    # the summary carries each flag as data too (kind, phase), as a run's summary does
+    summary = json.load(open(str(tmp_path / "log" / "summary.json")))
+    records = {r["text"]: r for r in summary["flag_records"]}
+    assert [r["text"] for r in summary["flag_records"]] == summary["flags"]
+    still_open = records["window still open at close(), ended there"]
+    assert still_open["kind"] == "note" and still_open["phase"] == "epoch"
+    assert any(r["kind"] == "short_window" and r["meter"] == "model" for r in records.values())
 
 
 @pytest.mark.parametrize("cuda", [FakeCuda(available=False), FakeCuda(initialized=False)])
