@@ -14,6 +14,7 @@ loads stopped, when its time is up).
 """
 import json
 import os
+import threading
 import time
 
 from ebedge.errors import EbedgeError
@@ -24,7 +25,8 @@ from ebedge.remote.clock import FLAG as CLOCK_FLAG
 
 BOARD_DIR = "board"  # the board's files, as pulled
 CLOCK_PERIOD_S = 10.0
-ANSWER_MARGIN_S = 300.0  # beyond the protocol's length: meters starting, files written
+ANSWER_MARGIN_S = 300.0
+PROGRESS_S = 30.0  # how often the laptop says the board is still at it  # beyond the protocol's length: meters starting, files written
 
 
 def qualify_remote(board, meter, reference, out_dir, windows=qualify.DEFAULT_WINDOWS,
@@ -49,6 +51,8 @@ def qualify_remote(board, meter, reference, out_dir, windows=qualify.DEFAULT_WIN
                               clock_period_s, progress)
     answer = None
     recorder.start()
+    ticker = _Ticker(lambda s: progress("%s: qualification running, %.0f of at most %.0f s"
+                                        % (board.host, s, longest.duration_s())))
     try:
         progress("%s: qualifying %s against %s on this laptop, at most %.0f s"
                  % (board.host, meter, reference, longest.duration_s()))
@@ -58,6 +62,7 @@ def qualify_remote(board, meter, reference, out_dir, windows=qualify.DEFAULT_WIN
                              input_text=json.dumps(meter_options or {}),
                              timeout=longest.duration_s() + ANSWER_MARGIN_S)
     finally:
+        ticker.stop()
         recorder.stop(answer is not None)
     answer = _checked(answer, board.host)
     stage = os.path.join(out_dir, BOARD_DIR)
@@ -86,6 +91,26 @@ def qualify_remote(board, meter, reference, out_dir, windows=qualify.DEFAULT_WIN
         result["warnings"].append(CLOCK_FLAG)
     qualify.write_result(out_dir, result)
     return result
+
+
+class _Ticker(object):
+    """Calls `say(seconds elapsed)` every `period_s` from a thread until stopped: the board's
+    side says nothing until its protocol ends, minutes later."""
+
+    def __init__(self, say, period_s=PROGRESS_S):
+        self._done = threading.Event()
+        started = time.monotonic()
+
+        def loop():
+            while not self._done.wait(period_s):
+                say(time.monotonic() - started)
+        self._thread = threading.Thread(target=loop, name="qualify-progress")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
 
 
 def _checked(answer, host):
