@@ -110,9 +110,9 @@ def test_a_start_whose_data_cannot_load_says_why_and_the_same_command_runs_once_
             "--data-dir", data, "--out", out, "--meter", "model", "--idle-seconds", "0"] + TINY
     failed = _invoke(args)
     assert failed.exit_code == 1 and "Traceback" not in failed.output
-    assert failed.output.strip().splitlines() == [
-        "Error: %s: Found no valid file for the classes bird. Supported extensions are: "
-        ".jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp" % os.path.join(data, "train")]
+    lines = failed.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: %s: " % os.path.join(data, "train"))
+    assert "classes bird" in lines[0]  # torchvision's own words: which class has no image
     summary = json.load(open(os.path.join(out, "summary.json")))  # the run directory says why
     assert summary["status"].startswith("failed: ") and "classes bird" in summary["status"]
     assert not os.path.exists(os.path.join(out, "config.json"))
