@@ -199,12 +199,6 @@ def simulate_cmd(kind, spec, duration, options, update_interval_ms, gain, offset
 @meters_group.command("qualify")
 @click.option("--meter", "meter_name", default=None, help="The meter to qualify.")
 @click.option("--reference", default=None, help="The meter it is checked against.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Option of the meter, e.g. root=/tmp/sys.")
-@click.option("--reference-option", "ref_options", multiple=True, metavar="KEY=VALUE",
-              help="Option of the reference, e.g. port=/dev/ttyUSB0.")
-@click.option("--rail", default=None, help="The meter's rail (default: its total).")
-@click.option("--reference-rail", default=None, help="The reference's rail (default: total).")
 @protocol_options
 @click.option("--simulate", is_flag=True,
               help="A simulated board (fake INA3221 tree) against a simulated WT310E.")

@@ -6,8 +6,16 @@ from ebedge.measure import qualify
 
 
 def protocol_options(fn):
-    """--quick, --windows, --window-s, --settle-s, --tolerance: the protocol's shape."""
+    """The two meters' options and rails; --quick, --windows, --window-s, --settle-s,
+    --tolerance: the protocol's shape."""
     for option in reversed([
+            click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+                         help="Option of the meter, e.g. root=/tmp/sys."),
+            click.option("--reference-option", "ref_options", multiple=True, metavar="KEY=VALUE",
+                         help="Option of the reference, e.g. port=/dev/ttyUSB0."),
+            click.option("--rail", default=None, help="The meter's rail (default: its total)."),
+            click.option("--reference-rail", default=None,
+                         help="The reference's rail (default: total)."),
             click.option("--quick", is_flag=True, help="5 windows of 10 s per level."),
             click.option("--windows", type=int, default=qualify.DEFAULT_WINDOWS,
                          show_default=True, help="Windows per load level."),

@@ -205,12 +205,6 @@ def status_cmd(host, run_id, ssh_config, remote_ebedge, root, as_json):
 @click.option("--meter", "meter_name", required=True, help="The board's meter to qualify.")
 @click.option("--reference", required=True, help="The meter on THIS machine it is checked against.")
 @click.option("--port", default=None, help="Serial port of the reference.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Option of the board's meter.")
-@click.option("--reference-option", "ref_options", multiple=True, metavar="KEY=VALUE",
-              help="Option of the reference.")
-@click.option("--rail", default=None, help="The meter's rail (default: its total).")
-@click.option("--reference-rail", default=None, help="The reference's rail (default: total).")
 @protocol_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for qualification.json and both meters' files.")
